@@ -1,0 +1,265 @@
+//! Typed events produced by the dissectors and detectors and consumed by the actors,
+//! the store and the EVE writer.
+
+use crate::krb::KrbMessage;
+use crate::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+
+/// IANA protocol numbers the sensor names in its output.
+pub mod ipproto {
+    /// ICMP
+    pub const ICMP: u8 = 1;
+    /// TCP
+    pub const TCP: u8 = 6;
+    /// UDP
+    pub const UDP: u8 = 17;
+    /// GRE
+    pub const GRE: u8 = 47;
+    /// ICMPv6
+    pub const ICMPV6: u8 = 58;
+    /// SCTP
+    pub const SCTP: u8 = 132;
+}
+
+/// The protocol name Suricata prints in `proto`.
+pub fn proto_name(proto: u8) -> String {
+    match proto {
+        ipproto::TCP => "TCP".into(),
+        ipproto::UDP => "UDP".into(),
+        ipproto::ICMP => "ICMP".into(),
+        ipproto::ICMPV6 => "IPv6-ICMP".into(),
+        ipproto::GRE => "GRE".into(),
+        ipproto::SCTP => "SCTP".into(),
+        other => other.to_string(),
+    }
+}
+
+/// A flow's 5-tuple, oriented from the initiator (client) to the responder (server).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FlowKey {
+    /// Client address.
+    pub src_ip: IpAddr,
+    /// Client port (0 for protocols without ports).
+    pub src_port: u16,
+    /// Server address.
+    pub dst_ip: IpAddr,
+    /// Server port.
+    pub dst_port: u16,
+    /// IP protocol number.
+    pub proto: u8,
+}
+
+/// Which way a packet or a byte stream travels within a flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Direction {
+    /// Client to server.
+    ToServer,
+    /// Server to client.
+    ToClient,
+}
+
+/// What every event carries: when, which flow, and the flow's endpoints.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventHeader {
+    /// Capture time of the packet that completed the event.
+    pub ts: Timestamp,
+    /// Stable identifier of the flow within this sensor run (EVE `flow_id`).
+    pub flow_id: u64,
+    /// The flow's endpoints.
+    pub key: FlowKey,
+}
+
+/// One event, as the EVE writer, the store and the actors see it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// When and where.
+    pub header: EventHeader,
+    /// What.
+    pub kind: EventKind,
+}
+
+/// The kinds of event the sensor produces.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    /// A flow ended (or was flushed).
+    Flow(FlowRecord),
+    /// A TLS handshake (over TCP, or a QUIC Initial when `quic_version` is set).
+    Tls(TlsHandshake),
+    /// One Kerberos message.
+    Krb5(KrbMessage),
+    /// One DNS query or response.
+    Dns(DnsRecord),
+    /// One DHCP message.
+    Dhcp(DhcpRecord),
+    /// A detection.
+    Alert(Alert),
+}
+
+impl EventKind {
+    /// Suricata's `event_type` for this kind (`quic` for TLS seen inside QUIC).
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            EventKind::Flow(_) => "flow",
+            EventKind::Tls(t) if t.quic_version.is_some() => "quic",
+            EventKind::Tls(_) => "tls",
+            EventKind::Krb5(_) => "krb5",
+            EventKind::Dns(_) => "dns",
+            EventKind::Dhcp(_) => "dhcp",
+            EventKind::Alert(_) => "alert",
+        }
+    }
+}
+
+/// The summary of one flow.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FlowRecord {
+    /// Packets client to server.
+    pub pkts_toserver: u64,
+    /// Packets server to client.
+    pub pkts_toclient: u64,
+    /// Bytes (whole packets) client to server.
+    pub bytes_toserver: u64,
+    /// Bytes server to client.
+    pub bytes_toclient: u64,
+    /// First packet.
+    pub start: Timestamp,
+    /// Last packet.
+    pub end: Timestamp,
+    /// `new`, `established` or `closed` (Suricata's names).
+    pub state: String,
+    /// Why it was emitted: `timeout`, `forced` (evicted) or `shutdown` (end of capture).
+    pub reason: String,
+    /// Application protocol, when one was recognised (`tls`, `krb5`, `dns`, …).
+    pub app_proto: Option<String>,
+    /// Union of TCP flags seen (0 for other protocols).
+    pub tcp_flags: u8,
+    /// Whether an alert was raised on this flow.
+    pub alerted: bool,
+}
+
+/// A fingerprint as Suricata logs it: the canonical string and its MD5.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    /// Lowercase hex MD5 of `string`.
+    pub hash: String,
+    /// The fingerprint string.
+    pub string: String,
+}
+
+/// What the sensor learned from one TLS (or QUIC) handshake.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TlsHandshake {
+    /// Server name from the ClientHello's SNI extension.
+    pub sni: Option<String>,
+    /// Suricata's version name (`TLS 1.2`, `TLS 1.3 draft-22`, `SSLv3`, …): negotiated, else offered.
+    pub version: Option<String>,
+    /// Legacy version field of the ClientHello.
+    pub client_version: Option<u16>,
+    /// Negotiated version (supported_versions of the ServerHello, else its legacy version).
+    pub server_version: Option<u16>,
+    /// JA3 of the first ClientHello.
+    pub ja3: Option<Fingerprint>,
+    /// JA3S of the ServerHello.
+    pub ja3s: Option<Fingerprint>,
+    /// JA4 (client) of the first ClientHello.
+    pub ja4: Option<String>,
+    /// ALPN values offered by the client.
+    pub alpn_offered: Vec<String>,
+    /// ALPN value chosen by the server.
+    pub alpn_selected: Option<String>,
+    /// Versions listed in the client's supported_versions extension (GREASE removed).
+    pub supported_versions: Vec<u16>,
+    /// Cipher suites offered (GREASE removed).
+    pub cipher_suites: Vec<u16>,
+    /// Cipher suite chosen by the server.
+    pub cipher_selected: Option<u16>,
+    /// Server certificate chain in clear (TLS ≤ 1.2), leaf first.
+    pub certificates: Vec<Certificate>,
+    /// QUIC version when the handshake came in a QUIC Initial.
+    pub quic_version: Option<u32>,
+}
+
+/// The facts of one X.509 certificate that detections and EVE use.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Certificate {
+    /// Subject DN, RDNs in certificate order, `SN=value` joined by `", "`.
+    pub subject: String,
+    /// Issuer DN, same format.
+    pub issuer: String,
+    /// DER INTEGER bytes of the serial, uppercase hex joined by `:`.
+    pub serial: String,
+    /// SHA-1 of the DER, lowercase hex joined by `:`.
+    pub fingerprint: String,
+    /// notBefore, seconds since the epoch (may be negative).
+    pub not_before: i64,
+    /// notAfter, seconds since the epoch.
+    pub not_after: i64,
+    /// DNS names of the subjectAltName extension.
+    pub sans: Vec<String>,
+    /// Issuer equals subject.
+    pub self_signed: bool,
+    /// basicConstraints CA flag.
+    pub is_ca: bool,
+    /// Public key algorithm (`RSA`, `EC`, `Ed25519`, `DSA`, …).
+    pub key_type: Option<String>,
+    /// Public key size in bits where known.
+    pub key_bits: Option<u32>,
+}
+
+/// One DNS message (query or response).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DnsRecord {
+    /// `query` or `answer`.
+    pub kind: String,
+    /// DNS transaction id.
+    pub id: u16,
+    /// First question name.
+    pub rrname: String,
+    /// First question type as a name (`A`, `AAAA`, `TXT`, …).
+    pub rrtype: String,
+    /// Response code name for answers (`NOERROR`, `NXDOMAIN`, …).
+    pub rcode: Option<String>,
+    /// Answer data rendered as text (addresses, names).
+    pub answers: Vec<String>,
+}
+
+/// One DHCP message.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DhcpRecord {
+    /// `request` or `reply`.
+    pub kind: String,
+    /// Message type name (`discover`, `offer`, `request`, `ack`, …).
+    pub dhcp_type: String,
+    /// Transaction id.
+    pub id: u32,
+    /// Client hardware address, `aa:bb:…`.
+    pub client_mac: String,
+    /// Address assigned (yiaddr) when non-zero.
+    pub assigned_ip: Option<String>,
+    /// Host name option.
+    pub hostname: Option<String>,
+}
+
+/// Severity as Suricata numbers it: 1 is the most severe.
+pub type Severity = u8;
+
+/// A detection raised by a detector, with the evidence that triggered it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Stable numeric id of the detection.
+    pub signature_id: u32,
+    /// Human-readable name.
+    pub signature: String,
+    /// Suricata-style category (`Attempted Information Leak`, …).
+    pub category: String,
+    /// 1 (high) to 4 (informational).
+    pub severity: Severity,
+    /// Our machine-readable threat type (`kerberoasting`, `port_scan`, `malicious_ja3`, …).
+    pub threat_type: String,
+    /// MITRE ATT&CK technique ids (`T1558.003`).
+    pub mitre: Vec<String>,
+    /// Free-form evidence for analysts (counts, names, fingerprints).
+    pub evidence: serde_json::Value,
+}
