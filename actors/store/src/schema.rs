@@ -1,0 +1,219 @@
+//! Diesel table definitions matching `migrations/`.
+#![allow(missing_docs)]
+
+diesel::table! {
+    flows (id) {
+        id -> Int8,
+        sensor -> Text,
+        flow_id -> Int8,
+        ts -> Timestamptz,
+        start_ts -> Timestamptz,
+        end_ts -> Timestamptz,
+        src_ip -> Text,
+        src_port -> Int4,
+        dest_ip -> Text,
+        dest_port -> Int4,
+        proto -> Int2,
+        app_proto -> Nullable<Text>,
+        pkts_toserver -> Int8,
+        pkts_toclient -> Int8,
+        bytes_toserver -> Int8,
+        bytes_toclient -> Int8,
+        state -> Text,
+        reason -> Text,
+        tcp_flags -> Int2,
+        alerted -> Bool,
+    }
+}
+
+diesel::table! {
+    alerts (id) {
+        id -> Int8,
+        sensor -> Text,
+        flow_id -> Int8,
+        ts -> Timestamptz,
+        src_ip -> Text,
+        src_port -> Int4,
+        dest_ip -> Text,
+        dest_port -> Int4,
+        proto -> Int2,
+        signature_id -> Int8,
+        signature -> Text,
+        category -> Text,
+        severity -> Int2,
+        threat_type -> Text,
+        mitre -> Array<Text>,
+        evidence -> Jsonb,
+        acknowledged -> Bool,
+        acknowledged_by -> Nullable<Text>,
+        acknowledged_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    tls_sessions (id) {
+        id -> Int8,
+        sensor -> Text,
+        flow_id -> Int8,
+        ts -> Timestamptz,
+        src_ip -> Text,
+        src_port -> Int4,
+        dest_ip -> Text,
+        dest_port -> Int4,
+        transport -> Text,
+        sni -> Nullable<Text>,
+        version -> Nullable<Text>,
+        ja3 -> Nullable<Text>,
+        ja3_string -> Nullable<Text>,
+        ja3s -> Nullable<Text>,
+        ja3s_string -> Nullable<Text>,
+        ja4 -> Nullable<Text>,
+        alpn -> Array<Text>,
+        cipher_selected -> Nullable<Int4>,
+        cert_fingerprint -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    certificates (fingerprint) {
+        fingerprint -> Text,
+        subject -> Text,
+        issuer -> Text,
+        serial -> Text,
+        not_before -> Timestamptz,
+        not_after -> Timestamptz,
+        sans -> Array<Text>,
+        self_signed -> Bool,
+        is_ca -> Bool,
+        key_type -> Nullable<Text>,
+        key_bits -> Nullable<Int4>,
+        first_seen -> Timestamptz,
+        last_seen -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    ja3_blocklist (ja3) {
+        ja3 -> Text,
+        reason -> Text,
+        source -> Text,
+        added_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    kerberos_events (id) {
+        id -> Int8,
+        sensor -> Text,
+        flow_id -> Int8,
+        ts -> Timestamptz,
+        src_ip -> Text,
+        src_port -> Int4,
+        dest_ip -> Text,
+        dest_port -> Int4,
+        proto -> Int2,
+        msg_type -> Text,
+        cname -> Nullable<Text>,
+        realm -> Nullable<Text>,
+        sname -> Nullable<Text>,
+        encryption -> Nullable<Int4>,
+        ticket_encryption -> Nullable<Int4>,
+        requested_etypes -> Array<Int4>,
+        padata_types -> Array<Int4>,
+        error_code -> Nullable<Int4>,
+        failed_request -> Nullable<Text>,
+        weak_encryption -> Bool,
+    }
+}
+
+diesel::table! {
+    app_events (id) {
+        id -> Int8,
+        sensor -> Text,
+        flow_id -> Int8,
+        ts -> Timestamptz,
+        event_type -> Text,
+        src_ip -> Text,
+        dest_ip -> Text,
+        eve -> Jsonb,
+    }
+}
+
+diesel::table! {
+    api_tokens (id) {
+        id -> Int8,
+        name -> Text,
+        token_hash -> Text,
+        scope -> Text,
+        rate_per_minute -> Nullable<Int4>,
+        rate_per_hour -> Nullable<Int4>,
+        rate_per_day -> Nullable<Int4>,
+        created_at -> Timestamptz,
+        expires_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+        last_used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    api_token_usage (id) {
+        id -> Int8,
+        ts -> Timestamptz,
+        token_id -> Nullable<Int8>,
+        token_name -> Nullable<Text>,
+        method -> Text,
+        tool -> Nullable<Text>,
+        status -> Text,
+        http_status -> Int4,
+        duration_us -> Int8,
+        client_addr -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        session_id -> Nullable<Text>,
+        error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    config_parameters (key) {
+        key -> Text,
+        value -> Jsonb,
+        updated_at -> Timestamptz,
+        updated_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    whitelist (id) {
+        id -> Int8,
+        ip_cidr -> Text,
+        description -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    pcap_captures (id) {
+        id -> Int8,
+        path -> Text,
+        flow_id -> Nullable<Int8>,
+        alert_id -> Nullable<Int8>,
+        packets -> Int8,
+        bytes -> Int8,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    flows,
+    alerts,
+    tls_sessions,
+    certificates,
+    ja3_blocklist,
+    kerberos_events,
+    app_events,
+    api_tokens,
+    api_token_usage,
+    config_parameters,
+    whitelist,
+    pcap_captures,
+);
