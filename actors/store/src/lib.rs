@@ -3,6 +3,7 @@
 //! so that no event is lost).
 #![deny(missing_docs)]
 
+pub mod actor;
 pub mod cluster;
 pub mod db;
 pub mod rows;

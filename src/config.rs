@@ -1,0 +1,428 @@
+//! The service configuration: a TOML file, then the environment variables the seed system
+//! documents (environment wins). Every value is validated, and a bad one is reported by name
+//! with what was expected.
+
+use netmonitor_store::{DbTarget, StoreConfig};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Everything `netmonitor` can be told.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the private database cluster, spool and captures live.
+    pub data_dir: Option<PathBuf>,
+    /// tracing filter (`info`, `debug`, `netmonitor=debug,warn`, …).
+    pub log_level: String,
+    /// Name of this sensor in stored rows and status.
+    pub sensor_name: String,
+    /// The HTTP listener serving /mcp, /health and /metrics.
+    pub http: HttpConfig,
+    /// MCP server policy.
+    pub mcp: McpPolicy,
+    /// Which PostgreSQL to use; empty means the private cluster.
+    pub database: DatabaseConfig,
+    /// Live interfaces and pcap files `run` reads.
+    pub capture: CaptureConfig,
+    /// The store writer.
+    pub store: StoreConfig,
+    /// Optional local LLM endpoint (the seed's OLLAMA_* settings), used by assistant tools.
+    pub ollama: OllamaConfig,
+}
+
+/// The HTTP listener.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Bind address (MCP_API_HOST); loopback unless you mean it.
+    pub host: String,
+    /// Port (MCP_API_PORT).
+    pub port: u16,
+    /// actix-web worker threads (0 = one per core).
+    pub workers: usize,
+}
+
+/// MCP access policy.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct McpPolicy {
+    /// Require Bearer tokens (MCP_AUTH_REQUIRED); may be off only on loopback.
+    pub auth_required: bool,
+    /// Enforce per-token rate limits (MCP_RATE_LIMIT_ENABLED).
+    pub rate_limit_enabled: bool,
+    /// Answer CORS (MCP_CORS_ENABLED).
+    pub cors_enabled: bool,
+    /// Allowed browser origins (MCP_CORS_ORIGINS, comma separated).
+    pub cors_origins: Vec<String>,
+}
+
+/// Database selection.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// A libpq URL or key/value string (DATABASE_URL).
+    pub url: Option<String>,
+    /// DB_HOST
+    pub host: Option<String>,
+    /// DB_PORT
+    pub port: Option<u16>,
+    /// DB_NAME
+    pub name: Option<String>,
+    /// DB_USER
+    pub user: Option<String>,
+    /// DB_PASSWORD
+    pub password: Option<String>,
+    /// Connections in the async query pool.
+    pub pool_size: Option<usize>,
+}
+
+/// Capture sources for `run`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaptureConfig {
+    /// Interfaces to capture on.
+    pub interfaces: Vec<String>,
+    /// Pcap/pcapng files to read once.
+    pub pcaps: Vec<PathBuf>,
+    /// Packet ring buffer size in bytes.
+    pub ring_buffer_bytes: usize,
+    /// Put interfaces in promiscuous mode.
+    pub promiscuous: bool,
+}
+
+/// Local LLM settings carried over from the seed system.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OllamaConfig {
+    /// OLLAMA_BASE_URL
+    pub base_url: String,
+    /// OLLAMA_MODEL
+    pub model: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: None,
+            log_level: "info".into(),
+            sensor_name: hostname().unwrap_or_else(|| "netmonitor".into()),
+            http: HttpConfig::default(),
+            mcp: McpPolicy::default(),
+            database: DatabaseConfig::default(),
+            capture: CaptureConfig::default(),
+            store: StoreConfig::default(),
+            ollama: OllamaConfig::default(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            host: "127.0.0.1".into(),
+            port: 8000,
+            workers: 0,
+        }
+    }
+}
+
+impl Default for McpPolicy {
+    fn default() -> Self {
+        McpPolicy {
+            auth_required: true,
+            rate_limit_enabled: true,
+            cors_enabled: true,
+            cors_origins: Vec::new(),
+        }
+    }
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        CaptureConfig {
+            interfaces: Vec::new(),
+            pcaps: Vec::new(),
+            ring_buffer_bytes: 256 * 1024 * 1024,
+            promiscuous: true,
+        }
+    }
+}
+
+impl Default for OllamaConfig {
+    fn default() -> Self {
+        OllamaConfig {
+            base_url: "http://localhost:11434".into(),
+            model: "llama3.2".into(),
+        }
+    }
+}
+
+/// A configuration problem, naming the setting.
+#[derive(Debug, thiserror::Error)]
+#[error("{setting}: {message}")]
+pub struct ConfigError {
+    /// The file key or environment variable at fault.
+    pub setting: String,
+    /// What was wrong and what was expected.
+    pub message: String,
+}
+
+fn bad(setting: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        setting: setting.into(),
+        message: message.into(),
+    }
+}
+
+impl Config {
+    /// Loads the file (if any), applies the environment, fills defaults and validates.
+    pub fn load(file: Option<&Path>, data_dir: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with_env(file, data_dir, |k| std::env::var(k).ok())
+    }
+
+    /// As [`load`](Self::load) with an explicit environment (tests).
+    pub fn load_with_env(
+        file: Option<&Path>,
+        data_dir: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut cfg = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| bad(&path.display().to_string(), format!("cannot read config file: {e}")))?;
+                toml::from_str::<Config>(&text)
+                    .map_err(|e| bad(&path.display().to_string(), e.to_string().trim().to_owned()))?
+            }
+            None => Config::default(),
+        };
+        cfg.apply_env(&env)?;
+        if let Some(d) = data_dir {
+            cfg.data_dir = Some(d.to_owned());
+        }
+        if cfg.data_dir.is_none() {
+            cfg.data_dir = Some(default_data_dir());
+        }
+        let data = cfg.data_dir().to_owned();
+        if cfg.store.spool_dir.as_os_str().is_empty() {
+            cfg.store.spool_dir = data.join("spool");
+        }
+        cfg.store.sensor_name = cfg.sensor_name.clone();
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn apply_env(&mut self, env: &impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(v) = env("MCP_API_HOST") {
+            self.http.host = v;
+        }
+        if let Some(v) = env("MCP_API_PORT") {
+            self.http.port = parse_port("MCP_API_PORT", &v)?;
+        }
+        if let Some(v) = env("LOG_LEVEL") {
+            self.log_level = v.to_lowercase();
+        }
+        if let Some(v) = env("DATABASE_URL") {
+            self.database.url = Some(v);
+        }
+        if let Some(v) = env("DB_HOST") {
+            self.database.host = Some(v);
+        }
+        if let Some(v) = env("DB_PORT") {
+            self.database.port = Some(parse_port("DB_PORT", &v)?);
+        }
+        if let Some(v) = env("DB_NAME") {
+            self.database.name = Some(v);
+        }
+        if let Some(v) = env("DB_USER") {
+            self.database.user = Some(v);
+        }
+        if let Some(v) = env("DB_PASSWORD") {
+            self.database.password = Some(v);
+        }
+        if let Some(v) = env("MCP_AUTH_REQUIRED") {
+            self.mcp.auth_required = parse_bool("MCP_AUTH_REQUIRED", &v)?;
+        }
+        if let Some(v) = env("MCP_RATE_LIMIT_ENABLED") {
+            self.mcp.rate_limit_enabled = parse_bool("MCP_RATE_LIMIT_ENABLED", &v)?;
+        }
+        if let Some(v) = env("MCP_CORS_ENABLED") {
+            self.mcp.cors_enabled = parse_bool("MCP_CORS_ENABLED", &v)?;
+        }
+        if let Some(v) = env("MCP_CORS_ORIGINS") {
+            self.mcp.cors_origins = v
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect();
+        }
+        if let Some(v) = env("OLLAMA_BASE_URL") {
+            self.ollama.base_url = v;
+        }
+        if let Some(v) = env("OLLAMA_MODEL") {
+            self.ollama.model = v;
+        }
+        if let Some(v) = env("NETMONITOR_DATA_DIR") {
+            self.data_dir = Some(PathBuf::from(v));
+        }
+        Ok(())
+    }
+
+    /// Checks cross-field rules.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.http.host.parse::<std::net::IpAddr>().is_err() && self.http.host != "localhost" {
+            return Err(bad("http.host / MCP_API_HOST", format!("expected an IP address, got {:?}", self.http.host)));
+        }
+        if !self.mcp.auth_required && !self.binds_loopback() {
+            return Err(bad(
+                "mcp.auth_required / MCP_AUTH_REQUIRED",
+                format!(
+                    "authentication may be disabled only when bound to loopback, but the server binds {}",
+                    self.http.host
+                ),
+            ));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log_level)
+            .map_err(|e| bad("log_level / LOG_LEVEL", format!("expected trace|debug|info|warn|error or a filter: {e}")))?;
+        self.store.validate().map_err(|m| bad("store", m))?;
+        if self.capture.ring_buffer_bytes < 1024 * 1024 {
+            return Err(bad("capture.ring_buffer_bytes", "expected at least 1048576 (1 MiB)"));
+        }
+        if self.database.pool_size == Some(0) {
+            return Err(bad("database.pool_size", "expected at least 1"));
+        }
+        Ok(())
+    }
+
+    /// True when the listener only accepts local connections.
+    pub fn binds_loopback(&self) -> bool {
+        self.http.host == "localhost"
+            || self
+                .http
+                .host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
+
+    /// The data directory (always set after `load`).
+    pub fn data_dir(&self) -> &Path {
+        self.data_dir.as_deref().unwrap_or(Path::new("."))
+    }
+
+    /// External database when DATABASE_URL or any DB_* is set, else the private cluster.
+    pub fn db_target(&self) -> DbTarget {
+        let d = &self.database;
+        if let Some(url) = &d.url {
+            return DbTarget::External(url.clone());
+        }
+        if d.host.is_some() || d.port.is_some() || d.name.is_some() || d.user.is_some() || d.password.is_some() {
+            return DbTarget::External(netmonitor_store::db::conninfo_from_parts(
+                d.host.as_deref().unwrap_or("localhost"),
+                d.port.unwrap_or(5432),
+                d.name.as_deref().unwrap_or("netmonitor"),
+                d.user.as_deref().unwrap_or("netmonitor"),
+                d.password.as_deref(),
+            ));
+        }
+        DbTarget::Private {
+            data_dir: self.data_dir().to_owned(),
+            fsync: true,
+        }
+    }
+}
+
+fn parse_port(name: &str, v: &str) -> Result<u16, ConfigError> {
+    v.trim()
+        .parse::<u16>()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| bad(name, format!("expected a port number 1-65535, got {v:?}")))
+}
+
+fn parse_bool(name: &str, v: &str) -> Result<bool, ConfigError> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(bad(name, format!("expected true or false, got {v:?}"))),
+    }
+}
+
+/// `/var/lib/netmonitor` for root (reachable by the cluster's system user), else the XDG data home.
+pub fn default_data_dir() -> PathBuf {
+    if unsafe { libc::geteuid() } == 0 {
+        return PathBuf::from("/var/lib/netmonitor");
+    }
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME") {
+        return PathBuf::from(x).join("netmonitor");
+    }
+    match std::env::var_os("HOME") {
+        Some(h) => PathBuf::from(h).join(".local/share/netmonitor"),
+        None => PathBuf::from("./netmonitor-data"),
+    }
+}
+
+fn hostname() -> Option<String> {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(env: &[(&str, &str)], toml: Option<&str>) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let file = toml.map(|t| {
+            let p = dir.path().join("c.toml");
+            std::fs::write(&p, t).unwrap();
+            p
+        });
+        Config::load_with_env(file.as_deref(), Some(dir.path()), |k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn environment_wins_over_file() {
+        let c = load(&[("MCP_API_PORT", "9001")], Some("[http]\nport = 8100\n")).unwrap();
+        assert_eq!(c.http.port, 9001);
+        let c = load(&[], Some("[http]\nport = 8100\n")).unwrap();
+        assert_eq!(c.http.port, 8100);
+        assert_eq!(c.http.host, "127.0.0.1");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let e = load(&[("MCP_API_PORT", "eighty")], None).unwrap_err();
+        assert_eq!(e.setting, "MCP_API_PORT");
+        assert!(e.message.contains("port number"));
+        let e = load(&[("MCP_AUTH_REQUIRED", "maybe")], None).unwrap_err();
+        assert_eq!(e.setting, "MCP_AUTH_REQUIRED");
+        let e = load(&[], Some("[http]\nprot = 1\n")).unwrap_err();
+        assert!(e.message.contains("prot"), "{e}");
+    }
+
+    #[test]
+    fn auth_may_be_off_only_on_loopback() {
+        assert!(load(&[("MCP_AUTH_REQUIRED", "false")], None).is_ok());
+        let e = load(&[("MCP_AUTH_REQUIRED", "false"), ("MCP_API_HOST", "0.0.0.0")], None).unwrap_err();
+        assert!(e.setting.contains("MCP_AUTH_REQUIRED"));
+    }
+
+    #[test]
+    fn database_selection() {
+        let c = load(&[], None).unwrap();
+        assert!(matches!(c.db_target(), DbTarget::Private { .. }));
+        let c = load(&[("DB_HOST", "db.example"), ("DB_PASSWORD", "p'w")], None).unwrap();
+        match c.db_target() {
+            DbTarget::External(s) => {
+                assert!(s.contains("host='db.example'"));
+                assert!(s.contains("password='p\\'w'"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let c = load(&[("DATABASE_URL", "postgres://u@h/db")], None).unwrap();
+        assert_eq!(c.db_target(), DbTarget::External("postgres://u@h/db".into()));
+    }
+}

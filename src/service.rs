@@ -1,0 +1,113 @@
+//! `netmonitor run`: the long-running service. Opens the database (starting the private cluster
+//! when none is configured), starts the store writer and the supervised actors, capture, and the
+//! HTTP server; on SIGINT/SIGTERM stops capture, flushes the store and stops the cluster.
+
+use crate::cli::RunArgs;
+use crate::config::Config;
+use crate::http::{self, OpsState};
+use actix::prelude::*;
+use actix_web::{App, HttpServer};
+use anyhow::Context as _;
+use diesel_async::RunQueryDsl;
+use netmonitor_store::actor::{FlushStore, StoreActor};
+use netmonitor_store::{Database, DbPool, StoreHandle};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often the database probe behind /health runs.
+const DB_PROBE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Runs the service until a termination signal.
+pub fn run(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
+    cfg.capture.interfaces.extend(args.interfaces);
+    cfg.capture.pcaps.extend(args.pcaps);
+    let started = Instant::now();
+    let prometheus = crate::telemetry::prometheus();
+    let mut db = Database::open(&cfg.db_target()).context("opening the database")?;
+    tracing::info!("database ready");
+    let store = Arc::new(StoreHandle::spawn(db.conninfo().to_owned(), cfg.store.clone())?);
+    let ops = OpsState {
+        started,
+        database_up: Arc::new(AtomicBool::new(true)),
+        tools: Arc::new(AtomicUsize::new(0)),
+        store: store.stats(),
+        prometheus,
+        sensor: cfg.sensor_name.clone(),
+    };
+
+    let system = actix_rt::System::new();
+    let outcome = system.block_on(serve(&cfg, &db, store.clone(), ops));
+    match Arc::try_unwrap(store) {
+        Ok(handle) => handle.close(),
+        Err(shared) => {
+            if let Err(e) = shared.flush() {
+                tracing::error!(error = %e, "final store flush failed");
+            }
+        }
+    }
+    db.shutdown()?;
+    tracing::info!("netmonitor stopped");
+    outcome
+}
+
+async fn serve(cfg: &Config, db: &Database, store: Arc<StoreHandle>, ops: OpsState) -> anyhow::Result<()> {
+    let pool = db.pool(cfg.database.pool_size.unwrap_or(8))?;
+    let store_arbiter = Arbiter::new();
+    let store_for_actor = store.clone();
+    let store_addr = Supervisor::start_in_arbiter(&store_arbiter.handle(), move |_| StoreActor::new(store_for_actor));
+
+    actix_rt::spawn(probe_database(pool.clone(), ops.database_up.clone()));
+
+    if !cfg.binds_loopback() {
+        tracing::warn!(host = %cfg.http.host, "HTTP server binds a non-loopback address");
+    }
+    if !cfg.mcp.auth_required {
+        tracing::warn!("MCP authentication is disabled (allowed because the server binds loopback only)");
+    }
+    let ops_for_app = ops.clone();
+    let mut server = HttpServer::new(move || {
+        let ops = ops_for_app.clone();
+        App::new()
+            .wrap_fn(http::record_request)
+            .configure(move |c| http::configure(c, ops))
+    })
+    .shutdown_timeout(5);
+    if cfg.http.workers > 0 {
+        server = server.workers(cfg.http.workers);
+    }
+    let server = server
+        .bind((cfg.http.host.as_str(), cfg.http.port))
+        .with_context(|| format!("binding {}:{}", cfg.http.host, cfg.http.port))?
+        .run();
+    tracing::info!(host = %cfg.http.host, port = cfg.http.port, "HTTP server listening (/mcp, /health, /metrics)");
+    server.await.context("HTTP server")?;
+
+    tracing::info!("shutting down: flushing the store");
+    match store_addr.send(FlushStore).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "store flush failed"),
+        Err(e) => tracing::error!(error = %e, "store actor unreachable at shutdown"),
+    }
+    store_arbiter.stop();
+    drop(store);
+    Ok(())
+}
+
+/// Keeps the /health database flag current without putting a query on each /health request.
+async fn probe_database(pool: DbPool, up: Arc<AtomicBool>) {
+    loop {
+        let ok = match tokio::time::timeout(Duration::from_secs(3), pool.get()).await {
+            Ok(Ok(mut conn)) => diesel::sql_query("SELECT 1").execute(&mut conn).await.is_ok(),
+            _ => false,
+        };
+        if up.swap(ok, Ordering::Relaxed) != ok {
+            if ok {
+                tracing::info!("database reachable again");
+            } else {
+                tracing::warn!("database unreachable; events are spooled to disk");
+            }
+        }
+        actix_rt::time::sleep(DB_PROBE_INTERVAL).await;
+    }
+}
