@@ -188,10 +188,15 @@ impl Config {
     ) -> Result<Self, ConfigError> {
         let mut cfg = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| bad(&path.display().to_string(), format!("cannot read config file: {e}")))?;
-                toml::from_str::<Config>(&text)
-                    .map_err(|e| bad(&path.display().to_string(), e.to_string().trim().to_owned()))?
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    bad(
+                        &path.display().to_string(),
+                        format!("cannot read config file: {e}"),
+                    )
+                })?;
+                toml::from_str::<Config>(&text).map_err(|e| {
+                    bad(&path.display().to_string(), e.to_string().trim().to_owned())
+                })?
             }
             None => Config::default(),
         };
@@ -270,7 +275,10 @@ impl Config {
     /// Checks cross-field rules.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.http.host.parse::<std::net::IpAddr>().is_err() && self.http.host != "localhost" {
-            return Err(bad("http.host / MCP_API_HOST", format!("expected an IP address, got {:?}", self.http.host)));
+            return Err(bad(
+                "http.host / MCP_API_HOST",
+                format!("expected an IP address, got {:?}", self.http.host),
+            ));
         }
         if !self.mcp.auth_required && !self.binds_loopback() {
             return Err(bad(
@@ -281,11 +289,18 @@ impl Config {
                 ),
             ));
         }
-        tracing_subscriber::EnvFilter::try_new(&self.log_level)
-            .map_err(|e| bad("log_level / LOG_LEVEL", format!("expected trace|debug|info|warn|error or a filter: {e}")))?;
+        tracing_subscriber::EnvFilter::try_new(&self.log_level).map_err(|e| {
+            bad(
+                "log_level / LOG_LEVEL",
+                format!("expected trace|debug|info|warn|error or a filter: {e}"),
+            )
+        })?;
         self.store.validate().map_err(|m| bad("store", m))?;
         if self.capture.ring_buffer_bytes < 1024 * 1024 {
-            return Err(bad("capture.ring_buffer_bytes", "expected at least 1048576 (1 MiB)"));
+            return Err(bad(
+                "capture.ring_buffer_bytes",
+                "expected at least 1048576 (1 MiB)",
+            ));
         }
         if self.database.pool_size == Some(0) {
             return Err(bad("database.pool_size", "expected at least 1"));
@@ -314,7 +329,12 @@ impl Config {
         if let Some(url) = &d.url {
             return DbTarget::External(url.clone());
         }
-        if d.host.is_some() || d.port.is_some() || d.name.is_some() || d.user.is_some() || d.password.is_some() {
+        if d.host.is_some()
+            || d.port.is_some()
+            || d.name.is_some()
+            || d.user.is_some()
+            || d.password.is_some()
+        {
             return DbTarget::External(netmonitor_store::db::conninfo_from_parts(
                 d.host.as_deref().unwrap_or("localhost"),
                 d.port.unwrap_or(5432),
@@ -373,7 +393,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn load(env: &[(&str, &str)], toml: Option<&str>) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let dir = tempfile::tempdir().unwrap();
         let file = toml.map(|t| {
             let p = dir.path().join("c.toml");
@@ -406,8 +429,24 @@ mod tests {
     #[test]
     fn auth_may_be_off_only_on_loopback() {
         assert!(load(&[("MCP_AUTH_REQUIRED", "false")], None).is_ok());
-        let e = load(&[("MCP_AUTH_REQUIRED", "false"), ("MCP_API_HOST", "0.0.0.0")], None).unwrap_err();
+        let e = load(
+            &[("MCP_AUTH_REQUIRED", "false"), ("MCP_API_HOST", "0.0.0.0")],
+            None,
+        )
+        .unwrap_err();
         assert!(e.setting.contains("MCP_AUTH_REQUIRED"));
+    }
+
+    #[test]
+    fn the_shipped_example_config_is_valid() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/deploy/netmonitor.example.toml"
+        ))
+        .unwrap();
+        let c = load(&[], Some(&text)).unwrap();
+        assert_eq!(c.sensor_name, "sensor-1");
+        assert_eq!(c.store.batch_size, 5000);
     }
 
     #[test]
@@ -423,6 +462,9 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let c = load(&[("DATABASE_URL", "postgres://u@h/db")], None).unwrap();
-        assert_eq!(c.db_target(), DbTarget::External("postgres://u@h/db".into()));
+        assert_eq!(
+            c.db_target(),
+            DbTarget::External("postgres://u@h/db".into())
+        );
     }
 }

@@ -60,7 +60,11 @@ async fn health(state: web::Data<OpsState>) -> HttpResponse {
 
 async fn metrics_text(state: web::Data<OpsState>) -> HttpResponse {
     crate::telemetry::update_process_metrics(state.started);
-    metrics::gauge!("netmonitor_database_up").set(if state.database_up.load(Ordering::Relaxed) { 1.0 } else { 0.0 });
+    metrics::gauge!("netmonitor_database_up").set(if state.database_up.load(Ordering::Relaxed) {
+        1.0
+    } else {
+        0.0
+    });
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(state.prometheus.render())

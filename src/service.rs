@@ -26,7 +26,10 @@ pub fn run(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
     let prometheus = crate::telemetry::prometheus();
     let mut db = Database::open(&cfg.db_target()).context("opening the database")?;
     tracing::info!("database ready");
-    let store = Arc::new(StoreHandle::spawn(db.conninfo().to_owned(), cfg.store.clone())?);
+    let store = Arc::new(StoreHandle::spawn(
+        db.conninfo().to_owned(),
+        cfg.store.clone(),
+    )?);
     let ops = OpsState {
         started,
         database_up: Arc::new(AtomicBool::new(true)),
@@ -51,11 +54,18 @@ pub fn run(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
     outcome
 }
 
-async fn serve(cfg: &Config, db: &Database, store: Arc<StoreHandle>, ops: OpsState) -> anyhow::Result<()> {
+async fn serve(
+    cfg: &Config,
+    db: &Database,
+    store: Arc<StoreHandle>,
+    ops: OpsState,
+) -> anyhow::Result<()> {
     let pool = db.pool(cfg.database.pool_size.unwrap_or(8))?;
     let store_arbiter = Arbiter::new();
     let store_for_actor = store.clone();
-    let store_addr = Supervisor::start_in_arbiter(&store_arbiter.handle(), move |_| StoreActor::new(store_for_actor));
+    let store_addr = Supervisor::start_in_arbiter(&store_arbiter.handle(), move |_| {
+        StoreActor::new(store_for_actor)
+    });
 
     actix_rt::spawn(probe_database(pool.clone(), ops.database_up.clone()));
 
@@ -63,7 +73,9 @@ async fn serve(cfg: &Config, db: &Database, store: Arc<StoreHandle>, ops: OpsSta
         tracing::warn!(host = %cfg.http.host, "HTTP server binds a non-loopback address");
     }
     if !cfg.mcp.auth_required {
-        tracing::warn!("MCP authentication is disabled (allowed because the server binds loopback only)");
+        tracing::warn!(
+            "MCP authentication is disabled (allowed because the server binds loopback only)"
+        );
     }
     let ops_for_app = ops.clone();
     let mut server = HttpServer::new(move || {
@@ -98,7 +110,10 @@ async fn serve(cfg: &Config, db: &Database, store: Arc<StoreHandle>, ops: OpsSta
 async fn probe_database(pool: DbPool, up: Arc<AtomicBool>) {
     loop {
         let ok = match tokio::time::timeout(Duration::from_secs(3), pool.get()).await {
-            Ok(Ok(mut conn)) => diesel::sql_query("SELECT 1").execute(&mut conn).await.is_ok(),
+            Ok(Ok(mut conn)) => diesel::sql_query("SELECT 1")
+                .execute(&mut conn)
+                .await
+                .is_ok(),
             _ => false,
         };
         if up.swap(ok, Ordering::Relaxed) != ok {

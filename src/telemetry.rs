@@ -19,7 +19,10 @@ pub fn init_logging(level: &str) {
 pub fn prometheus() -> PrometheusHandle {
     PROMETHEUS
         .get_or_init(|| {
-            let latency = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+            let latency = [
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                1.0, 2.5,
+            ];
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &latency)
                 .and_then(|b| Ok(b.build_recorder()));
@@ -47,8 +50,10 @@ pub fn update_process_metrics(started: std::time::Instant) {
     if let Ok(statm) = std::fs::read_to_string("/proc/self/statm") {
         let mut it = statm.split_whitespace();
         if let (Some(vsz), Some(rss)) = (it.next(), it.next()) {
-            metrics::gauge!("process_virtual_memory_bytes").set(vsz.parse::<f64>().unwrap_or(0.0) * page);
-            metrics::gauge!("process_resident_memory_bytes").set(rss.parse::<f64>().unwrap_or(0.0) * page);
+            metrics::gauge!("process_virtual_memory_bytes")
+                .set(vsz.parse::<f64>().unwrap_or(0.0) * page);
+            metrics::gauge!("process_resident_memory_bytes")
+                .set(rss.parse::<f64>().unwrap_or(0.0) * page);
         }
     }
     if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {

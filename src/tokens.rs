@@ -13,7 +13,9 @@ use netmonitor_store::Database;
 pub fn run(cfg: &Config, command: TokensCommand) -> anyhow::Result<()> {
     let db = Database::open(&cfg.db_target())?;
     let conninfo = db.conninfo().to_owned();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let result = rt.block_on(async move {
         let mut conn = AsyncPgConnection::establish(&conninfo)
             .await
@@ -83,7 +85,9 @@ async fn list(conn: &mut AsyncPgConnection) -> anyhow::Result<()> {
             fmt(r.rate_per_hour),
             fmt(r.rate_per_day),
             r.created_at.format("%Y-%m-%d %H:%M:%S"),
-            r.expires_at.map_or("never".to_owned(), |e| e.format("%Y-%m-%d %H:%M:%S").to_string()),
+            r.expires_at.map_or("never".to_owned(), |e| e
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()),
             status
         );
     }

@@ -180,7 +180,9 @@ pub fn read_tlv(input: &[u8]) -> Result<(Tlv<'_>, &[u8]), DerError> {
         }
         let bytes = input.get(pos..pos + n).ok_or(DerError::Incomplete)?;
         pos += n;
-        bytes.iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b))
+        bytes
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b))
     };
     let end = pos.checked_add(len).ok_or(DerError::Malformed)?;
     let value = input.get(pos..end).ok_or(DerError::Incomplete)?;
@@ -248,7 +250,10 @@ mod tests {
     #[test]
     fn hostile_lengths_are_errors_not_panics() {
         assert_eq!(read_tlv(&[]), Err(DerError::Incomplete));
-        assert_eq!(read_tlv(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]), Err(DerError::Incomplete));
+        assert_eq!(
+            read_tlv(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]),
+            Err(DerError::Incomplete)
+        );
         assert_eq!(read_tlv(&[0x30, 0x80]), Err(DerError::Malformed));
         assert_eq!(read_tlv(&[0x30, 0x89, 1, 2, 3]), Err(DerError::Malformed));
         assert_eq!(read_tlv(&[0x1f, 0xff, 0xff]), Err(DerError::Incomplete));

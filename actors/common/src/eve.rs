@@ -48,12 +48,17 @@ pub fn to_eve(event: &Event) -> Value {
             obj.insert("krb5".into(), krb5_body(k));
         }
         EventKind::Dns(d) => {
-            let mut dns = json!({"type": d.kind, "id": d.id, "rrname": d.rrname, "rrtype": d.rrtype});
+            let mut dns =
+                json!({"type": d.kind, "id": d.id, "rrname": d.rrname, "rrtype": d.rrtype});
             if let Some(rcode) = &d.rcode {
                 dns["rcode"] = json!(rcode);
             }
             if !d.answers.is_empty() {
-                dns["answers"] = json!(d.answers.iter().map(|a| json!({"rdata": a})).collect::<Vec<_>>());
+                dns["answers"] = json!(d
+                    .answers
+                    .iter()
+                    .map(|a| json!({"rdata": a}))
+                    .collect::<Vec<_>>());
             }
             obj.insert("dns".into(), dns);
         }
@@ -137,9 +142,7 @@ pub fn quic_version_name(v: u32) -> String {
     match v {
         1 => "1".into(),
         0x6b33_43cf => "2".into(),
-        v if (v >> 24) == u32::from(b'Q') => {
-            String::from_utf8_lossy(&v.to_be_bytes()).into_owned()
-        }
+        v if (v >> 24) == u32::from(b'Q') => String::from_utf8_lossy(&v.to_be_bytes()).into_owned(),
         v => format!("{v:#010x}"),
     }
 }
@@ -220,7 +223,10 @@ mod tests {
         let mut k = KrbMessage::new(KrbMsgType::AsRep);
         k.encryption = Some(23);
         k.ticket_encryption = Some(18);
-        let v = to_eve(&Event { header: header(), kind: EventKind::Krb5(k) });
+        let v = to_eve(&Event {
+            header: header(),
+            kind: EventKind::Krb5(k),
+        });
         assert_eq!(v["event_type"], "krb5");
         assert_eq!(v["proto"], "UDP");
         assert_eq!(v["krb5"]["msg_type"], "KRB_AS_REP");
@@ -232,8 +238,15 @@ mod tests {
 
     #[test]
     fn quic_handshake_is_a_quic_event() {
-        let t = TlsHandshake { quic_version: Some(1), sni: Some("a.example".into()), ..Default::default() };
-        let v = to_eve(&Event { header: header(), kind: EventKind::Tls(t) });
+        let t = TlsHandshake {
+            quic_version: Some(1),
+            sni: Some("a.example".into()),
+            ..Default::default()
+        };
+        let v = to_eve(&Event {
+            header: header(),
+            kind: EventKind::Tls(t),
+        });
         assert_eq!(v["event_type"], "quic");
         assert_eq!(v["quic"]["sni"], "a.example");
         assert_eq!(v["quic"]["version"], "1");

@@ -101,7 +101,8 @@ impl KrbMessage {
 
     /// True when this message's reply or ticket encryption is weak.
     pub fn uses_weak_encryption(&self) -> bool {
-        self.encryption.is_some_and(is_weak_etype) || self.ticket_encryption.is_some_and(is_weak_etype)
+        self.encryption.is_some_and(is_weak_etype)
+            || self.ticket_encryption.is_some_and(is_weak_etype)
     }
 }
 

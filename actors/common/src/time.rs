@@ -4,7 +4,9 @@ use serde::{Deserialize, Serialize};
 
 /// Microseconds since the Unix epoch, as carried by a captured packet; events keep the capture
 /// time so that a replay gives the same results as live capture.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
@@ -33,7 +35,11 @@ impl Timestamp {
 
     /// Suricata's EVE timestamp format: `2009-11-24T21:27:09.534255+0000`.
     pub fn to_eve(self) -> String {
-        format!("{}.{:06}+0000", format_utc(self.secs()), self.subsec_micros())
+        format!(
+            "{}.{:06}+0000",
+            format_utc(self.secs()),
+            self.subsec_micros()
+        )
     }
 }
 

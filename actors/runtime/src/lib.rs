@@ -25,7 +25,11 @@ pub struct InjectFault;
 
 /// Runs a handler body; a panic is logged and counted, and the actor is stopped so that its
 /// supervisor restarts it with fresh state. Returns `None` when the body panicked.
-pub fn contained<A, R>(actor: &'static str, ctx: &mut A::Context, body: impl FnOnce() -> R) -> Option<R>
+pub fn contained<A, R>(
+    actor: &'static str,
+    ctx: &mut A::Context,
+    body: impl FnOnce() -> R,
+) -> Option<R>
 where
     A: Actor<Context = Context<A>>,
 {

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# One entry point for a fresh Debian/Ubuntu machine:
+#   bash deploy/bootstrap.sh run    install what is missing, build, run the service (embedded PostgreSQL)
+#   bash deploy/bootstrap.sh test   install what is missing (incl. test tools), run the whole test suite
+# Extra arguments after `run` go to `netmonitor run` (e.g. --interface eth1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode="${1:-run}"; shift || true
+
+sudo_cmd=""
+if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
+
+missing=()
+have_pg_server() {
+  command -v pg_ctl >/dev/null 2>&1 && return 0
+  compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null
+}
+have_pg_server || missing+=(postgresql)
+[ -f /usr/include/postgresql/libpq-fe.h ] || missing+=(libpq-dev)
+command -v cc >/dev/null 2>&1 || missing+=(build-essential)
+command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+if [ "$mode" = test ]; then
+  command -v tcpdump >/dev/null 2>&1 || missing+=(tcpdump)
+  command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
+  command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+fi
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "bootstrap: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo_cmd apt-get update -qq
+  $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "bootstrap: cargo not found; install Rust (https://rustup.rs) and run this again" >&2
+  exit 1
+fi
+
+case "$mode" in
+  run)
+    cargo build --release --bin netmonitor
+    exec target/release/netmonitor run "$@"
+    ;;
+  test)
+    # The official MCP Python SDK is the independent client the interop tests drive.
+    if ! python3 -c 'import mcp' >/dev/null 2>&1; then
+      python3 -m pip install --quiet --disable-pip-version-check mcp 2>/dev/null \
+        || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages mcp
+    fi
+    cargo test --workspace "$@"
+    ;;
+  *)
+    echo "usage: bash deploy/bootstrap.sh run|test [args...]" >&2
+    exit 2
+    ;;
+esac

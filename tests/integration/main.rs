@@ -1,0 +1,6 @@
+//! End-to-end tests: the real binary, a real PostgreSQL (private clusters in temp directories),
+//! real HTTP. One target, a module per area, shared fixtures in `util`.
+
+mod service;
+mod supervision;
+mod util;
