@@ -26,6 +26,8 @@ pub struct Config {
     pub capture: CaptureConfig,
     /// The store writer.
     pub store: StoreConfig,
+    /// The packet path, dissectors and detectors.
+    pub sensor: netmonitor_sensor::SensorConfig,
     /// Optional local LLM endpoint (the seed's OLLAMA_* settings), used by assistant tools.
     pub ollama: OllamaConfig,
 }
@@ -84,8 +86,6 @@ pub struct CaptureConfig {
     pub interfaces: Vec<String>,
     /// Pcap/pcapng files to read once.
     pub pcaps: Vec<PathBuf>,
-    /// Packet ring buffer size in bytes.
-    pub ring_buffer_bytes: usize,
     /// Put interfaces in promiscuous mode.
     pub promiscuous: bool,
 }
@@ -111,6 +111,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             capture: CaptureConfig::default(),
             store: StoreConfig::default(),
+            sensor: netmonitor_sensor::SensorConfig::default(),
             ollama: OllamaConfig::default(),
         }
     }
@@ -142,7 +143,6 @@ impl Default for CaptureConfig {
         CaptureConfig {
             interfaces: Vec::new(),
             pcaps: Vec::new(),
-            ring_buffer_bytes: 256 * 1024 * 1024,
             promiscuous: true,
         }
     }
@@ -296,12 +296,7 @@ impl Config {
             )
         })?;
         self.store.validate().map_err(|m| bad("store", m))?;
-        if self.capture.ring_buffer_bytes < 1024 * 1024 {
-            return Err(bad(
-                "capture.ring_buffer_bytes",
-                "expected at least 1048576 (1 MiB)",
-            ));
-        }
+        self.sensor.validate().map_err(|m| bad("sensor", m))?;
         if self.database.pool_size == Some(0) {
             return Err(bad("database.pool_size", "expected at least 1"));
         }

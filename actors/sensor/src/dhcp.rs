@@ -1,0 +1,93 @@
+//! DHCPv4 (RFC 2131/2132): message type, client MAC, assigned address and host name, for EVE
+//! `dhcp` events and the device inventory.
+
+use netmonitor_common::DhcpRecord;
+
+/// BOOTP fixed header length before the magic cookie.
+const BOOTP_HEADER_LEN: usize = 236;
+const MAGIC_COOKIE: [u8; 4] = [99, 130, 83, 99];
+
+fn type_name(t: u8) -> &'static str {
+    match t {
+        1 => "discover",
+        2 => "offer",
+        3 => "request",
+        4 => "decline",
+        5 => "ack",
+        6 => "nak",
+        7 => "release",
+        8 => "inform",
+        _ => "unknown",
+    }
+}
+
+/// Parses one DHCP message.
+pub fn parse(msg: &[u8]) -> Option<DhcpRecord> {
+    let op = *msg.first()?;
+    if !(op == 1 || op == 2) || msg.get(BOOTP_HEADER_LEN..BOOTP_HEADER_LEN + 4)? != MAGIC_COOKIE {
+        return None;
+    }
+    let xid = u32::from_be_bytes(msg.get(4..8)?.try_into().ok()?);
+    let yiaddr: [u8; 4] = msg.get(16..20)?.try_into().ok()?;
+    let hlen = usize::from(*msg.get(2)?).min(16);
+    let chaddr = msg.get(28..28 + hlen)?;
+    let mut rec = DhcpRecord {
+        kind: if op == 1 { "request" } else { "reply" }.into(),
+        id: xid,
+        client_mac: chaddr
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":"),
+        assigned_ip: (yiaddr != [0; 4]).then(|| std::net::Ipv4Addr::from(yiaddr).to_string()),
+        ..Default::default()
+    };
+    let mut at = BOOTP_HEADER_LEN + 4;
+    while let Some(&code) = msg.get(at) {
+        match code {
+            0 => {
+                at += 1;
+                continue;
+            }
+            255 => break,
+            _ => {}
+        }
+        let len = usize::from(*msg.get(at + 1)?);
+        let val = msg.get(at + 2..at + 2 + len)?;
+        match code {
+            53 => rec.dhcp_type = type_name(*val.first()?).into(),
+            12 => rec.hostname = Some(String::from_utf8_lossy(val).into_owned()),
+            _ => {}
+        }
+        at += 2 + len;
+    }
+    if rec.dhcp_type.is_empty() {
+        rec.dhcp_type = "bootp".into();
+    }
+    Some(rec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_type_mac_and_hostname() {
+        let mut m = vec![0u8; BOOTP_HEADER_LEN];
+        m[0] = 1;
+        m[2] = 6;
+        m[4..8].copy_from_slice(&[1, 2, 3, 4]);
+        m[28..34].copy_from_slice(&[0xaa, 0xbb, 0xcc, 0, 1, 2]);
+        m.extend_from_slice(&MAGIC_COOKIE);
+        m.extend_from_slice(&[53, 1, 1, 12, 4, b'h', b'o', b's', b't', 255]);
+        let r = parse(&m).unwrap();
+        assert_eq!(r.dhcp_type, "discover");
+        assert_eq!(r.client_mac, "aa:bb:cc:00:01:02");
+        assert_eq!(r.hostname.as_deref(), Some("host"));
+        assert_eq!(r.id, 0x01020304);
+        for n in 0..m.len() {
+            let _ = parse(&m[..n]);
+        }
+        assert!(parse(&m[..BOOTP_HEADER_LEN]).is_none());
+    }
+}

@@ -1,0 +1,21 @@
+//! Counters of what the application layer saw, for status tools and metrics.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// What the dissectors and detectors produced so far.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SensorStats {
+    /// Events by EVE type.
+    pub events: BTreeMap<&'static str, u64>,
+    /// Alerts by threat type.
+    pub alerts: BTreeMap<String, u64>,
+    /// Flows by recognised application protocol.
+    pub app_protocols: BTreeMap<&'static str, u64>,
+    /// TLS handshakes by version name.
+    pub tls_versions: BTreeMap<String, u64>,
+    /// Kerberos messages by type.
+    pub krb_messages: BTreeMap<&'static str, u64>,
+    /// Application payloads that failed to parse (per dissector).
+    pub malformed: BTreeMap<&'static str, u64>,
+}
