@@ -9,6 +9,10 @@ use actix::prelude::*;
 use actix_web::{App, HttpServer};
 use anyhow::Context as _;
 use diesel_async::RunQueryDsl;
+use netmonitor_capture::LiveConfig;
+use netmonitor_runtime::EventBatch;
+use netmonitor_sensor::actor::SensorActor;
+use netmonitor_sensor::service::{SensorService, Source};
 use netmonitor_store::actor::{FlushStore, StoreActor};
 use netmonitor_store::{Database, DbPool, StoreHandle};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -69,6 +73,9 @@ async fn serve(
 
     actix_rt::spawn(probe_database(pool.clone(), ops.database_up.clone()));
 
+    let sensor_addr = Supervisor::start(|_| SensorActor::default());
+    let sensor = start_sensor(cfg, store.clone(), sensor_addr.clone())?;
+
     if !cfg.binds_loopback() {
         tracing::warn!(host = %cfg.http.host, "HTTP server binds a non-loopback address");
     }
@@ -95,6 +102,8 @@ async fn serve(
     tracing::info!(host = %cfg.http.host, port = cfg.http.port, "HTTP server listening (/mcp, /health, /metrics)");
     server.await.context("HTTP server")?;
 
+    tracing::info!("shutting down: stopping capture");
+    sensor.stop();
     tracing::info!("shutting down: flushing the store");
     match store_addr.send(FlushStore).await {
         Ok(Ok(())) => {}
@@ -104,6 +113,49 @@ async fn serve(
     store_arbiter.stop();
     drop(store);
     Ok(())
+}
+
+/// Starts capture on the configured interfaces and files; events go to the store (durable)
+/// and to the sensor actor (live inventory).
+fn start_sensor(
+    cfg: &Config,
+    store: Arc<StoreHandle>,
+    actor: Addr<SensorActor>,
+) -> anyhow::Result<SensorService> {
+    let mut sources: Vec<Source> = cfg
+        .capture
+        .interfaces
+        .iter()
+        .map(|i| {
+            Source::Interface(LiveConfig {
+                interface: i.clone(),
+                promiscuous: cfg.capture.promiscuous,
+                ..LiveConfig::default()
+            })
+        })
+        .collect();
+    sources.extend(cfg.capture.pcaps.iter().cloned().map(Source::File));
+    let names: Vec<String> = cfg
+        .capture
+        .interfaces
+        .iter()
+        .cloned()
+        .chain(cfg.capture.pcaps.iter().map(|p| p.display().to_string()))
+        .collect();
+    let sink = Box::new(move |events: Vec<netmonitor_common::Event>| {
+        let batch = Arc::new(events);
+        actor.do_send(EventBatch(batch.clone()));
+        if let Err(e) = store.send_events(batch.iter().cloned()) {
+            tracing::error!(error = %e, "store refused events");
+        }
+    });
+    let service = SensorService::start(&cfg.sensor, sources, sink).map_err(anyhow::Error::msg)?;
+    if names.is_empty() {
+        tracing::info!("no capture source configured (use --interface IF or --pcap FILE)");
+    } else {
+        tracing::info!(sources = ?names, "capture started");
+    }
+    Ok(service)
 }
 
 /// Keeps the /health database flag current without putting a query on each /health request.

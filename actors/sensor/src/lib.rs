@@ -5,9 +5,12 @@
 //! and the actors. Pure synchronous code: the pipeline thread owns it.
 #![deny(missing_docs)]
 
+pub mod actor;
 pub mod dhcp;
 pub mod dns;
 mod handler;
+pub mod inventory;
+pub mod service;
 pub mod stats;
 
 pub use handler::{Dissectors, FlowApp, FlowState};
@@ -98,5 +101,12 @@ impl Sensor {
     /// The application layer, mutably (e.g. to add a JA3 to the blocklist at run time).
     pub fn dissectors_mut(&mut self) -> &mut Dissectors {
         self.pipeline.handler_mut()
+    }
+}
+
+impl Sensor {
+    /// Expires idle flows as of `now` on a quiet live link.
+    pub fn advance_time(&mut self, now: netmonitor_common::Timestamp) {
+        self.pipeline.advance_time(now);
     }
 }
