@@ -1425,13 +1425,28 @@ mod tests {
         vx[0] = 0x08;
         let f = build::eth_ipv4_udp([192, 168, 0, 1], [192, 168, 0, 2], VXLAN_PORT, 4790, &vx);
         assert_eq!(decode(linktype::ETHERNET, &f).unwrap().dst_port, 22);
-        let f = build::eth_ipv4_udp([192, 168, 0, 1], [192, 168, 0, 2], 555, VXLAN_PORT, &vx[..8 + 20]);
+        let f = build::eth_ipv4_udp(
+            [192, 168, 0, 1],
+            [192, 168, 0, 2],
+            555,
+            VXLAN_PORT,
+            &vx[..8 + 20],
+        );
         let p = decode(linktype::ETHERNET, &f).unwrap();
-        assert_eq!((p.dst_port, p.tunnel_depth, p.payload.len()), (VXLAN_PORT, 0, 28));
+        assert_eq!(
+            (p.dst_port, p.tunnel_depth, p.payload.len()),
+            (VXLAN_PORT, 0, 28)
+        );
         // VXLAN-GPE with an IPv4 payload.
         let mut gpe = vec![0x0C, 0, 0, 1, 0, 0, 0x2a, 0];
         gpe.extend_from_slice(&inner[14..]);
-        let f = build::eth_ipv4_udp([192, 168, 0, 1], [192, 168, 0, 2], 555, VXLAN_GPE_PORT, &gpe);
+        let f = build::eth_ipv4_udp(
+            [192, 168, 0, 1],
+            [192, 168, 0, 2],
+            555,
+            VXLAN_GPE_PORT,
+            &gpe,
+        );
         assert_eq!(decode(linktype::ETHERNET, &f).unwrap().dst_port, 22);
         // Geneve with 4 bytes of options, Ethernet payload.
         let mut gn = vec![0x01, 0, 0x65, 0x58, 0, 0, 1, 0, 1, 2, 3, 4];
@@ -1570,8 +1585,28 @@ mod tshark_tests {
                 .arg("-r")
                 .arg(&f)
                 .args(["-T", "fields", "-E", "occurrence=l", "-E", "separator=|"])
-                .args(["-e", "frame.protocols", "-e", "ip.src", "-e", "ip.dst", "-e", "ipv6.src", "-e", "ipv6.dst"])
-                .args(["-e", "tcp.srcport", "-e", "tcp.dstport", "-e", "udp.srcport", "-e", "udp.dstport"])
+                .args([
+                    "-e",
+                    "frame.protocols",
+                    "-e",
+                    "ip.src",
+                    "-e",
+                    "ip.dst",
+                    "-e",
+                    "ipv6.src",
+                    "-e",
+                    "ipv6.dst",
+                ])
+                .args([
+                    "-e",
+                    "tcp.srcport",
+                    "-e",
+                    "tcp.dstport",
+                    "-e",
+                    "udp.srcport",
+                    "-e",
+                    "udp.dstport",
+                ])
                 .env("HOME", std::env::temp_dir())
                 .output()
                 .unwrap();
@@ -1582,7 +1617,8 @@ mod tshark_tests {
                 let c: Vec<&str> = line.split('|').collect();
                 let protos: Vec<&str> = c[0].split(':').collect();
                 // ICMP errors quote an inner packet tshark reports as the last occurrence.
-                if c[0].contains("icmp:ip") || c[0].contains("icmpv6:ipv6") || !c[0].contains(":ip") {
+                if c[0].contains("icmp:ip") || c[0].contains("icmpv6:ipv6") || !c[0].contains(":ip")
+                {
                     continue;
                 }
                 let Ok(d) = decode(p.linktype, p.data) else {
@@ -1590,10 +1626,18 @@ mod tshark_tests {
                 };
                 let last_ip = protos.iter().rposition(|x| *x == "ip");
                 let last_v6 = protos.iter().rposition(|x| *x == "ipv6");
-                let (s, t) = if last_v6 > last_ip { (c[3], c[4]) } else { (c[1], c[2]) };
+                let (s, t) = if last_v6 > last_ip {
+                    (c[3], c[4])
+                } else {
+                    (c[1], c[2])
+                };
                 assert_eq!(d.src_ip.to_string(), s, "{} {line}", f.display());
                 assert_eq!(d.dst_ip.to_string(), t, "{} {line}", f.display());
-                let ports = if !c[5].is_empty() { (c[5], c[6]) } else { (c[7], c[8]) };
+                let ports = if !c[5].is_empty() {
+                    (c[5], c[6])
+                } else {
+                    (c[7], c[8])
+                };
                 let last_l3 = last_ip.max(last_v6);
                 let last_l4 = protos.iter().rposition(|x| *x == "tcp" || *x == "udp");
                 if !ports.0.is_empty() && d.fragment.is_none() && last_l4 > last_l3 {

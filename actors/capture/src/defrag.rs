@@ -309,19 +309,21 @@ impl Defragmenter {
         }
     }
 
-    /// Drops datagrams older than the timeout at packet time `now`.
+    /// Drops datagrams older than the timeout at packet time `now` (no allocation).
     pub fn expire(&mut self, now: Timestamp) {
+        if self.map.is_empty() {
+            return;
+        }
         let limit = i64::from(self.cfg.timeout_secs) * 1_000_000;
-        let stale: Vec<u32> = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter(|(_, d)| d.live && now.0.saturating_sub(d.first_ts.0) >= limit)
-            .filter_map(|(i, _)| u32::try_from(i).ok())
-            .collect();
-        for i in stale {
-            self.stats.timeouts += 1;
-            self.drop_slot(i);
+        for i in 0..self.slots.len() {
+            let stale = self
+                .slots
+                .get(i)
+                .is_some_and(|d| d.live && now.0.saturating_sub(d.first_ts.0) >= limit);
+            if stale {
+                self.stats.timeouts += 1;
+                self.drop_slot(u32::try_from(i).unwrap_or(u32::MAX));
+            }
         }
     }
 }

@@ -3,7 +3,7 @@
 //! application handler. Pure, synchronous code (no actix): the capture and pipeline threads
 //! run it; actors only ever see the events the handler produces.
 //!
-//! Data flow: [`source`] / [`live`] → [`pipeline::Pipeline::process`] → [`decode`] →
+//! Data flow: [`source`] / [`live`] → [`pipeline::Pipeline::process`] → [`mod@decode`] →
 //! [`defrag`] → [`flow`] → [`ring`] → [`reassembly`] → [`pipeline::AppHandler`].
 //! [`synth`] writes synthetic pcaps for tests and benchmarks; [`stats`] exposes counters.
 #![deny(missing_docs)]
@@ -60,6 +60,48 @@ impl std::error::Error for ConfigError {}
 pub(crate) mod tests_support {
     //! Helpers shared by the tests of several modules.
     use std::path::{Path, PathBuf};
+
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    thread_local! {
+        static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+    }
+
+    /// The system allocator, counting allocations per thread (tests run in parallel threads).
+    pub struct CountingAlloc;
+
+    // SAFETY: forwards to the system allocator; the counter is a const-initialised
+    // thread-local that never allocates.
+    unsafe impl GlobalAlloc for CountingAlloc {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+            // SAFETY: same contract as the caller's.
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+            // SAFETY: same contract as the caller's.
+            unsafe { System.alloc_zeroed(layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+            // SAFETY: same contract as the caller's.
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: same contract as the caller's.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+    }
+
+    #[global_allocator]
+    static GLOBAL: CountingAlloc = CountingAlloc;
+
+    /// Allocations made by the current thread so far.
+    pub fn allocations() -> u64 {
+        ALLOCATIONS.with(|c| c.get())
+    }
 
     /// Every .pcap / .pcapng under `dir`, sorted.
     pub fn collect_captures(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -695,9 +695,200 @@ mod tests {
         );
     }
 
+    /// Once flows exist and the ring has wrapped, processing packets allocates nothing:
+    /// TCP data (in and out of order), pure ACKs, UDP datagrams, decode errors and expiry
+    /// sweeps included.
+    #[test]
+    fn steady_state_packet_path_does_not_allocate() {
+        #[derive(Default)]
+        struct Quiet(u64);
+        impl AppHandler for Quiet {
+            type State = u32;
+            fn on_tcp_data(
+                &mut self,
+                _f: &mut FlowInfo,
+                s: &mut u32,
+                _d: Direction,
+                data: &[u8],
+                _t: Timestamp,
+            ) -> bool {
+                *s += data.len() as u32;
+                self.0 += 1;
+                *s < 100_000
+            }
+            fn on_udp(
+                &mut self,
+                _f: &mut FlowInfo,
+                _s: &mut u32,
+                _d: Direction,
+                p: &[u8],
+                _t: Timestamp,
+            ) {
+                self.0 += p.len() as u64;
+            }
+            fn on_flow_end(&mut self, _f: &FlowInfo, _s: u32, _r: FlowRecord) {}
+        }
+        let cfg = PipelineConfig {
+            ring: RingConfig {
+                max_bytes: 1 << 20,
+                ..RingConfig::default()
+            },
+            ..PipelineConfig::default()
+        };
+        let mut pl = Pipeline::new(cfg, Quiet::default()).unwrap();
+        let server = [10, 0, 0, 1];
+        let clients: Vec<[u8; 4]> = (0..50u8).map(|i| [10, 1, 0, i + 1]).collect();
+        let mut seqs = vec![1000u32; clients.len()];
+        let mut frames: Vec<Vec<u8>> = Vec::new();
+        for (i, c) in clients.iter().enumerate() {
+            let port = 40_000 + i as u16;
+            frames.push(build::eth_ipv4_tcp(*c, server, port, 443, 999, 0, SYN, b""));
+            frames.push(build::eth_ipv4_tcp(
+                server,
+                *c,
+                443,
+                port,
+                5000,
+                1000,
+                SYN | ACK,
+                b"",
+            ));
+        }
+        let warm = frames.len();
+        let payload = vec![0xABu8; 1400];
+        for n in 0..400usize {
+            for (i, c) in clients.iter().enumerate() {
+                let port = 40_000 + i as u16;
+                let len = 100 + (n * 37 + i * 11) % 1300;
+                let seq = seqs[i];
+                // Every 7th segment arrives after its successor (reordered by one).
+                frames.push(build::eth_ipv4_tcp(
+                    *c,
+                    server,
+                    port,
+                    443,
+                    seq,
+                    5001,
+                    ACK | PSH,
+                    &payload[..len],
+                ));
+                frames.push(build::eth_ipv4_tcp(
+                    server,
+                    *c,
+                    443,
+                    port,
+                    5001,
+                    seq + len as u32,
+                    ACK,
+                    b"",
+                ));
+                seqs[i] = seq.wrapping_add(len as u32);
+                // Every 7th segment of a flow arrives before its predecessor.
+                if n > 0 && (n + i) % 7 == 0 {
+                    let k = frames.len();
+                    frames.swap(k - 2, k - 2 - (2 * clients.len() + 2));
+                }
+            }
+            frames.push(build::eth_ipv4_udp(
+                [10, 2, 0, 1],
+                [10, 0, 0, 53],
+                5353,
+                53,
+                &payload[..60],
+            ));
+            frames.push(vec![0u8; 20]); // undecodable
+        }
+        let mut ts = 0i64;
+        let mut feed = |pl: &mut Pipeline<Quiet>, f: &[u8]| {
+            ts += 500; // 0.5 ms apart: the measured part spans several sweep intervals
+            pl.process(&RawPacket {
+                ts: Timestamp(ts),
+                linktype: 1,
+                data: f,
+                orig_len: f.len() as u32,
+                iface: 0,
+            });
+        };
+        // Warm-up: handshakes and the first half of the data (tables, pools, ring wrap).
+        let half = warm + (frames.len() - warm) / 2;
+        for f in &frames[..half] {
+            feed(&mut pl, f);
+        }
+        assert!(
+            pl.ring().summary().overwritten > 0,
+            "ring must have wrapped"
+        );
+        let before = crate::tests_support::allocations();
+        for f in &frames[half..] {
+            feed(&mut pl, f);
+        }
+        let allocs = crate::tests_support::allocations() - before;
+        assert_eq!(
+            allocs,
+            0,
+            "{allocs} allocations in {} packets",
+            frames.len() - half
+        );
+        assert!(pl.handler().0 > 10_000);
+        assert!(pl.snapshot().reassembly.out_of_order > 100);
+    }
+
+    /// Random corruption of real-looking traffic through the whole pipeline: no panic, counts
+    /// stay consistent.
+    #[test]
+    fn fuzzed_frames_through_the_pipeline() {
+        let mut pcap = Vec::new();
+        synth::write_mix(
+            &mut pcap,
+            &synth::TrafficMix {
+                bulk_packets_per_flow: 20,
+                ..synth::TrafficMix::default()
+            },
+        )
+        .unwrap();
+        let mut frames = Vec::new();
+        let mut src = PcapFileSource::new(io::Cursor::new(&pcap)).unwrap();
+        while let Some(p) = src.next_packet().unwrap() {
+            frames.push((p.ts, p.data.to_vec()));
+        }
+        let mut rng = synth::XorShift::new(99);
+        let mut pl = Pipeline::new(PipelineConfig::default(), Recorder::default()).unwrap();
+        let mut n = 0u64;
+        for round in 0..6 {
+            for (ts, f) in &frames {
+                let mut f = f.clone();
+                let flips = rng.range(0, 3 + round);
+                for _ in 0..flips {
+                    let at = rng.range(0, f.len() as u64 - 1) as usize;
+                    f[at] = rng.next_u64() as u8;
+                }
+                if rng.range(0, 9) == 0 {
+                    f.truncate(rng.range(0, f.len() as u64) as usize);
+                }
+                pl.process(&RawPacket {
+                    ts: Timestamp(ts.0 + round as i64 * 1_000_000_000),
+                    linktype: 1,
+                    data: &f,
+                    orig_len: f.len() as u32,
+                    iface: 0,
+                });
+                n += 1;
+            }
+        }
+        pl.finish();
+        let s = pl.snapshot();
+        assert_eq!(s.packets, n);
+        assert_eq!(s.decoded + s.decode_errors_total, n);
+        assert_eq!(s.flows.active, 0);
+        assert!(s.decode_errors_total > 0);
+    }
+
     /// CPU time of the calling thread (timings on a shared machine are meaningless in wall time).
     fn thread_cpu_secs() -> f64 {
-        let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        let mut t = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
         // SAFETY: valid pointer to a timespec.
         unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
         t.tv_sec as f64 + t.tv_nsec as f64 / 1e9

@@ -6,8 +6,9 @@
 //! - Retransmissions are dropped; overlaps keep the bytes that arrived first ("first wins",
 //!   also among buffered out-of-order segments).
 //! - Out-of-order segments wait in a bounded per-direction buffer (count, bytes, and a global
-//!   memory cap). When it overflows, or when the peer acknowledges bytes the capture never
-//!   showed, the hole is declared a gap ([`Chunk::Gap`]) and delivery continues after it.
+//!   memory cap). When it overflows, or when the peer acknowledges the buffered bytes after a
+//!   hole the capture never showed, the hole is declared a gap ([`Chunk::Gap`]) and delivery
+//!   continues after it.
 //! - A capture that starts mid-connection starts each direction at its first data byte; a SYN
 //!   consumes one sequence number; all comparisons are modulo 2^32 (wraparound).
 //! - The consumer can stop a flow at any time (stop buffering, free its memory).
@@ -28,6 +29,8 @@ pub const DEFAULT_MAX_PENDING_BYTES: u32 = 256 * 1024;
 pub const DEFAULT_MEMCAP_BYTES: usize = 64 * 1024 * 1024;
 /// Spare segment buffers kept for reuse.
 const MAX_POOLED_BUFFERS: usize = 4096;
+/// Initial capacity of a segment buffer: one full-size Ethernet segment fits without growing.
+const POOLED_BUFFER_BYTES: usize = 2048;
 /// Buffers larger than this are freed instead of pooled.
 const MAX_POOLED_CAPACITY: usize = 64 * 1024;
 
@@ -371,11 +374,16 @@ impl Reassembler {
         if h.state != HalfState::Active || !seq_lt(h.next, ack) {
             return Flow::Go;
         }
-        let Some(first) = h.pending.first().map(|p| p.seq) else {
+        let Some((first, first_end)) = h.pending.first().map(|p| (p.seq, p.end())) else {
             return Flow::Go;
         };
-        let end = if seq_lt(ack, first) { ack } else { first };
-        let hole = end.wrapping_sub(h.next);
+        // Only when the receiver acknowledged the whole first buffered segment: an ACK merely
+        // reaching into the hole is more often a capture reordering (the data follows) than a
+        // loss.
+        if !seq_le(first_end, ack) {
+            return Flow::Go;
+        }
+        let hole = first.wrapping_sub(h.next);
         match self.gap(s, dir, hole, sink) {
             Flow::Go => match self.drain(s, dir, sink) {
                 Flow::Stop => Flow::Stop,
@@ -531,7 +539,10 @@ impl Reassembler {
             };
             let from = cur.wrapping_sub(seq) as usize;
             let to = piece_end.wrapping_sub(seq) as usize;
-            let mut buf = self.pool.pop().unwrap_or_default();
+            let mut buf = self
+                .pool
+                .pop()
+                .unwrap_or_else(|| Vec::with_capacity(POOLED_BUFFER_BYTES));
             buf.clear();
             buf.extend_from_slice(data.get(from..to).unwrap_or(&[]));
             let n = len32(&buf);

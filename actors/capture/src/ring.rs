@@ -18,6 +18,8 @@ use std::net::IpAddr;
 pub const DEFAULT_RING_BYTES: usize = 256 * 1024 * 1024;
 /// Bytes stored per packet at most (longer packets are cut, keeping their original length).
 pub const DEFAULT_SNAPLEN: u32 = 65_535;
+/// Arena bytes a record occupies at least (bounds the record count for tiny frames).
+const RECORD_MIN_SPAN: usize = 64;
 /// Snap length written in exported pcap headers.
 const EXPORT_SNAPLEN: u32 = 262_144;
 
@@ -220,7 +222,10 @@ impl PacketRing {
     ) {
         let cap = self.cfg.max_bytes;
         let len = data.len().min(self.cfg.snaplen as usize);
-        if cap == 0 || len > cap {
+        // Every record occupies at least RECORD_MIN_SPAN bytes of the arena, so the number of
+        // records (and the metadata queue) stays bounded even for empty frames.
+        let span = len.max(RECORD_MIN_SPAN);
+        if cap == 0 || span > cap {
             return;
         }
         if self.arena.is_empty() {
@@ -228,7 +233,7 @@ impl PacketRing {
             self.arena = vec![0u8; cap];
         }
         let mut pos = self.write;
-        if pos + len > cap {
+        if pos + span > cap {
             // Wrap: everything stored past the old write position is older than what sits at
             // the start, and the tail space is abandoned.
             while let Some(front) = self.records.front() {
@@ -240,9 +245,9 @@ impl PacketRing {
             }
             pos = 0;
         }
-        // Evict the oldest records occupying [pos, pos + len).
+        // Evict the oldest records occupying [pos, pos + span).
         while let Some(front) = self.records.front() {
-            let occupied_ahead = front.offset >= pos && front.offset < pos + len;
+            let occupied_ahead = front.offset >= pos && front.offset < pos + span;
             if occupied_ahead {
                 self.pop_front();
             } else {
@@ -261,7 +266,7 @@ impl PacketRing {
             iface,
             tag,
         });
-        self.write = pos + len;
+        self.write = pos + span;
         self.bytes += len;
         self.stored += 1;
     }
@@ -446,6 +451,11 @@ mod tests {
             prev = Some(ts);
         });
         assert!(r.summary().bytes <= 1000);
+        // Empty frames still take room: the record count stays bounded.
+        for i in 0..1000 {
+            r.push(Timestamp(2000 + i), 1, &[], 0, 0, RingTag::default());
+        }
+        assert!(r.summary().packets <= 1000 / RECORD_MIN_SPAN as u64);
         // Larger than the ring: not stored.
         let before = r.summary().stored;
         r.push(

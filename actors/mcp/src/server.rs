@@ -1,0 +1,311 @@
+//! [`McpServer`]: the shared state behind every transport (registry, token store and cache,
+//! rate limiter, audit sink, sessions, modern subscription listeners) and its public API.
+
+use crate::audit::{AuditEntry, AuditSink, AuditStatus};
+use crate::auth::{self, AuthFailure, Identity, TokenCache, TokenStore};
+use crate::config::McpConfig;
+use crate::jsonrpc::notification;
+use crate::obs;
+use crate::ratelimit::{RateDecision, RateLimiter};
+use crate::registry::Registry;
+use crate::session::{Session, TransportKind};
+use netmonitor_common::Timestamp;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+/// A modern (2026-07-28) `subscriptions/listen` stream.
+pub(crate) struct Listener {
+    /// JSON-RPC id of the listen request (stamped into every notification's `_meta`).
+    pub subscription_id: Value,
+    /// Resource URIs opted in to.
+    pub resources: Vec<String>,
+    /// Opted in to list-changed notifications (tools, prompts, resources).
+    pub tools_changed: bool,
+    /// Prompts list changes.
+    pub prompts_changed: bool,
+    /// Resource list changes.
+    pub resources_changed: bool,
+    /// Sends one message; false once the client is gone.
+    pub send: Box<dyn Fn(&Value) -> bool + Send + Sync>,
+    /// Whether the client is still connected.
+    pub alive: Box<dyn Fn() -> bool + Send + Sync>,
+}
+
+/// Transport-level facts recorded with every audit row.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ClientMeta {
+    pub client_addr: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// The MCP server: build it once, mount it with [`McpServer::configure`], or serve stdio.
+pub struct McpServer {
+    pub(crate) config: McpConfig,
+    registry: RwLock<Arc<Registry>>,
+    tokens: Arc<dyn TokenStore>,
+    pub(crate) audit: Arc<dyn AuditSink>,
+    token_cache: TokenCache,
+    limiter: RateLimiter,
+    sessions: Mutex<HashMap<String, Arc<Session>>>,
+    pub(crate) listeners: Mutex<Vec<Listener>>,
+}
+
+/// Why a session could not be created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TooManySessions;
+
+impl McpServer {
+    /// Builds the server. `config` should have passed [`McpConfig::validate`].
+    pub fn new(
+        config: McpConfig,
+        registry: Registry,
+        tokens: Arc<dyn TokenStore>,
+        audit: Arc<dyn AuditSink>,
+    ) -> Self {
+        if let Err(e) = config.validate() {
+            tracing::warn!(error = %e, "MCP configuration did not validate; continuing with it");
+        }
+        if !config.auth_required {
+            tracing::warn!(
+                "MCP authentication is DISABLED (MCP_AUTH_REQUIRED=false): every client has admin scope; only allowed on a loopback bind"
+            );
+        }
+        let ttl = Duration::from_secs(config.token_cache_secs);
+        McpServer {
+            config,
+            registry: RwLock::new(Arc::new(registry)),
+            tokens,
+            audit,
+            token_cache: TokenCache::new(ttl),
+            limiter: RateLimiter::new(),
+            sessions: Mutex::new(HashMap::new()),
+            listeners: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &McpConfig {
+        &self.config
+    }
+
+    /// A snapshot of the registry.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry
+            .read()
+            .map(|g| g.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Replaces the registry (tools added as engine capabilities come up) and tells connected
+    /// clients that the tool, prompt and resource lists changed.
+    pub fn set_registry(&self, registry: Registry) {
+        match self.registry.write() {
+            Ok(mut g) => *g = Arc::new(registry),
+            Err(p) => *p.into_inner() = Arc::new(registry),
+        }
+        for method in [
+            "notifications/tools/list_changed",
+            "notifications/prompts/list_changed",
+            "notifications/resources/list_changed",
+        ] {
+            let msg = notification(method, json!({}));
+            for s in self.all_sessions() {
+                self.push_to_session(&s, &msg);
+            }
+            self.push_to_listeners(&msg, |l| match method {
+                "notifications/tools/list_changed" => l.tools_changed,
+                "notifications/prompts/list_changed" => l.prompts_changed,
+                _ => l.resources_changed,
+            });
+        }
+    }
+
+    /// Tells subscribed clients that `uri` changed (they re-read it): pushed on each subscribed
+    /// session's stream (GET stream, legacy SSE stream or stdout) and on modern listen streams.
+    pub fn notify_resource_updated(&self, uri: &str) {
+        let msg = notification("notifications/resources/updated", json!({"uri": uri}));
+        for s in self.all_sessions() {
+            if s.is_subscribed(uri) {
+                self.push_to_session(&s, &msg);
+            }
+        }
+        self.push_to_listeners(&msg, |l| {
+            l.resources
+                .iter()
+                .any(|sub| crate::session::covers(sub, uri))
+        });
+    }
+
+    /// Forgets cached token lookups, so a revocation in this process takes effect at once.
+    pub fn forget_cached_tokens(&self) {
+        self.token_cache.clear();
+    }
+
+    /// Number of live sessions (all transports).
+    pub fn session_count(&self) -> usize {
+        self.sessions.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    pub(crate) fn push_to_session(&self, s: &Arc<Session>, msg: &Value) {
+        match s.kind {
+            TransportKind::Streamable => {
+                s.stream_send(crate::session::GET_STREAM, msg);
+            }
+            TransportKind::LegacySse | TransportKind::Stdio => {
+                s.send_outbound(msg);
+            }
+        }
+    }
+
+    fn push_to_listeners(&self, msg: &Value, wants: impl Fn(&Listener) -> bool) {
+        if let Ok(mut ls) = self.listeners.lock() {
+            ls.retain(|l| {
+                if !wants(l) {
+                    return true;
+                }
+                let mut m = msg.clone();
+                if let Some(p) = m.get_mut("params").and_then(Value::as_object_mut) {
+                    p.insert(
+                        "_meta".into(),
+                        json!({ crate::protocol::META_SUBSCRIPTION_ID: l.subscription_id }),
+                    );
+                }
+                (l.send)(&m)
+            });
+        }
+    }
+
+    fn all_sessions(&self) -> Vec<Arc<Session>> {
+        self.sessions
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Registers a session, evicting idle ones when at capacity.
+    pub(crate) fn insert_session(&self, s: Arc<Session>) -> Result<(), TooManySessions> {
+        let mut map = self.sessions.lock().map_err(|_| TooManySessions)?;
+        // forget idle sessions (their ids then get 404); at most max_sessions entries to scan
+        let idle = self.config.session_idle_secs;
+        map.retain(|_, s| {
+            let keep =
+                s.kind == TransportKind::Stdio || s.has_live_stream() || s.idle_secs() < idle;
+            if !keep {
+                s.close();
+            }
+            keep
+        });
+        if map.len() >= self.config.max_sessions {
+            return Err(TooManySessions);
+        }
+        map.insert(s.id.clone(), s);
+        obs::SessionsActive(map.len()).emit();
+        Ok(())
+    }
+
+    /// A live session of the given transport; expired idle sessions are removed.
+    pub(crate) fn get_session(&self, id: &str, kind: TransportKind) -> Option<Arc<Session>> {
+        let mut map = self.sessions.lock().ok()?;
+        let s = map.get(id)?.clone();
+        if s.kind != kind {
+            return None;
+        }
+        if s.kind != TransportKind::Stdio
+            && !s.has_live_stream()
+            && s.idle_secs() >= self.config.session_idle_secs
+        {
+            map.remove(id);
+            s.close();
+            obs::SessionsActive(map.len()).emit();
+            return None;
+        }
+        s.touch();
+        Some(s)
+    }
+
+    /// Ends a session (DELETE, stream closed).
+    pub(crate) fn remove_session(&self, id: &str) -> bool {
+        let Ok(mut map) = self.sessions.lock() else {
+            return false;
+        };
+        let removed = map.remove(id);
+        obs::SessionsActive(map.len()).emit();
+        match removed {
+            Some(s) => {
+                s.close();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Resolves the caller from an `Authorization` header value.
+    pub(crate) async fn authenticate(&self, header: Option<&str>) -> Result<Identity, AuthFailure> {
+        if !self.config.auth_required {
+            return Ok(Identity::anonymous(crate::auth::Scope::Admin));
+        }
+        let secret = auth::parse_bearer(header)?;
+        let hash = auth::hash_token(secret);
+        let info = match self.token_cache.get(&hash) {
+            Some(cached) => cached,
+            None => {
+                let found = self.tokens.lookup(hash.clone()).await;
+                self.token_cache.put(hash, found.clone());
+                found
+            }
+        };
+        let info = info.ok_or(AuthFailure::Unknown)?;
+        info.check(Timestamp::now().secs())?;
+        Ok(Identity::from_token(info))
+    }
+
+    /// Counts a request against the caller's limits (`None`: unlimited or limits off).
+    pub(crate) fn rate_check(&self, identity: &Identity) -> Option<RateDecision> {
+        if !self.config.rate_limit_enabled {
+            return None;
+        }
+        let token = identity.token.as_ref()?;
+        self.limiter.check(token, Timestamp::now().secs())
+    }
+
+    /// Writes one audit row and the request metrics.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn audit_row(
+        &self,
+        started: (Timestamp, Instant),
+        identity: Option<&Identity>,
+        method: &str,
+        tool: Option<&str>,
+        status: AuditStatus,
+        http_status: u16,
+        meta: &ClientMeta,
+        session_id: Option<&str>,
+        error: Option<String>,
+    ) {
+        let elapsed = started.1.elapsed();
+        obs::RequestHandled {
+            method,
+            status: status.as_str(),
+            duration: elapsed,
+        }
+        .emit();
+        self.audit.record(AuditEntry {
+            ts: started.0,
+            token_id: identity.and_then(Identity::token_id),
+            token_name: identity
+                .map(Identity::token_name)
+                .unwrap_or_else(|| "-".to_string()),
+            method: method.to_string(),
+            tool: tool.map(str::to_string),
+            status: status.as_str().to_string(),
+            http_status,
+            duration_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            client_addr: meta.client_addr.clone(),
+            user_agent: meta.user_agent.clone(),
+            session_id: session_id.map(str::to_string),
+            error,
+        });
+    }
+}
