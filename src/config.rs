@@ -18,8 +18,8 @@ pub struct Config {
     pub sensor_name: String,
     /// The HTTP listener serving /mcp, /health and /metrics.
     pub http: HttpConfig,
-    /// MCP server policy.
-    pub mcp: McpPolicy,
+    /// MCP server policy (auth, rate limits, CORS, sessions; see the netmonitor-mcp crate).
+    pub mcp: netmonitor_mcp::McpConfig,
     /// Which PostgreSQL to use; empty means the private cluster.
     pub database: DatabaseConfig,
     /// Live interfaces and pcap files `run` reads.
@@ -42,20 +42,6 @@ pub struct HttpConfig {
     pub port: u16,
     /// actix-web worker threads (0 = one per core).
     pub workers: usize,
-}
-
-/// MCP access policy.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct McpPolicy {
-    /// Require Bearer tokens (MCP_AUTH_REQUIRED); may be off only on loopback.
-    pub auth_required: bool,
-    /// Enforce per-token rate limits (MCP_RATE_LIMIT_ENABLED).
-    pub rate_limit_enabled: bool,
-    /// Answer CORS (MCP_CORS_ENABLED).
-    pub cors_enabled: bool,
-    /// Allowed browser origins (MCP_CORS_ORIGINS, comma separated).
-    pub cors_origins: Vec<String>,
 }
 
 /// Database selection.
@@ -107,7 +93,7 @@ impl Default for Config {
             log_level: "info".into(),
             sensor_name: hostname().unwrap_or_else(|| "netmonitor".into()),
             http: HttpConfig::default(),
-            mcp: McpPolicy::default(),
+            mcp: netmonitor_mcp::McpConfig::default(),
             database: DatabaseConfig::default(),
             capture: CaptureConfig::default(),
             store: StoreConfig::default(),
@@ -123,17 +109,6 @@ impl Default for HttpConfig {
             host: "127.0.0.1".into(),
             port: 8000,
             workers: 0,
-        }
-    }
-}
-
-impl Default for McpPolicy {
-    fn default() -> Self {
-        McpPolicy {
-            auth_required: true,
-            rate_limit_enabled: true,
-            cors_enabled: true,
-            cors_origins: Vec::new(),
         }
     }
 }
@@ -244,22 +219,9 @@ impl Config {
         if let Some(v) = env("DB_PASSWORD") {
             self.database.password = Some(v);
         }
-        if let Some(v) = env("MCP_AUTH_REQUIRED") {
-            self.mcp.auth_required = parse_bool("MCP_AUTH_REQUIRED", &v)?;
-        }
-        if let Some(v) = env("MCP_RATE_LIMIT_ENABLED") {
-            self.mcp.rate_limit_enabled = parse_bool("MCP_RATE_LIMIT_ENABLED", &v)?;
-        }
-        if let Some(v) = env("MCP_CORS_ENABLED") {
-            self.mcp.cors_enabled = parse_bool("MCP_CORS_ENABLED", &v)?;
-        }
-        if let Some(v) = env("MCP_CORS_ORIGINS") {
-            self.mcp.cors_origins = v
-                .split(',')
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .collect();
-        }
+        self.mcp
+            .apply_env(env)
+            .map_err(|e| bad(env_name(e.field), e.message))?;
         if let Some(v) = env("OLLAMA_BASE_URL") {
             self.ollama.base_url = v;
         }
@@ -280,15 +242,12 @@ impl Config {
                 format!("expected an IP address, got {:?}", self.http.host),
             ));
         }
-        if !self.mcp.auth_required && !self.binds_loopback() {
-            return Err(bad(
-                "mcp.auth_required / MCP_AUTH_REQUIRED",
-                format!(
-                    "authentication may be disabled only when bound to loopback, but the server binds {}",
-                    self.http.host
-                ),
-            ));
-        }
+        self.mcp
+            .validate()
+            .map_err(|e| bad(&format!("mcp.{}", e.field), e.message))?;
+        self.mcp
+            .validate_bind(&self.http.host)
+            .map_err(|e| bad("mcp.auth_required / MCP_AUTH_REQUIRED", e.message))?;
         tracing_subscriber::EnvFilter::try_new(&self.log_level).map_err(|e| {
             bad(
                 "log_level / LOG_LEVEL",
@@ -353,11 +312,14 @@ fn parse_port(name: &str, v: &str) -> Result<u16, ConfigError> {
         .ok_or_else(|| bad(name, format!("expected a port number 1-65535, got {v:?}")))
 }
 
-fn parse_bool(name: &str, v: &str) -> Result<bool, ConfigError> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(true),
-        "0" | "false" | "no" | "off" => Ok(false),
-        _ => Err(bad(name, format!("expected true or false, got {v:?}"))),
+/// The environment variable behind an MCP setting, for error messages.
+fn env_name(field: &str) -> &str {
+    match field {
+        "auth_required" => "MCP_AUTH_REQUIRED",
+        "rate_limit_enabled" => "MCP_RATE_LIMIT_ENABLED",
+        "cors_enabled" => "MCP_CORS_ENABLED",
+        "cors_origins" => "MCP_CORS_ORIGINS",
+        other => other,
     }
 }
 

