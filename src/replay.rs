@@ -8,6 +8,7 @@ use anyhow::Context;
 use netmonitor_capture::PcapFileSource;
 use netmonitor_common::eve::EveWriter;
 use netmonitor_common::{Event, EventKind};
+use netmonitor_sensor::shard::ShardedSensor;
 use netmonitor_sensor::Sensor;
 use netmonitor_store::{Database, StoreHandle};
 use std::fs::File;
@@ -16,6 +17,8 @@ use std::time::{Duration, Instant};
 
 /// Events handed on in groups of this size (EVE and store batching).
 const EVENT_BATCH: usize = 4096;
+/// Event batches queued for the output thread.
+const OUTPUT_QUEUE: usize = 64;
 /// Progress line period.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
@@ -93,16 +96,35 @@ pub fn replay(cfg: &Config, args: &ReplayArgs) -> anyhow::Result<()> {
         ))),
         None => None,
     };
-    let mut out = Outputs {
-        eve,
-        store,
-        events: 0,
-        alerts: 0,
-    };
-    let summary = run_files(cfg, args, &mut out)?;
-    if let Some(w) = out.eve.as_mut() {
-        w.flush().context("writing EVE")?;
-    }
+    // EVE serialization and the store hand-off run on their own thread, off the packet path.
+    let (tx, rx) = crossbeam_channel::bounded::<Vec<Event>>(OUTPUT_QUEUE);
+    let writer = std::thread::Builder::new()
+        .name("replay-output".into())
+        .spawn(move || {
+            let mut out = Outputs {
+                eve,
+                store,
+                events: 0,
+                alerts: 0,
+            };
+            for events in rx {
+                out.take(events)?;
+            }
+            if let Some(w) = out.eve.as_mut() {
+                w.flush().context("writing EVE")?;
+            }
+            Ok::<_, anyhow::Error>(out)
+        })?;
+    let started = Instant::now();
+    let summary = run_files(cfg, args, &tx);
+    drop(tx);
+    let mut out = writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the output thread panicked"))??;
+    let mut summary = summary?;
+    summary.elapsed = started.elapsed();
+    summary.events = out.events;
+    summary.alerts = out.alerts;
     if let Some(s) = out.store.take() {
         let stats = s.stats();
         s.close();
@@ -137,12 +159,44 @@ pub fn replay(cfg: &Config, args: &ReplayArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_files(cfg: &Config, args: &ReplayArgs, out: &mut Outputs) -> anyhow::Result<ReplaySummary> {
-    let mut sensor = Sensor::new(&cfg.sensor).map_err(anyhow::Error::msg)?;
+/// One sensor on this thread, or several workers fed by it (`sensor.workers`).
+enum Engine {
+    Single(Box<Sensor>),
+    Sharded(ShardedSensor),
+}
+
+fn worker_count(cfg: &Config) -> usize {
+    match cfg.sensor.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+}
+
+fn run_files(
+    cfg: &Config,
+    args: &ReplayArgs,
+    out: &crossbeam_channel::Sender<Vec<Event>>,
+) -> anyhow::Result<ReplaySummary> {
+    let send = |events: Vec<Event>| -> anyhow::Result<()> {
+        if !events.is_empty() {
+            out.send(events)
+                .map_err(|_| anyhow::anyhow!("the output thread stopped"))?;
+        }
+        Ok(())
+    };
+    let mut engine = match worker_count(cfg) {
+        1 => Engine::Single(Box::new(
+            Sensor::new(&cfg.sensor).map_err(anyhow::Error::msg)?,
+        )),
+        n => Engine::Sharded(
+            ShardedSensor::start(&cfg.sensor, n, out.clone()).map_err(anyhow::Error::msg)?,
+        ),
+    };
     let started = Instant::now();
     let show_progress = !args.quiet && std::io::stderr().is_terminal();
     let mut last_progress = Instant::now();
     let mut summary = ReplaySummary::default();
+    let (mut packets, mut bytes) = (0u64, 0u64);
     for path in &args.files {
         let mut src = match PcapFileSource::open(path) {
             Ok(s) => s,
@@ -152,10 +206,21 @@ fn run_files(cfg: &Config, args: &ReplayArgs, out: &mut Outputs) -> anyhow::Resu
                 continue;
             }
         };
-        let mut n = 0u32;
         loop {
             match src.next_packet() {
-                Ok(Some(pkt)) => sensor.process(&pkt),
+                Ok(Some(pkt)) => {
+                    packets += 1;
+                    bytes += u64::from(pkt.orig_len);
+                    match &mut engine {
+                        Engine::Single(sensor) => {
+                            sensor.process(&pkt);
+                            if sensor.pending_events() >= EVENT_BATCH {
+                                send(sensor.take_events())?;
+                            }
+                        }
+                        Engine::Sharded(shards) => shards.process(&pkt),
+                    }
+                }
                 Ok(None) => break,
                 Err(e) => {
                     // A truncated or corrupt tail: keep what was read, report the rest.
@@ -168,36 +233,32 @@ fn run_files(cfg: &Config, args: &ReplayArgs, out: &mut Outputs) -> anyhow::Resu
                     break;
                 }
             }
-            if sensor.pending_events() >= EVENT_BATCH {
-                out.take(sensor.take_events())?;
-            }
-            n = n.wrapping_add(1);
-            if show_progress && n % 65_536 == 0 && last_progress.elapsed() >= PROGRESS_EVERY {
+            if show_progress && packets % 65_536 == 0 && last_progress.elapsed() >= PROGRESS_EVERY {
                 last_progress = Instant::now();
-                let s = sensor.pipeline().snapshot();
                 eprint!(
-                    "\r{}: {} packets, {} flows, {} events, {:.0} packets/s   ",
+                    "\r{}: {} packets, {:.0} packets/s   ",
                     path.display(),
-                    s.packets,
-                    s.flows.created,
-                    out.events,
-                    s.packets as f64 / started.elapsed().as_secs_f64().max(1e-9)
+                    packets,
+                    packets as f64 / started.elapsed().as_secs_f64().max(1e-9)
                 );
             }
         }
         summary.files += 1;
     }
-    sensor.finish();
-    out.take(sensor.take_events())?;
+    let snapshots = match engine {
+        Engine::Single(mut sensor) => {
+            sensor.finish();
+            send(sensor.take_events())?;
+            vec![sensor.pipeline().snapshot()]
+        }
+        Engine::Sharded(shards) => shards.finish().into_iter().map(|r| r.snapshot).collect(),
+    };
     if show_progress {
         eprintln!();
     }
-    let snap = sensor.pipeline().snapshot();
-    summary.packets = snap.packets;
-    summary.bytes = snap.bytes;
-    summary.flows = snap.flows.created;
-    summary.events = out.events;
-    summary.alerts = out.alerts;
+    summary.packets = packets;
+    summary.bytes = bytes;
+    summary.flows = snapshots.iter().map(|s| s.flows.created).sum();
     summary.elapsed = started.elapsed();
     let _ = std::io::stdout().flush();
     Ok(summary)

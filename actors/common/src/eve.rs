@@ -4,137 +4,183 @@
 use crate::krb::{error_code_name, etype_name, is_weak_etype, KrbMessage};
 use crate::time::format_utc;
 use crate::{proto_name, Event, EventKind, Fingerprint, TlsHandshake};
-use serde_json::{json, Map, Value};
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+use serde_json::Value;
 use std::io::{self, Write};
 
-/// The EVE object of one event.
+/// The EVE object of one event (for callers that want a `Value`: inventory, store, tools).
 pub fn to_eve(event: &Event) -> Value {
-    let h = &event.header;
-    let mut obj = Map::new();
-    obj.insert("timestamp".into(), Value::String(h.ts.to_eve()));
-    obj.insert("flow_id".into(), json!(h.flow_id));
-    let event_type = event.kind.event_type();
-    obj.insert("event_type".into(), Value::String(event_type.into()));
-    obj.insert("src_ip".into(), Value::String(h.key.src_ip.to_string()));
-    obj.insert("src_port".into(), json!(h.key.src_port));
-    obj.insert("dest_ip".into(), Value::String(h.key.dst_ip.to_string()));
-    obj.insert("dest_port".into(), json!(h.key.dst_port));
-    obj.insert("proto".into(), Value::String(proto_name(h.key.proto)));
-    match &event.kind {
-        EventKind::Flow(f) => {
-            if let Some(app) = &f.app_proto {
-                obj.insert("app_proto".into(), Value::String(app.clone()));
-            }
-            obj.insert(
-                "flow".into(),
-                json!({
-                    "pkts_toserver": f.pkts_toserver,
-                    "pkts_toclient": f.pkts_toclient,
-                    "bytes_toserver": f.bytes_toserver,
-                    "bytes_toclient": f.bytes_toclient,
-                    "start": f.start.to_eve(),
-                    "end": f.end.to_eve(),
-                    "age": (f.end.secs() - f.start.secs()).max(0),
-                    "state": f.state,
-                    "reason": f.reason,
-                    "alerted": f.alerted,
-                }),
-            );
-        }
-        EventKind::Tls(t) => {
-            obj.insert(event_type.into(), tls_body(t));
-        }
-        EventKind::Krb5(k) => {
-            obj.insert("krb5".into(), krb5_body(k));
-        }
-        EventKind::Dns(d) => {
-            let mut dns =
-                json!({"type": d.kind, "id": d.id, "rrname": d.rrname, "rrtype": d.rrtype});
-            if let Some(rcode) = &d.rcode {
-                dns["rcode"] = json!(rcode);
-            }
-            if !d.answers.is_empty() {
-                dns["answers"] = json!(d
-                    .answers
-                    .iter()
-                    .map(|a| json!({"rdata": a}))
-                    .collect::<Vec<_>>());
-            }
-            obj.insert("dns".into(), dns);
-        }
-        EventKind::Dhcp(d) => {
-            let mut dhcp = json!({"type": d.kind, "id": d.id, "client_mac": d.client_mac, "dhcp_type": d.dhcp_type});
-            if let Some(ip) = &d.assigned_ip {
-                dhcp["assigned_ip"] = json!(ip);
-            }
-            if let Some(host) = &d.hostname {
-                dhcp["hostname"] = json!(host);
-            }
-            obj.insert("dhcp".into(), dhcp);
-        }
-        EventKind::Alert(a) => {
-            obj.insert(
-                "alert".into(),
-                json!({
-                    "action": "allowed",
-                    "gid": 1,
-                    "signature_id": a.signature_id,
-                    "rev": 1,
-                    "signature": a.signature,
-                    "category": a.category,
-                    "severity": a.severity,
-                    "threat_type": a.threat_type,
-                    "mitre": a.mitre,
-                    "evidence": a.evidence,
-                }),
-            );
-        }
-    }
-    Value::Object(obj)
+    serde_json::to_value(Eve(event)).unwrap_or(Value::Null)
 }
 
-fn fingerprint(f: &Fingerprint) -> Value {
-    json!({"hash": f.hash, "string": f.string})
+/// Serializes an event straight to EVE JSON, without building an intermediate `Value`: the
+/// one definition of the EVE layout, used for files and for [`to_eve`] alike.
+pub struct Eve<'a>(pub &'a Event);
+
+impl Serialize for Eve<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let (h, kind) = (&self.0.header, &self.0.kind);
+        let event_type = kind.event_type();
+        let mut m = ser.serialize_map(None)?;
+        m.serialize_entry("timestamp", &h.ts.to_eve())?;
+        m.serialize_entry("flow_id", &h.flow_id)?;
+        m.serialize_entry("event_type", event_type)?;
+        m.serialize_entry("src_ip", &h.key.src_ip)?;
+        m.serialize_entry("src_port", &h.key.src_port)?;
+        m.serialize_entry("dest_ip", &h.key.dst_ip)?;
+        m.serialize_entry("dest_port", &h.key.dst_port)?;
+        m.serialize_entry("proto", &proto_name(h.key.proto))?;
+        match kind {
+            EventKind::Flow(f) => {
+                if let Some(app) = &f.app_proto {
+                    m.serialize_entry("app_proto", app)?;
+                }
+                m.serialize_entry(
+                    "flow",
+                    &FlowBody {
+                        pkts_toserver: f.pkts_toserver,
+                        pkts_toclient: f.pkts_toclient,
+                        bytes_toserver: f.bytes_toserver,
+                        bytes_toclient: f.bytes_toclient,
+                        start: f.start.to_eve(),
+                        end: f.end.to_eve(),
+                        age: (f.end.secs() - f.start.secs()).max(0),
+                        state: &f.state,
+                        reason: &f.reason,
+                        alerted: f.alerted,
+                    },
+                )?;
+            }
+            EventKind::Tls(t) => m.serialize_entry(event_type, &TlsBody::new(t))?,
+            EventKind::Krb5(k) => m.serialize_entry("krb5", &Krb5Body::new(k))?,
+            EventKind::Dns(d) => m.serialize_entry(
+                "dns",
+                &DnsBody {
+                    kind: &d.kind,
+                    id: d.id,
+                    rrname: &d.rrname,
+                    rrtype: &d.rrtype,
+                    rcode: d.rcode.as_deref(),
+                    answers: d.answers.iter().map(|a| Rdata { rdata: a }).collect(),
+                },
+            )?,
+            EventKind::Dhcp(d) => m.serialize_entry(
+                "dhcp",
+                &DhcpBody {
+                    kind: &d.kind,
+                    id: d.id,
+                    client_mac: &d.client_mac,
+                    dhcp_type: &d.dhcp_type,
+                    assigned_ip: d.assigned_ip.as_deref(),
+                    hostname: d.hostname.as_deref(),
+                },
+            )?,
+            EventKind::Alert(a) => m.serialize_entry(
+                "alert",
+                &AlertBody {
+                    action: "allowed",
+                    gid: 1,
+                    signature_id: a.signature_id,
+                    rev: 1,
+                    signature: &a.signature,
+                    category: &a.category,
+                    severity: a.severity,
+                    threat_type: &a.threat_type,
+                    mitre: &a.mitre,
+                    evidence: &a.evidence,
+                },
+            )?,
+        }
+        m.end()
+    }
 }
 
-fn tls_body(t: &TlsHandshake) -> Value {
-    let mut m = Map::new();
-    if let Some(cert) = t.certificates.first() {
-        m.insert("subject".into(), json!(cert.subject));
-        m.insert("issuerdn".into(), json!(cert.issuer));
-        m.insert("serial".into(), json!(cert.serial));
-        m.insert("fingerprint".into(), json!(cert.fingerprint));
-        m.insert("notbefore".into(), json!(format_utc(cert.not_before)));
-        m.insert("notafter".into(), json!(format_utc(cert.not_after)));
-        if !cert.sans.is_empty() {
-            m.insert("subjectaltname".into(), json!(cert.sans));
+#[derive(Serialize)]
+struct FlowBody<'a> {
+    pkts_toserver: u64,
+    pkts_toclient: u64,
+    bytes_toserver: u64,
+    bytes_toclient: u64,
+    start: String,
+    end: String,
+    age: i64,
+    state: &'a str,
+    reason: &'a str,
+    alerted: bool,
+}
+
+#[derive(Serialize)]
+struct FingerprintBody<'a> {
+    hash: &'a str,
+    string: &'a str,
+}
+
+impl<'a> From<&'a Fingerprint> for FingerprintBody<'a> {
+    fn from(f: &'a Fingerprint) -> Self {
+        FingerprintBody {
+            hash: &f.hash,
+            string: &f.string,
         }
     }
-    if let Some(sni) = &t.sni {
-        m.insert("sni".into(), json!(sni));
+}
+
+#[derive(Serialize)]
+struct TlsBody<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subject: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    issuerdn: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    serial: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fingerprint: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notbefore: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notafter: Option<String>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    subjectaltname: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sni: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ja3: Option<FingerprintBody<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ja3s: Option<FingerprintBody<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ja4: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    client_alpns: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_alpns: Option<[&'a str; 1]>,
+}
+
+impl<'a> TlsBody<'a> {
+    fn new(t: &'a TlsHandshake) -> Self {
+        let cert = t.certificates.first();
+        TlsBody {
+            subject: cert.map(|c| c.subject.as_str()),
+            issuerdn: cert.map(|c| c.issuer.as_str()),
+            serial: cert.map(|c| c.serial.as_str()),
+            fingerprint: cert.map(|c| c.fingerprint.as_str()),
+            notbefore: cert.map(|c| format_utc(c.not_before)),
+            notafter: cert.map(|c| format_utc(c.not_after)),
+            subjectaltname: cert.map_or(&[], |c| c.sans.as_slice()),
+            sni: t.sni.as_deref(),
+            // QUIC events name the QUIC version, TLS events the TLS version.
+            version: match t.quic_version {
+                Some(q) => Some(quic_version_name(q)),
+                None => t.version.clone(),
+            },
+            ja3: t.ja3.as_ref().map(FingerprintBody::from),
+            ja3s: t.ja3s.as_ref().map(FingerprintBody::from),
+            ja4: t.ja4.as_deref(),
+            client_alpns: &t.alpn_offered,
+            server_alpns: t.alpn_selected.as_deref().map(|a| [a]),
+        }
     }
-    if let Some(v) = &t.version {
-        m.insert("version".into(), json!(v));
-    }
-    if let Some(q) = t.quic_version {
-        m.insert("version".into(), json!(quic_version_name(q)));
-    }
-    if let Some(f) = &t.ja3 {
-        m.insert("ja3".into(), fingerprint(f));
-    }
-    if let Some(f) = &t.ja3s {
-        m.insert("ja3s".into(), fingerprint(f));
-    }
-    if let Some(j) = &t.ja4 {
-        m.insert("ja4".into(), json!(j));
-    }
-    if !t.alpn_offered.is_empty() {
-        m.insert("client_alpns".into(), json!(t.alpn_offered));
-    }
-    if let Some(a) = &t.alpn_selected {
-        m.insert("server_alpns".into(), json!([a]));
-    }
-    Value::Object(m)
 }
 
 /// How Suricata prints a QUIC version (`1`, `2`, `Q043`, or hex for others).
@@ -147,32 +193,86 @@ pub fn quic_version_name(v: u32) -> String {
     }
 }
 
-fn krb5_body(k: &KrbMessage) -> Value {
-    let mut m = Map::new();
-    m.insert("msg_type".into(), json!(k.msg_type.name()));
-    if let Some(v) = &k.cname {
-        m.insert("cname".into(), json!(v));
+#[derive(Serialize)]
+struct Krb5Body<'a> {
+    msg_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cname: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    realm: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sname: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    encryption: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    weak_encryption: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ticket_encryption: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failed_request: Option<&'static str>,
+}
+
+impl<'a> Krb5Body<'a> {
+    fn new(k: &'a KrbMessage) -> Self {
+        Krb5Body {
+            msg_type: k.msg_type.name(),
+            cname: k.cname.as_deref(),
+            realm: k.realm.as_deref(),
+            sname: k.sname.as_deref(),
+            encryption: k.encryption.map(etype_name),
+            weak_encryption: k.encryption.map(is_weak_etype),
+            ticket_encryption: k.ticket_encryption.map(etype_name),
+            error_code: k.error_code.map(error_code_name),
+            failed_request: k.failed_request.map(|r| r.name()),
+        }
     }
-    if let Some(v) = &k.realm {
-        m.insert("realm".into(), json!(v));
-    }
-    if let Some(v) = &k.sname {
-        m.insert("sname".into(), json!(v));
-    }
-    if let Some(e) = k.encryption {
-        m.insert("encryption".into(), json!(etype_name(e)));
-        m.insert("weak_encryption".into(), json!(is_weak_etype(e)));
-    }
-    if let Some(e) = k.ticket_encryption {
-        m.insert("ticket_encryption".into(), json!(etype_name(e)));
-    }
-    if let Some(code) = k.error_code {
-        m.insert("error_code".into(), json!(error_code_name(code)));
-    }
-    if let Some(req) = k.failed_request {
-        m.insert("failed_request".into(), json!(req.name()));
-    }
-    Value::Object(m)
+}
+
+#[derive(Serialize)]
+struct Rdata<'a> {
+    rdata: &'a str,
+}
+
+#[derive(Serialize)]
+struct DnsBody<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    id: u16,
+    rrname: &'a str,
+    rrtype: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rcode: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    answers: Vec<Rdata<'a>>,
+}
+
+#[derive(Serialize)]
+struct DhcpBody<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    id: u32,
+    client_mac: &'a str,
+    dhcp_type: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    assigned_ip: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hostname: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct AlertBody<'a> {
+    action: &'static str,
+    gid: u32,
+    signature_id: u32,
+    rev: u32,
+    signature: &'a str,
+    category: &'a str,
+    severity: u8,
+    threat_type: &'a str,
+    mitre: &'a [String],
+    evidence: &'a Value,
 }
 
 /// Writes events as EVE lines; buffered by the caller's writer.
@@ -188,7 +288,7 @@ impl<W: Write> EveWriter<W> {
 
     /// Appends one event as one JSON line.
     pub fn write(&mut self, event: &Event) -> io::Result<()> {
-        serde_json::to_writer(&mut self.out, &to_eve(event))?;
+        serde_json::to_writer(&mut self.out, &Eve(event))?;
         self.out.write_all(b"\n")
     }
 

@@ -11,6 +11,7 @@ pub mod dns;
 mod handler;
 pub mod inventory;
 pub mod service;
+pub mod shard;
 pub mod stats;
 
 pub use handler::{Dissectors, FlowApp, FlowState};
@@ -33,6 +34,8 @@ pub struct SensorConfig {
     pub kerberos: KrbDetectConfig,
     /// abuse.ch SSLBL JA3 CSV to load at start.
     pub ja3_blocklist: Option<PathBuf>,
+    /// Pipeline workers for `replay` (0 = one per core). Packets are spread by host pair.
+    pub workers: usize,
 }
 
 impl SensorConfig {
