@@ -152,20 +152,21 @@ pub fn is_weak_version(v: u16) -> bool {
     )
 }
 
-/// Lowercases and trims a DNS name (trailing dot removed) for comparison.
-fn normalize_name(name: &str) -> String {
-    name.trim().trim_end_matches('.').to_ascii_lowercase()
+/// Trims a DNS name (whitespace, trailing dots) for comparison; case is ignored by the callers.
+fn trim_name(name: &str) -> &str {
+    name.trim().trim_end_matches('.')
 }
 
 /// Whether certificate name `pattern` covers host `host` (RFC 6125 §6.4.3): exact match, or a
-/// `*` that is the whole left-most label and stands for exactly one non-empty label.
+/// `*` that is the whole left-most label and stands for exactly one non-empty label. ASCII case
+/// and trailing dots are ignored.
 pub fn name_matches(pattern: &str, host: &str) -> bool {
-    let p = normalize_name(pattern);
-    let h = normalize_name(host);
+    let p = trim_name(pattern);
+    let h = trim_name(host);
     if p.is_empty() || h.is_empty() {
         return false;
     }
-    if p == h {
+    if p.eq_ignore_ascii_case(h) {
         return true;
     }
     let Some(suffix) = p.strip_prefix("*.") else {
@@ -176,22 +177,27 @@ pub fn name_matches(pattern: &str, host: &str) -> bool {
         return false;
     }
     match h.split_once('.') {
-        Some((label, rest)) => !label.is_empty() && rest == suffix,
+        Some((label, rest)) => !label.is_empty() && rest.eq_ignore_ascii_case(suffix),
         None => false,
     }
 }
 
+/// [`certificate_names`] without copying them.
+fn certificate_name_refs(cert: &Certificate) -> impl Iterator<Item = &str> {
+    // The subject's CNs only count when there is no SAN (`take(0)` never walks the subject).
+    let cns = if cert.sans.is_empty() { usize::MAX } else { 0 };
+    cert.sans.iter().map(String::as_str).chain(
+        cert.subject
+            .split(", ")
+            .flat_map(|rdn| rdn.split(" + "))
+            .filter_map(|attr| attr.strip_prefix("CN="))
+            .take(cns),
+    )
+}
+
 /// The names a certificate is valid for: its DNS SANs, else the CNs of its subject.
 pub fn certificate_names(cert: &Certificate) -> Vec<String> {
-    if !cert.sans.is_empty() {
-        return cert.sans.clone();
-    }
-    cert.subject
-        .split(", ")
-        .flat_map(|rdn| rdn.split(" + "))
-        .filter_map(|attr| attr.strip_prefix("CN="))
-        .map(str::to_owned)
-        .collect()
+    certificate_name_refs(cert).map(str::to_owned).collect()
 }
 
 fn looks_like_ip(host: &str) -> bool {
@@ -230,9 +236,17 @@ impl TlsDetector {
 
     /// The listing reason of a hash, when blocklisted.
     pub fn blocklisted(&self, md5: &str) -> Option<&str> {
-        self.blocklist
-            .get(&md5.trim().to_ascii_lowercase())
-            .map(String::as_str)
+        if self.blocklist.is_empty() {
+            return None;
+        }
+        let canonical = md5.bytes().all(|b| !b.is_ascii_uppercase()) && md5.trim() == md5;
+        let reason = if canonical {
+            // Our own hashes are already trimmed lowercase: no copy needed.
+            self.blocklist.get(md5)
+        } else {
+            self.blocklist.get(&md5.trim().to_ascii_lowercase())
+        };
+        reason.map(String::as_str)
     }
 
     /// Number of blocklisted hashes.
@@ -269,7 +283,7 @@ impl TlsDetector {
     /// certificate validity is judged.
     pub fn inspect(&self, ts: Timestamp, hs: &TlsHandshake) -> Vec<Alert> {
         let mut alerts = Vec::new();
-        let base = evidence_base(hs);
+        // The evidence is built only for an alert that fires (most handshakes raise none).
         let alert = |sid: u32,
                      sig: &str,
                      cat: &str,
@@ -277,7 +291,7 @@ impl TlsDetector {
                      threat: &str,
                      mitre: &[&str],
                      extra: Value| {
-            let mut ev = base.clone();
+            let mut ev = evidence_base(hs);
             if let Value::Object(m) = extra {
                 ev.extend(m);
             }
@@ -397,8 +411,10 @@ impl TlsDetector {
                 ));
             }
             if let Some(sni) = hs.sni.as_deref().filter(|s| !looks_like_ip(s)) {
-                let names = certificate_names(leaf);
-                if !names.is_empty() && !names.iter().any(|n| name_matches(n, sni)) {
+                let mut names = certificate_name_refs(leaf).peekable();
+                let has_names = names.peek().is_some();
+                if has_names && !names.any(|n| name_matches(n, sni)) {
+                    let names = certificate_names(leaf);
                     alerts.push(alert(
                         sid::SNI_MISMATCH,
                         "NETMONITOR TLS SNI does not match the server certificate",
@@ -530,6 +546,16 @@ mod tests {
         assert_eq!(a.evidence["sni"], "www.example.com");
         assert!(a.mitre.contains(&"T1071.001".to_owned()));
 
+        // Our own hashes are looked up as they are; other spellings are normalised.
+        assert_eq!(
+            d.blocklisted(" E7D705A3286E19EA42F587B344EE6865 "),
+            Some("Tofsee")
+        );
+        assert_eq!(d.blocklisted("e7d705a3286e19ea42f587b344ee6866"), None);
+        assert_eq!(
+            TlsDetector::new().blocklisted("e7d705a3286e19ea42f587b344ee6865"),
+            None
+        );
         assert!(d.add_ja3("xyz", "bad").is_err());
         d.add_ja3("00000000000000000000000000000000", "test")
             .unwrap();
@@ -593,11 +619,27 @@ mod tests {
         );
         assert_eq!(alerts[1].evidence["certificate_names"][0], "*.example.com");
 
+        assert_eq!(
+            certificate_names(&hs.certificates[0]),
+            vec!["*.example.com".to_owned(), "example.com".to_owned()]
+        );
         // No SANs: the subject CN is used.
         hs.certificates[0].sans.clear();
         hs.certificates[0].self_signed = false;
         hs.sni = Some("WWW.Example.com.".into());
         assert!(d.inspect(IN_VALIDITY, &hs).is_empty());
+        assert_eq!(
+            certificate_names(&hs.certificates[0]),
+            vec!["www.example.com".to_owned()]
+        );
+        hs.sni = Some("other.example.com".into());
+        let alerts = d.inspect(IN_VALIDITY, &hs);
+        assert_eq!(sids(&alerts), vec![sid::SNI_MISMATCH]);
+        assert_eq!(
+            alerts[0].evidence["certificate_names"][0],
+            "www.example.com"
+        );
+        assert_eq!(alerts[0].evidence["sni"], "other.example.com");
         // An IP literal in SNI is not compared.
         hs.sni = Some("192.0.2.1".into());
         assert!(d.inspect(IN_VALIDITY, &hs).is_empty());

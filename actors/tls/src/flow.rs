@@ -209,8 +209,10 @@ impl TlsFlowParser {
         &self.anomalies
     }
 
-    fn build_event(&self) -> TlsHandshake {
-        let mut hs = self.hs.clone();
+    /// Moves the handshake out (called once: `returned` is set and no more bytes are
+    /// processed after it).
+    fn build_event(&mut self) -> TlsHandshake {
+        let mut hs = std::mem::take(&mut self.hs);
         hs.version = self
             .negotiated_version
             .or(self.offered_version)

@@ -20,6 +20,7 @@ pub mod ja3;
 pub mod ja4;
 pub mod parser;
 pub mod quic;
+mod text;
 pub mod x509;
 
 pub use flow::{TlsAnomalies, TlsFlowParser};
@@ -32,8 +33,7 @@ use parser::{is_grease, version, ClientHello};
 /// The version Suricata attributes to a client from its ClientHello: the first version it knows
 /// in supported_versions, else the hello's version field (TLS 1.3 pre-draft-16 values folded).
 pub fn client_offered_version(ch: &ClientHello<'_>) -> u16 {
-    ch.supported_versions()
-        .into_iter()
+    ch.supported_versions_iter()
         .find(|v| version::is_known(*v))
         .unwrap_or_else(|| version::from_legacy_field(ch.legacy_version))
 }
@@ -43,8 +43,7 @@ pub fn apply_client_hello(hs: &mut TlsHandshake, ch: &ClientHello<'_>, transport
     hs.sni = ch.sni();
     hs.client_version = Some(ch.legacy_version);
     hs.supported_versions = ch
-        .supported_versions()
-        .into_iter()
+        .supported_versions_iter()
         .filter(|v| !is_grease(*v))
         .collect();
     hs.cipher_suites = ch
@@ -54,19 +53,47 @@ pub fn apply_client_hello(hs: &mut TlsHandshake, ch: &ClientHello<'_>, transport
         .filter(|c| !is_grease(*c))
         .collect();
     hs.alpn_offered = ch
-        .alpn()
-        .into_iter()
+        .alpn_names()
         .map(|p| String::from_utf8_lossy(p).into_owned())
         .collect();
     hs.ja3 = Some(ja3::ja3(ch));
     hs.ja4 = Some(ja4::ja4(ch, transport));
 }
 
+/// What the front of a handshake stream holds, for [`fingerprint_client_hello`].
+enum HelloStart<'a> {
+    /// A complete ClientHello message: its body.
+    Complete(&'a [u8]),
+    /// A ClientHello whose body has not all arrived.
+    Partial,
+    /// Not a ClientHello, or too short to tell.
+    Other,
+}
+
+fn hello_start(msg: &[u8]) -> HelloStart<'_> {
+    let mut r = parser::Reader::new(msg);
+    let (Ok(typ), Ok(len)) = (r.u8("type"), r.u24("length")) else {
+        return HelloStart::Other;
+    };
+    if typ != parser::handshake_type::CLIENT_HELLO {
+        return HelloStart::Other;
+    }
+    match r.bytes(len, "body") {
+        Ok(body) => HelloStart::Complete(body),
+        Err(_) => HelloStart::Partial,
+    }
+}
+
 /// Fingerprints the ClientHello carried by `record_bytes` (one or more TLS records starting
 /// with a handshake record, as on the wire): its JA3 and JA4. Meant for benchmarks and tools
 /// that measure the per-handshake cost without the flow machinery.
 pub fn fingerprint_client_hello(record_bytes: &[u8]) -> Option<(Fingerprint, String)> {
-    // Concatenate the bodies of the leading handshake records until the message is complete.
+    let fingerprints = |body: &[u8]| {
+        let ch = parser::parse_client_hello(body).ok()?;
+        Some((ja3::ja3(&ch), ja4::ja4(&ch, ja4::Transport::Tcp)))
+    };
+    // The bodies of the leading handshake records, concatenated only when the message spans
+    // records (the common single-record hello is read in place).
     let mut msg: Vec<u8> = Vec::new();
     let mut rest = record_bytes;
     loop {
@@ -75,16 +102,19 @@ pub fn fingerprint_client_hello(record_bytes: &[u8]) -> Option<(Fingerprint, Str
             return None;
         }
         let end = parser::RECORD_HEADER_LEN.checked_add(header.length)?;
-        msg.extend_from_slice(rest.get(parser::RECORD_HEADER_LEN..end)?);
+        let fragment = rest.get(parser::RECORD_HEADER_LEN..end)?;
         rest = rest.get(end..)?;
-        let mut r = parser::Reader::new(&msg);
-        if r.u8("type").ok()? != parser::handshake_type::CLIENT_HELLO {
-            return None;
+        let in_place = msg.is_empty();
+        if !in_place {
+            msg.extend_from_slice(fragment);
         }
-        let len = r.u24("length").ok()?;
-        if let Ok(body) = r.bytes(len, "body") {
-            let ch = parser::parse_client_hello(body).ok()?;
-            return Some((ja3::ja3(&ch), ja4::ja4(&ch, ja4::Transport::Tcp)));
+        match hello_start(if in_place { fragment } else { &msg }) {
+            HelloStart::Complete(body) => return fingerprints(body),
+            HelloStart::Other => return None,
+            HelloStart::Partial => {}
+        }
+        if in_place {
+            msg.extend_from_slice(fragment);
         }
         if rest.is_empty() {
             return None;

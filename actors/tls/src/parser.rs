@@ -17,6 +17,8 @@ pub const HANDSHAKE_HEADER_LEN: usize = 4;
 const MIN_CLIENT_HELLO_LEN: usize = 2 + 32 + 1 + 2 + 1;
 /// Smallest body a ServerHello can have (version, random, cipher: the TLS 1.3 draft layout).
 const MIN_SERVER_HELLO_LEN: usize = 2 + 32 + 2;
+/// Extensions of a hello room is reserved for before parsing them (browsers send about 16-20).
+const EXTENSIONS_PRESIZE: usize = 24;
 /// Bytes needed after a candidate record start before [`find_record_start`] can judge it.
 const SCAN_WINDOW: usize = RECORD_HEADER_LEN + HANDSHAKE_HEADER_LEN + 2;
 
@@ -235,12 +237,16 @@ fn be24(a: u8, b: u8, c: u8) -> usize {
 
 /// Reads consecutive big-endian u16 values; an odd trailing byte is ignored.
 pub fn u16_list(data: &[u8]) -> Vec<u16> {
-    data.chunks_exact(2)
-        .map(|c| match c {
-            [hi, lo] => u16::from_be_bytes([*hi, *lo]),
-            _ => 0,
-        })
-        .collect()
+    u16_values(data).collect()
+}
+
+/// The big-endian u16 values of `data` without collecting them (an odd trailing byte is
+/// ignored), for the fingerprints that only walk a list once.
+pub fn u16_values(data: &[u8]) -> impl Iterator<Item = u16> + Clone + '_ {
+    data.chunks_exact(2).map(|c| match c {
+        [hi, lo] => u16::from_be_bytes([*hi, *lo]),
+        _ => 0,
+    })
 }
 
 /// True for the GREASE values of RFC 8701 (0x0a0a, 0x1a1a, … 0xfafa), which every fingerprint
@@ -316,7 +322,8 @@ pub struct Extension<'a> {
 /// through the second value so the hello is still usable.
 fn parse_extensions(block: &[u8]) -> (Vec<Extension<'_>>, bool) {
     let mut r = Reader::new(block);
-    let mut out = Vec::new();
+    // Every extension takes at least four bytes; sized for the usual hello up front.
+    let mut out = Vec::with_capacity((block.len() / 4).min(EXTENSIONS_PRESIZE));
     while r.remaining() > 0 {
         let Ok(typ) = r.u16("extension type") else {
             return (out, true);
@@ -388,21 +395,38 @@ fn find_extension<'a>(exts: &[Extension<'a>], typ: u16) -> Option<&'a [u8]> {
     exts.iter().find(|e| e.typ == typ).map(|e| e.data)
 }
 
-/// The protocol names of an ALPN extension body.
-fn alpn_list(data: &[u8]) -> Vec<&[u8]> {
-    let mut r = Reader::new(data);
-    let Ok(list) = r.vec16("ALPN list") else {
-        return Vec::new();
-    };
-    let mut r = Reader::new(list);
-    let mut out = Vec::new();
-    while r.remaining() > 0 {
-        match r.vec8("ALPN protocol") {
-            Ok(p) => out.push(p),
-            Err(_) => break,
+/// The protocol names of an ALPN extension body, in order; a malformed entry ends the list.
+#[derive(Clone, Debug)]
+pub struct AlpnNames<'a> {
+    r: Reader<'a>,
+}
+
+impl<'a> AlpnNames<'a> {
+    /// The names of an ALPN extension body (none when the list length is malformed).
+    pub fn new(data: &'a [u8]) -> Self {
+        let list = Reader::new(data).vec16("ALPN list").unwrap_or(&[]);
+        AlpnNames {
+            r: Reader::new(list),
         }
     }
-    out
+}
+
+impl<'a> Iterator for AlpnNames<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.r.remaining() == 0 {
+            return None;
+        }
+        match self.r.vec8("ALPN protocol") {
+            Ok(p) => Some(p),
+            Err(_) => {
+                // Stop for good.
+                self.r = Reader::new(&[]);
+                None
+            }
+        }
+    }
 }
 
 impl<'a> ClientHello<'a> {
@@ -434,39 +458,67 @@ impl<'a> ClientHello<'a> {
 
     /// ALPN protocol names offered, in order.
     pub fn alpn(&self) -> Vec<&'a [u8]> {
-        self.extension(ext::ALPN).map(alpn_list).unwrap_or_default()
+        self.alpn_names().collect()
+    }
+
+    /// ALPN protocol names offered, in order, without collecting them.
+    pub fn alpn_names(&self) -> AlpnNames<'a> {
+        AlpnNames::new(self.extension(ext::ALPN).unwrap_or(&[]))
+    }
+
+    /// The body of a list extension whose vector has a `prefix`-byte length (1 or 2); empty
+    /// when absent or malformed.
+    fn list_body(&self, typ: u16, prefix: usize, what: &'static str) -> &'a [u8] {
+        self.extension(typ)
+            .and_then(|d| {
+                let mut r = Reader::new(d);
+                if prefix == 1 {
+                    r.vec8(what).ok()
+                } else {
+                    r.vec16(what).ok()
+                }
+            })
+            .unwrap_or(&[])
     }
 
     /// supported_groups (named curves), in order, GREASE included.
     pub fn supported_groups(&self) -> Vec<u16> {
-        self.extension(ext::SUPPORTED_GROUPS)
-            .and_then(|d| Reader::new(d).vec16("supported groups").ok())
-            .map(u16_list)
-            .unwrap_or_default()
+        self.supported_groups_iter().collect()
+    }
+
+    /// [`Self::supported_groups`] without collecting.
+    pub fn supported_groups_iter(&self) -> impl Iterator<Item = u16> + Clone + 'a {
+        u16_values(self.list_body(ext::SUPPORTED_GROUPS, 2, "supported groups"))
     }
 
     /// ec_point_formats, in order.
     pub fn ec_point_formats(&self) -> Vec<u8> {
-        self.extension(ext::EC_POINT_FORMATS)
-            .and_then(|d| Reader::new(d).vec8("ec point formats").ok())
-            .map(<[u8]>::to_vec)
-            .unwrap_or_default()
+        self.ec_point_formats_bytes().to_vec()
+    }
+
+    /// [`Self::ec_point_formats`] borrowed from the message.
+    pub fn ec_point_formats_bytes(&self) -> &'a [u8] {
+        self.list_body(ext::EC_POINT_FORMATS, 1, "ec point formats")
     }
 
     /// signature_algorithms, in order, GREASE included.
     pub fn signature_algorithms(&self) -> Vec<u16> {
-        self.extension(ext::SIGNATURE_ALGORITHMS)
-            .and_then(|d| Reader::new(d).vec16("signature algorithms").ok())
-            .map(u16_list)
-            .unwrap_or_default()
+        self.signature_algorithms_iter().collect()
+    }
+
+    /// [`Self::signature_algorithms`] without collecting.
+    pub fn signature_algorithms_iter(&self) -> impl Iterator<Item = u16> + Clone + 'a {
+        u16_values(self.list_body(ext::SIGNATURE_ALGORITHMS, 2, "signature algorithms"))
     }
 
     /// supported_versions offered, in order, GREASE included.
     pub fn supported_versions(&self) -> Vec<u16> {
-        self.extension(ext::SUPPORTED_VERSIONS)
-            .and_then(|d| Reader::new(d).vec8("supported versions").ok())
-            .map(u16_list)
-            .unwrap_or_default()
+        self.supported_versions_iter().collect()
+    }
+
+    /// [`Self::supported_versions`] without collecting.
+    pub fn supported_versions_iter(&self) -> impl Iterator<Item = u16> + Clone + 'a {
+        u16_values(self.list_body(ext::SUPPORTED_VERSIONS, 1, "supported versions"))
     }
 }
 
@@ -540,8 +592,8 @@ impl<'a> ServerHello<'a> {
     /// The ALPN protocol the server selected.
     pub fn alpn(&self) -> Option<String> {
         let data = self.extension(ext::ALPN)?;
-        alpn_list(data)
-            .first()
+        AlpnNames::new(data)
+            .next()
             .map(|p| String::from_utf8_lossy(p).into_owned())
     }
 }
@@ -829,6 +881,50 @@ mod tests {
         assert_eq!(ch.sni().as_deref(), Some("example.com"));
         assert_eq!(ch.alpn(), vec![b"h2".as_slice()]);
         assert!(!ch.truncated);
+    }
+
+    #[test]
+    fn list_extensions_read_in_place_and_stop_at_malformed_entries() {
+        let exts = [
+            // ALPN: "h2", then an entry claiming 9 bytes with 2 present.
+            Extension {
+                typ: ext::ALPN,
+                data: &[0x00, 0x06, 0x02, b'h', b'2', 0x09, b'x', b'y'],
+            },
+            // supported_versions: GREASE, 1.3, 1.2.
+            Extension {
+                typ: ext::SUPPORTED_VERSIONS,
+                data: &[0x06, 0x7a, 0x7a, 0x03, 0x04, 0x03, 0x03],
+            },
+            // supported_groups whose length overruns the body: treated as absent.
+            Extension {
+                typ: ext::SUPPORTED_GROUPS,
+                data: &[0x00, 0x08, 0x00, 0x1d],
+            },
+            Extension {
+                typ: ext::EC_POINT_FORMATS,
+                data: &[0x02, 0x00, 0x01],
+            },
+        ];
+        let ch = ClientHello {
+            legacy_version: 0x0303,
+            session_id: &[],
+            cipher_suites: vec![],
+            compression_methods: &[0],
+            extensions: exts.to_vec(),
+            truncated: false,
+        };
+        assert_eq!(ch.alpn_names().collect::<Vec<_>>(), vec![b"h2".as_slice()]);
+        assert_eq!(ch.alpn(), vec![b"h2".as_slice()]);
+        assert_eq!(
+            ch.supported_versions_iter().collect::<Vec<_>>(),
+            vec![0x7a7a, 0x0304, 0x0303]
+        );
+        assert_eq!(ch.supported_versions(), vec![0x7a7a, 0x0304, 0x0303]);
+        assert_eq!(ch.supported_groups_iter().count(), 0);
+        assert_eq!(ch.ec_point_formats_bytes(), &[0x00, 0x01]);
+        assert_eq!(ch.signature_algorithms(), Vec::<u16>::new());
+        assert_eq!(AlpnNames::new(&[0xff]).count(), 0);
     }
 
     #[test]

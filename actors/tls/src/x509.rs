@@ -9,11 +9,11 @@
 //! string type is printed as uppercase hex. The serial is the DER INTEGER's bytes in uppercase
 //! hex joined by `:` (sign byte kept), the fingerprint the SHA-1 of the DER in lowercase hex.
 
+use crate::text::{into_string, push_decimal, push_hex_lower, push_hex_upper};
 use netmonitor_common::der::{self, read_tlv, tag, DerError, Tlv};
 use netmonitor_common::time::epoch_from_utc;
 use netmonitor_common::Certificate;
 use sha1::{Digest, Sha1};
-use std::fmt::Write as _;
 
 /// Deepest OID accepted (sub-identifiers); longer ones are printed as hex.
 const MAX_OID_ARCS: usize = 32;
@@ -74,6 +74,74 @@ fn curve_bits(dotted: &str) -> Option<u32> {
     })
 }
 
+/// [`curve_bits`] by the DER bytes of the curve OID (the canonical encodings of its table), so
+/// that the usual keys need no dotted text.
+fn curve_bits_der(value: &[u8]) -> Option<u32> {
+    Some(match value {
+        [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x01] => 192,
+        [0x2b, 0x81, 0x04, 0x00, 0x21] => 224,
+        [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07] => 256,
+        [0x2b, 0x81, 0x04, 0x00, 0x0a] => 256,
+        [0x2b, 0x81, 0x04, 0x00, 0x22] => 384,
+        [0x2b, 0x81, 0x04, 0x00, 0x23] => 521,
+        [0x2b, 0x24, 0x03, 0x03, 0x02, 0x08, 0x01, 0x01, 0x07] => 256,
+        [0x2b, 0x24, 0x03, 0x03, 0x02, 0x08, 0x01, 0x01, 0x0b] => 384,
+        [0x2b, 0x24, 0x03, 0x03, 0x02, 0x08, 0x01, 0x01, 0x0d] => 512,
+        _ => return None,
+    })
+}
+
+/// [`attribute_short_name`] by the DER bytes of the attribute type (the canonical encodings of
+/// its table): names are formatted without building dotted text for the usual attributes.
+fn attribute_short_name_der(value: &[u8]) -> Option<&'static str> {
+    Some(match value {
+        // id-at (2.5.4.n)
+        [0x55, 0x04, n] => match n {
+            3 => "CN",
+            6 => "C",
+            7 => "L",
+            8 => "ST",
+            10 => "O",
+            11 => "OU",
+            0 => "objectClass",
+            1 => "aliasedEntryName",
+            2 => "knowledgeInformation",
+            4 => "surname",
+            5 => "serialNumber",
+            9 => "streetAddress",
+            12 => "title",
+            13 => "description",
+            14 => "searchGuide",
+            15 => "businessCategory",
+            16 => "postalAddress",
+            17 => "postalCode",
+            41 => "name",
+            42 => "givenName",
+            43 => "initials",
+            44 => "generationQualifier",
+            45 => "uniqueIdentifier",
+            46 => "dnQualifier",
+            _ => return None,
+        },
+        // 0.9.2342.19200300.100.1.25
+        [0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x19] => "DC",
+        // 1.2.840.113549.1.9.{1,2}
+        [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x01] => "Email",
+        [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x02] => "unstructuredName",
+        // 1.3.6.1.4.1.311.60.2.1.{1,2,3}
+        [0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0x37, 0x3c, 0x02, 0x01, 0x01] => {
+            "msJurisdictionLocality"
+        }
+        [0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0x37, 0x3c, 0x02, 0x01, 0x02] => {
+            "msJurisdictionStateOrProvince"
+        }
+        [0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0x37, 0x3c, 0x02, 0x01, 0x03] => {
+            "msJurisdictionCountry"
+        }
+        _ => return None,
+    })
+}
+
 /// The name Suricata (x509-parser with oid-registry) prints for an attribute type.
 fn attribute_short_name(dotted: &str) -> Option<&'static str> {
     Some(match dotted {
@@ -113,13 +181,19 @@ fn attribute_short_name(dotted: &str) -> Option<&'static str> {
 
 /// Dotted-decimal text of a DER OBJECT IDENTIFIER value (`None` when malformed or too long).
 pub fn oid_to_string(value: &[u8]) -> Option<String> {
-    let mut out = String::new();
+    let mut out = Vec::with_capacity(4 * value.len());
+    push_oid(&mut out, value).then(|| into_string(out))
+}
+
+/// Appends the dotted-decimal text of a DER OBJECT IDENTIFIER value; false (and `out` left
+/// partly written) when it is malformed or too long.
+fn push_oid(out: &mut Vec<u8>, value: &[u8]) -> bool {
     let mut acc: u64 = 0;
     let mut arcs = 0usize;
     let mut in_arc = false;
     for &b in value {
         if acc > (u64::MAX >> 7) {
-            return None;
+            return false;
         }
         acc = (acc << 7) | u64::from(b & 0x7f);
         in_arc = true;
@@ -130,88 +204,93 @@ pub fn oid_to_string(value: &[u8]) -> Option<String> {
                     40..=79 => (1, acc - 40),
                     _ => (2, acc - 80),
                 };
-                let _ = write!(out, "{first}.{second}");
+                push_decimal(out, first);
+                out.push(b'.');
+                push_decimal(out, second);
                 arcs = 2;
             } else {
-                let _ = write!(out, ".{acc}");
+                out.push(b'.');
+                push_decimal(out, acc);
                 arcs += 1;
             }
             if arcs > MAX_OID_ARCS {
-                return None;
+                return false;
             }
             acc = 0;
             in_arc = false;
         }
     }
-    if in_arc || out.is_empty() {
-        return None;
-    }
-    Some(out)
+    !(in_arc || arcs == 0)
 }
 
-fn hex_upper(bytes: &[u8], sep: &str) -> String {
-    let mut s = String::with_capacity(bytes.len() * 3);
-    for (i, b) in bytes.iter().enumerate() {
-        if i > 0 {
-            s.push_str(sep);
-        }
-        let _ = write!(s, "{b:02X}");
-    }
-    s
+/// Uppercase hex of `bytes` (`sep` between bytes when given), as a `String`.
+fn hex_upper(bytes: &[u8], sep: Option<u8>) -> String {
+    let mut out = Vec::with_capacity(3 * bytes.len());
+    push_hex_upper(&mut out, bytes, sep);
+    into_string(out)
 }
 
-fn hex_lower_colon(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 3);
-    for (i, b) in bytes.iter().enumerate() {
-        if i > 0 {
-            s.push(':');
-        }
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
-
-/// Text of an attribute value the way x509-parser renders it: string types as text (BMP and
-/// Universal strings decoded), anything else as uppercase hex of its value bytes.
-fn attribute_value(v: &Tlv<'_>) -> String {
+/// Appends the text of an attribute value the way x509-parser renders it: string types as text
+/// (BMP and Universal strings decoded), anything else as uppercase hex of its value bytes.
+fn push_attribute_value(out: &mut String, v: &Tlv<'_>) {
     if v.class != der::CLASS_UNIVERSAL {
-        return hex_upper(v.value, "");
+        out.push_str(&hex_upper(v.value, None));
+        return;
     }
     match v.tag {
+        // BMP and Universal strings need decoding (rare).
+        tag::BMP_STRING | tag::UNIVERSAL_STRING => out.push_str(&v.as_string()),
         // NumericString, PrintableString, T61, Videotex, IA5, Graphic, Visible, General, UTF8,
-        // ObjectDescriptor, BMP, Universal.
-        18 | 19 | 20 | 21 | 22 | 25 | 26 | 27 | 12 | 7 | 30 | 28 => v.as_string(),
-        _ => hex_upper(v.value, ""),
+        // ObjectDescriptor: UTF-8 where valid, else Latin-1 (as `Tlv::as_string`).
+        18 | 19 | 20 | 21 | 22 | 25 | 26 | 27 | 12 | 7 => match std::str::from_utf8(v.value) {
+            Ok(text) => out.push_str(text),
+            Err(_) => out.extend(v.value.iter().map(|&b| char::from(b))),
+        },
+        _ => out.push_str(&hex_upper(v.value, None)),
+    }
+}
+
+/// Appends the label of an attribute type: its short name, else `OID(dotted)` (`OID()` when
+/// the OID is malformed).
+fn push_attribute_label(out: &mut String, oid_value: &[u8]) {
+    if let Some(sn) = attribute_short_name_der(oid_value) {
+        out.push_str(sn);
+        return;
+    }
+    // Unknown bytes (or a non-canonical encoding of a known OID): go through the dotted text.
+    let dotted = oid_to_string(oid_value);
+    match dotted.as_deref().and_then(attribute_short_name) {
+        Some(sn) => out.push_str(sn),
+        None => {
+            out.push_str("OID(");
+            out.push_str(dotted.as_deref().unwrap_or_default());
+            out.push(')');
+        }
     }
 }
 
 /// Formats a Name (the SEQUENCE OF RelativeDistinguishedName) in Suricata's style.
 pub fn format_name(name: &Tlv<'_>) -> String {
-    let mut out = String::new();
+    let mut out = String::with_capacity(name.value.len());
     for rdn in name.children() {
-        let mut rdn_text = String::new();
+        let mut first_in_rdn = true;
         for atv in rdn.children() {
             let mut parts = atv.children();
             let (Some(typ), Some(value)) = (parts.next(), parts.next()) else {
                 continue;
             };
-            let dotted = oid_to_string(typ.value);
-            let label = match dotted.as_deref().and_then(attribute_short_name) {
-                Some(sn) => sn.to_owned(),
-                None => format!("OID({})", dotted.unwrap_or_default()),
-            };
-            if !rdn_text.is_empty() {
-                rdn_text.push_str(" + ");
+            if first_in_rdn {
+                if !out.is_empty() {
+                    out.push_str(", ");
+                }
+                first_in_rdn = false;
+            } else {
+                out.push_str(" + ");
             }
-            let _ = write!(rdn_text, "{label}={}", attribute_value(&value));
+            push_attribute_label(&mut out, typ.value);
+            out.push('=');
+            push_attribute_value(&mut out, &value);
         }
-        if rdn_text.is_empty() {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(", ");
-        }
-        out.push_str(&rdn_text);
     }
     out
 }
@@ -316,10 +395,10 @@ fn key_info(spki: &Tlv<'_>) -> (Option<String>, Option<u32>) {
             (Some("RSA".into()), bits)
         }
         oid::EC_PUBLIC_KEY => {
-            let bits = params
-                .filter(|p| p.is_universal(tag::OID))
-                .and_then(|p| oid_to_string(p.value))
-                .and_then(|d| curve_bits(&d));
+            let bits = params.filter(|p| p.is_universal(tag::OID)).and_then(|p| {
+                curve_bits_der(p.value)
+                    .or_else(|| oid_to_string(p.value).and_then(|d| curve_bits(&d)))
+            });
             (Some("EC".into()), bits)
         }
         oid::DSA => {
@@ -362,7 +441,10 @@ fn basic_constraints_ca(ext_value: &[u8]) -> bool {
 
 /// SHA-1 of a certificate's DER, lowercase hex joined by `:` (EVE `tls.fingerprint`).
 pub fn sha1_fingerprint(der: &[u8]) -> String {
-    hex_lower_colon(&Sha1::digest(der))
+    let digest = Sha1::digest(der);
+    let mut out = Vec::with_capacity(3 * digest.len());
+    push_hex_lower(&mut out, &digest, Some(b':'));
+    into_string(out)
 }
 
 /// Reads the facts of one DER certificate. The validity, names and serial are required; the
@@ -383,7 +465,7 @@ pub fn parse_certificate(der_bytes: &[u8]) -> Result<Certificate, X509Error> {
     if !first.is_universal(tag::INTEGER) {
         return Err(X509Error::Missing("serialNumber"));
     }
-    let serial = hex_upper(first.value, ":");
+    let serial = hex_upper(first.value, Some(b':'));
     expect(&mut it, tag::SEQUENCE, "signature")?;
     let issuer = expect(&mut it, tag::SEQUENCE, "issuer")?;
     let validity = expect(&mut it, tag::SEQUENCE, "validity")?;
@@ -484,6 +566,129 @@ mod tests {
             0x30, 0x0a, 0x06, 0x03, 0x55, 0x04, 0x03, 0x0c, 0x03, b'a', b',', b'b',
         ];
         assert_eq!(format_name(&tlv(&name)), "C=FR, OID(2.5.4.97)=x + CN=a,b");
+    }
+
+    /// DER value of a dotted OID (test helper; canonical base-128 arcs).
+    fn encode_oid(dotted: &str) -> Vec<u8> {
+        let arcs: Vec<u64> = dotted.split('.').map(|a| a.parse().unwrap()).collect();
+        let mut out = Vec::new();
+        let mut push_arc = |mut v: u64| {
+            let mut groups = vec![(v & 0x7f) as u8];
+            v >>= 7;
+            while v > 0 {
+                groups.push((v & 0x7f) as u8 | 0x80);
+                v >>= 7;
+            }
+            out.extend(groups.iter().rev());
+        };
+        push_arc(arcs[0] * 40 + arcs[1]);
+        for a in &arcs[2..] {
+            push_arc(*a);
+        }
+        out
+    }
+
+    #[test]
+    fn der_lookups_agree_with_the_dotted_tables() {
+        // Every attribute type of the dotted table, plus neighbours that are not in it.
+        let attributes = [
+            "2.5.4.0",
+            "2.5.4.1",
+            "2.5.4.2",
+            "2.5.4.3",
+            "2.5.4.4",
+            "2.5.4.5",
+            "2.5.4.6",
+            "2.5.4.7",
+            "2.5.4.8",
+            "2.5.4.9",
+            "2.5.4.10",
+            "2.5.4.11",
+            "2.5.4.12",
+            "2.5.4.13",
+            "2.5.4.14",
+            "2.5.4.15",
+            "2.5.4.16",
+            "2.5.4.17",
+            "2.5.4.18",
+            "2.5.4.40",
+            "2.5.4.41",
+            "2.5.4.42",
+            "2.5.4.43",
+            "2.5.4.44",
+            "2.5.4.45",
+            "2.5.4.46",
+            "2.5.4.47",
+            "2.5.4.97",
+            "0.9.2342.19200300.100.1.25",
+            "0.9.2342.19200300.100.1.1",
+            "1.2.840.113549.1.9.1",
+            "1.2.840.113549.1.9.2",
+            "1.2.840.113549.1.9.3",
+            "1.3.6.1.4.1.311.60.2.1.1",
+            "1.3.6.1.4.1.311.60.2.1.2",
+            "1.3.6.1.4.1.311.60.2.1.3",
+            "1.3.6.1.4.1.311.60.2.1.4",
+        ];
+        let mut known = 0;
+        for dotted in attributes {
+            let der = encode_oid(dotted);
+            assert_eq!(oid_to_string(&der).as_deref(), Some(dotted));
+            assert_eq!(
+                attribute_short_name_der(&der),
+                attribute_short_name(dotted),
+                "{dotted}"
+            );
+            known += usize::from(attribute_short_name(dotted).is_some());
+        }
+        assert_eq!(known, 30, "the whole dotted table is covered");
+        let curves = [
+            "1.2.840.10045.3.1.1",
+            "1.3.132.0.33",
+            "1.2.840.10045.3.1.7",
+            "1.3.132.0.10",
+            "1.3.132.0.34",
+            "1.3.132.0.35",
+            "1.3.36.3.3.2.8.1.1.7",
+            "1.3.36.3.3.2.8.1.1.11",
+            "1.3.36.3.3.2.8.1.1.13",
+            "1.3.132.0.36",
+            "1.2.840.10045.3.1.2",
+        ];
+        for dotted in curves {
+            assert_eq!(
+                curve_bits_der(&encode_oid(dotted)),
+                curve_bits(dotted),
+                "{dotted}"
+            );
+        }
+    }
+
+    #[test]
+    fn non_canonical_oid_bytes_still_get_their_short_name() {
+        // 2.5.4.3 with a padded arc (0x80 0x03): not the canonical bytes, same dotted text.
+        let name = [
+            0x30, 0x0e, 0x31, 0x0c, 0x30, 0x0a, 0x06, 0x04, 0x55, 0x04, 0x80, 0x03, 0x0c, 0x02,
+            b'h', b'i',
+        ];
+        assert_eq!(format_name(&tlv(&name)), "CN=hi");
+        // A non-string value is uppercase hex; a BMPString is decoded.
+        let der = |tag: u8, content: &[u8]| {
+            let mut v = vec![tag, content.len() as u8];
+            v.extend_from_slice(content);
+            v
+        };
+        let atv =
+            |oid: &[u8], value: Vec<u8>| der(0x31, &der(0x30, &[der(0x06, oid), value].concat()));
+        let name = der(
+            0x30,
+            &[
+                atv(&[0x55, 0x04, 0x0a], der(0x02, &[0xab])),
+                atv(&[0x55, 0x04, 0x03], der(0x1e, &[0x00, 0xe9])),
+            ]
+            .concat(),
+        );
+        assert_eq!(format_name(&tlv(&name)), "O=AB, CN=\u{e9}");
     }
 
     #[test]
