@@ -241,7 +241,7 @@ mod tests {
         assert_eq!(t.as_i64(), Some(5));
         assert_eq!(rest, &[0xff]);
         let mut long = vec![0x04, 0x81, 0x80];
-        long.extend(std::iter::repeat(7u8).take(128));
+        long.extend(std::iter::repeat_n(7u8, 128));
         let (t, rest) = read_tlv(&long).unwrap();
         assert_eq!(t.value.len(), 128);
         assert!(rest.is_empty());

@@ -256,14 +256,14 @@ impl Inventory {
     /// Hosts by bytes sent plus received.
     pub fn top_talkers(&self, limit: usize) -> Vec<Host> {
         let mut v: Vec<&Host> = self.hosts.values().collect();
-        v.sort_by(|a, b| (b.bytes_sent + b.bytes_received).cmp(&(a.bytes_sent + a.bytes_received)));
+        v.sort_by_key(|h| std::cmp::Reverse(h.bytes_sent + h.bytes_received));
         v.into_iter().take(limit).cloned().collect()
     }
 
     /// Nodes and the heaviest edges between them.
     pub fn map(&self, max_edges: usize) -> serde_json::Value {
         let mut edges: Vec<(&(IpAddr, IpAddr), &Edge)> = self.edges.iter().collect();
-        edges.sort_by(|a, b| b.1.bytes.cmp(&a.1.bytes));
+        edges.sort_by_key(|e| std::cmp::Reverse(e.1.bytes));
         edges.truncate(max_edges);
         let mut nodes: BTreeSet<IpAddr> = BTreeSet::new();
         for ((a, b), _) in &edges {
