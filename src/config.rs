@@ -262,6 +262,47 @@ impl Config {
         Ok(())
     }
 
+    /// The effective configuration as JSON with secrets (database password and URL) removed,
+    /// for `get_config_parameters`.
+    pub fn redacted(&self) -> serde_json::Value {
+        let db = &self.database;
+        serde_json::json!({
+            "data_dir": self.data_dir(),
+            "log_level": self.log_level,
+            "sensor_name": self.sensor_name,
+            "http": {"host": self.http.host, "port": self.http.port, "workers": self.http.workers},
+            "mcp": {
+                "auth_required": self.mcp.auth_required,
+                "rate_limit_enabled": self.mcp.rate_limit_enabled,
+                "cors_enabled": self.mcp.cors_enabled,
+                "cors_origins": self.mcp.cors_origins,
+                "max_body_bytes": self.mcp.max_body_bytes,
+                "session_idle_secs": self.mcp.session_idle_secs,
+                "tool_timeout_secs": self.mcp.tool_timeout_secs,
+            },
+            "database": {
+                "embedded": matches!(self.db_target(), DbTarget::Private { .. }),
+                "url": db.url.as_ref().map(|_| "<redacted>"),
+                "host": db.host, "port": db.port, "name": db.name, "user": db.user,
+                "password": db.password.as_ref().map(|_| "<redacted>"),
+                "pool_size": db.pool_size,
+            },
+            "capture": {"interfaces": self.capture.interfaces, "pcaps": self.capture.pcaps, "promiscuous": self.capture.promiscuous},
+            "sensor": {
+                "ring_buffer_bytes": self.sensor.pipeline.ring.max_bytes,
+                "ja3_blocklist": self.sensor.ja3_blocklist,
+                "workers": self.sensor.workers,
+            },
+            "store": {
+                "batch_size": self.store.batch_size,
+                "flush_interval_ms": self.store.flush_interval_ms,
+                "queue_capacity": self.store.queue_capacity,
+                "spool_dir": self.store.spool_dir,
+            },
+            "ollama": {"base_url": self.ollama.base_url, "model": self.ollama.model},
+        })
+    }
+
     /// True when the listener only accepts local connections.
     pub fn binds_loopback(&self) -> bool {
         self.http.host == "localhost"
@@ -404,6 +445,21 @@ mod tests {
         let c = load(&[], Some(&text)).unwrap();
         assert_eq!(c.sensor_name, "sensor-1");
         assert_eq!(c.store.batch_size, 5000);
+    }
+
+    #[test]
+    fn redacted_config_hides_secrets() {
+        let c = load(
+            &[
+                ("DB_PASSWORD", "hunter2"),
+                ("DATABASE_URL", "postgres://u:hunter2@h/db"),
+            ],
+            None,
+        )
+        .unwrap();
+        let text = c.redacted().to_string();
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("<redacted>"));
     }
 
     #[test]

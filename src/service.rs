@@ -17,6 +17,7 @@ use netmonitor_sensor::actor::SensorActor;
 use netmonitor_sensor::service::{SensorService, Source};
 use netmonitor_store::actor::{FlushStore, StoreActor};
 use netmonitor_store::{Database, DbPool, StoreHandle};
+use netmonitor_tools::ToolContext;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -86,7 +87,7 @@ async fn serve(
             "MCP authentication is disabled (allowed because the server binds loopback only)"
         );
     }
-    let registry = build_registry(cfg, &pool, &sensor, &sensor_addr)?;
+    let registry = build_registry(cfg, &pool, &sensor, &sensor_addr).await?;
     ops.tools.store(registry.tools().len(), Ordering::Relaxed);
     let mut mcp_config = cfg.mcp.clone();
     mcp_config.server_version = env!("CARGO_PKG_VERSION").to_owned();
@@ -173,13 +174,26 @@ fn start_sensor(
 }
 
 /// The MCP catalogue: every tool, resource and prompt, backed by the sensor and the database.
-fn build_registry(
-    _cfg: &Config,
-    _pool: &DbPool,
-    _sensor: &SensorService,
-    _inventory: &Addr<SensorActor>,
+async fn build_registry(
+    cfg: &Config,
+    pool: &DbPool,
+    sensor: &SensorService,
+    inventory: &Addr<SensorActor>,
 ) -> anyhow::Result<Registry> {
-    Ok(Registry::new())
+    let ctx = Arc::new(ToolContext {
+        pool: pool.clone(),
+        sensor: sensor.handle(),
+        inventory: inventory.clone(),
+        captures_dir: cfg.data_dir().join("captures"),
+        config: cfg.redacted(),
+        started: Instant::now(),
+    });
+    match netmonitor_tools::load_ja3_blocklist(&ctx).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(entries = n, "JA3 blocklist loaded from the database"),
+        Err(e) => tracing::warn!(error = %e, "JA3 blocklist not loaded from the database"),
+    }
+    Ok(netmonitor_tools::build_registry(ctx)?)
 }
 
 /// Keeps the /health database flag current without putting a query on each /health request.

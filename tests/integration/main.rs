@@ -1,6 +1,7 @@
 //! End-to-end tests: the real binary, a real PostgreSQL (private clusters in temp directories),
 //! real HTTP. One target, a module per area, shared fixtures in `util`.
 
+mod live;
 mod mcp;
 mod oracles;
 mod service;

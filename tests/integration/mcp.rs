@@ -9,19 +9,6 @@ use std::time::Duration;
 const ACCEPT: (&str, &str) = ("Accept", "application/json, text/event-stream");
 const JSON: (&str, &str) = ("Content-Type", "application/json");
 
-fn create_token(dir: &std::path::Path, name: &str, scope: &str) -> String {
-    let out = netmonitor(dir)
-        .args(["tokens", "create", "--name", name, "--scope", scope])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
 fn initialize(port: u16, token: &str) -> (u16, String, String) {
     let auth = format!("Bearer {token}");
     http(
@@ -139,4 +126,68 @@ fn tokens_authenticate_and_every_request_is_audited() {
     .unwrap()
     .n;
     assert_eq!(stored_plain, 0, "only the hash of a token is stored");
+}
+
+/// The official MCP Python SDK drives the real service over every HTTP transport.
+#[test]
+fn official_python_sdk_against_the_service() {
+    let importable = std::process::Command::new("python3")
+        .args(["-c", "import mcp, httpx2"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !importable {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI installs the mcp Python SDK"
+        );
+        eprintln!("skipping: python3 cannot import the `mcp` SDK (pip install mcp)");
+        return;
+    }
+    let Some(shared) = shared_dir() else { return };
+    let pcap = shared.join("oracles/zeek/testing/btest/Traces/krb/kinit.pcap");
+    let dir = data_dir();
+    let (_child, port) = start_service_with(dir.path(), &[], &["--pcap", pcap.to_str().unwrap()]);
+    let read = create_token(dir.path(), "assistant", "read_only");
+    let write = create_token(dir.path(), "analyst", "read_write");
+    // Let the pcap's events reach the store and the inventory.
+    let probe = McpSession::open(port, &read);
+    wait_for(
+        "kinit.pcap to be processed",
+        Duration::from_secs(30),
+        || {
+            let s = probe.call("get_sensor_status", serde_json::json!({}));
+            s["structuredContent"]["sources"][0]["state"] == "finished"
+        },
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/integration/python/soc_client.py"
+    );
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .env("NM_URL", format!("http://127.0.0.1:{port}"))
+        .env("NM_READ_TOKEN", &read)
+        .env("NM_WRITE_TOKEN", &write)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "python client failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for scenario in [
+        "streamable-handshake",
+        "streamable-handshake-resources-prompts",
+        "streamable-discover",
+        "legacy-sse",
+        "read-write",
+    ] {
+        assert!(
+            stdout.contains(&format!("OK {scenario}\n")),
+            "scenario {scenario} missing:\n{stdout}"
+        );
+    }
 }

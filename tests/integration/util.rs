@@ -102,9 +102,19 @@ impl Drop for Running {
 
 /// Starts `netmonitor run` on a free port and waits for /health.
 pub fn start_service(data_dir: &std::path::Path, extra_env: &[(&str, &str)]) -> (Running, u16) {
+    start_service_with(data_dir, extra_env, &[])
+}
+
+/// As [`start_service`], with extra `run` arguments (`--pcap F`, `--interface IF`).
+pub fn start_service_with(
+    data_dir: &std::path::Path,
+    extra_env: &[(&str, &str)],
+    args: &[&str],
+) -> (Running, u16) {
     let port = free_port();
     let mut cmd = netmonitor(data_dir);
     cmd.arg("run")
+        .args(args)
         .env("MCP_API_PORT", port.to_string())
         .stdout(Stdio::null())
         .stderr(Stdio::from(
@@ -131,4 +141,88 @@ pub fn shared_dir() -> Option<PathBuf> {
         eprintln!("skipping: ../shared not found");
         None
     }
+}
+
+/// A Streamable HTTP MCP session over raw HTTP (the protocol itself is tested with real SDK
+/// clients elsewhere; this is for driving tools from tests).
+pub struct McpSession {
+    pub port: u16,
+    pub token: String,
+    pub session: String,
+}
+
+impl McpSession {
+    /// Initializes a 2025-11-25 session with `token`.
+    pub fn open(port: u16, token: &str) -> Self {
+        let auth = format!("Bearer {token}");
+        let (status, head, body) = http(
+            port,
+            "POST",
+            "/mcp",
+            &[("Accept", "application/json, text/event-stream"), ("Content-Type", "application/json"), ("Authorization", &auth)],
+            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"it","version":"1"}}}"#,
+        )
+        .expect("initialize");
+        assert_eq!(status, 200, "{body}");
+        let session = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .starts_with("mcp-session-id:")
+                    .then(|| l[15..].trim().to_owned())
+            })
+            .expect("Mcp-Session-Id");
+        let s = McpSession {
+            port,
+            token: token.to_owned(),
+            session,
+        };
+        s.post(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+        s
+    }
+
+    /// Posts one JSON-RPC message; returns (status, parsed body or Null).
+    pub fn post(&self, body: &str) -> (u16, serde_json::Value) {
+        let auth = format!("Bearer {}", self.token);
+        let (status, _, text) = http(
+            self.port,
+            "POST",
+            "/mcp",
+            &[
+                ("Accept", "application/json, text/event-stream"),
+                ("Content-Type", "application/json"),
+                ("Authorization", &auth),
+                ("Mcp-Session-Id", &self.session),
+                ("MCP-Protocol-Version", "2025-11-25"),
+            ],
+            body,
+        )
+        .expect("MCP request");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// Calls a tool; returns its `result` object.
+    pub fn call(&self, tool: &str, args: serde_json::Value) -> serde_json::Value {
+        let req = serde_json::json!({"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":tool,"arguments":args}});
+        let (status, v) = self.post(&req.to_string());
+        assert_eq!(status, 200, "{v}");
+        v["result"].clone()
+    }
+}
+
+/// Creates a token with the CLI and returns its secret.
+pub fn create_token(dir: &std::path::Path, name: &str, scope: &str) -> String {
+    let out = netmonitor(dir)
+        .args(["tokens", "create", "--name", name, "--scope", scope])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }

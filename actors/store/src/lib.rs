@@ -6,6 +6,7 @@
 pub mod actor;
 pub mod cluster;
 pub mod db;
+pub mod queries;
 pub mod rows;
 pub mod schema;
 pub mod spool;

@@ -1,0 +1,321 @@
+//! Device tools: the live inventory of hosts (what the sensor learnt from flows, DHCP, DNS and
+//! TLS since it started) and per-address traffic history from the `flows` table.
+
+use crate::args::Args;
+use crate::schema::*;
+use crate::support::*;
+use crate::threats::ip_scope;
+use netmonitor_mcp::{Scope, ToolAnnotations, ToolDef, ToolError};
+use netmonitor_store::queries::{self as q, AlertFilter};
+use serde_json::{json, Value};
+use std::net::IpAddr;
+
+/// Sources a host record can come from (the inventory's `sources`).
+pub(crate) const HOST_SOURCES: [&str; 6] = ["flow", "dhcp", "dns", "tls", "krb5", "alert"];
+
+/// The tools of this module.
+pub(crate) fn tools(ctx: &Ctx) -> Vec<ToolDef> {
+    vec![
+        get_devices(ctx),
+        get_device_by_ip(ctx),
+        get_top_talkers(ctx),
+        get_device_traffic_stats(ctx),
+    ]
+}
+
+/// Runs an inventory search (`q` over IP, MAC and names, case-insensitive; `source`).
+pub(crate) async fn search_hosts(
+    ctx: &Ctx,
+    query: Option<String>,
+    source: Option<String>,
+    limit: usize,
+) -> Result<Value, ToolError> {
+    inventory(ctx, move |inv| {
+        let hosts = inv.list(query.as_deref(), source.as_deref(), limit);
+        json!({"total_hosts": inv.len(), "hosts": hosts})
+    })
+    .await
+}
+
+fn source_arg(args: &Args) -> Result<Option<String>, ToolError> {
+    let s = args.opt_str("source")?;
+    if let Some(v) = &s {
+        if !HOST_SOURCES.contains(&v.as_str()) {
+            return Err(crate::args::invalid(
+                "source",
+                format!("must be one of {}", HOST_SOURCES.join(", ")),
+            ));
+        }
+    }
+    Ok(s)
+}
+
+fn get_devices(ctx: &Ctx) -> ToolDef {
+    tool(
+        ctx,
+        Spec {
+            name: "get_devices",
+            title: "Network devices",
+            description: "Lists devices from the live network inventory (hosts seen since the sensor started), most recently seen first: address, MAC and names learnt from DHCP/DNS/TLS, traffic totals, open ports and alert count. `q` searches IP, MAC and names case-insensitively; `source` keeps hosts learnt from one kind of event.",
+            input: input(
+                vec![
+                    ("q", string_len("Case-insensitive substring of IP, MAC or host name", 1, 256)),
+                    ("source", enumeration("Only hosts learnt from this kind of event", &HOST_SOURCES)),
+                    ("limit", limit(1000, 100)),
+                ],
+                &[],
+            ),
+            output: output(vec![
+                ("total_hosts", count("Hosts in the inventory")),
+                ("returned", count("Devices in this answer")),
+                ("devices", array("Devices", host())),
+            ]),
+            annotations: ToolAnnotations::READ_ONLY,
+            scope: Scope::ReadOnly,
+        },
+        |ctx, _t, args| async move {
+            let limit = args.i64_or("limit", 100, 1, 1000)?;
+            let r = search_hosts(
+                &ctx,
+                args.opt_str("q")?,
+                source_arg(&args)?,
+                usize::try_from(limit).unwrap_or(100),
+            )
+            .await?;
+            let mut devices = r.get("hosts").cloned().unwrap_or(json!([]));
+            if let Some(list) = devices.as_array_mut() {
+                for d in list.iter_mut() {
+                    let scope = d
+                        .get("ip")
+                        .and_then(Value::as_str)
+                        .and_then(|s| s.parse::<IpAddr>().ok())
+                        .map(ip_scope);
+                    if let (Some(m), Some(s)) = (d.as_object_mut(), scope) {
+                        m.insert("address_scope".into(), json!(s));
+                    }
+                }
+            }
+            let n = devices.as_array().map_or(0, Vec::len);
+            Ok(json!({
+                "total_hosts": r.get("total_hosts").cloned().unwrap_or(json!(0)),
+                "returned": n,
+                "devices": devices,
+            }))
+        },
+    )
+}
+
+fn get_device_by_ip(ctx: &Ctx) -> ToolDef {
+    let mut props = vec![("ip", ip("Device address"))];
+    props.extend(window_props(24));
+    tool(
+        ctx,
+        Spec {
+            name: "get_device_by_ip",
+            title: "Device by IP",
+            description: "Everything known about one device: its live inventory record (names, MAC, ports, protocols), its flow totals and alert counts from the database over the last `hours` (default 24) or a since/until window, its address scope and whitelist status. Not found when neither the inventory nor the database has seen it.",
+            input: input(props, &["ip"]),
+            output: output(vec![
+                ("ip", string("Address")),
+                ("address_scope", string("public, private, loopback, …")),
+                ("window", window_out()),
+                ("inventory", opt_object("Live inventory record (null when not seen since start)")),
+                ("traffic", any_object("Flow totals over the window")),
+                ("alerts", output(vec![
+                    ("total", count("Alerts where it is source or destination")),
+                    ("unacknowledged", count("Of which open")),
+                ])),
+                ("whitelisted", boolean("Whether a whitelist entry covers it", None)),
+            ]),
+            annotations: ToolAnnotations::READ_ONLY,
+            scope: Scope::ReadOnly,
+        },
+        |ctx, _t, args| async move {
+            let addr = args.req_ip("ip")?;
+            let ip = addr.to_string();
+            let window = args.window(24)?;
+            let host = inventory(&ctx, move |inv| json!({"host": inv.get(addr)})).await?;
+            let host = host.get("host").cloned().unwrap_or(Value::Null);
+            let mut conn = db(&ctx).await?;
+            let traffic = q::ip_traffic(&mut conn, &ip, window).await.map_err(db_err)?;
+            let all = AlertFilter {
+                window,
+                ip: Some(ip.clone()),
+                threat_types: Vec::new(),
+                max_severity: None,
+                include_acknowledged: true,
+                hide_whitelisted: false,
+            };
+            let total = q::count_alerts(&mut conn, &all).await.map_err(db_err)?;
+            let open = q::count_alerts(
+                &mut conn,
+                &AlertFilter {
+                    include_acknowledged: false,
+                    ..all
+                },
+            )
+            .await
+            .map_err(db_err)?;
+            let wl = q::whitelist_matches(&mut conn, &ip).await.map_err(db_err)?;
+            let flows = traffic.flows_as_client + traffic.flows_as_server;
+            if host.is_null() && flows == 0 && total == 0 {
+                return Err(ToolError::NotFound(format!(
+                    "{ip} is not in the live inventory and has no flows or alerts in the window (widen it with hours or since)"
+                )));
+            }
+            Ok(json!({
+                "ip": ip,
+                "address_scope": ip_scope(addr),
+                "window": window_json(&window),
+                "inventory": host,
+                "traffic": json(&traffic)?,
+                "alerts": {"total": total, "unacknowledged": open},
+                "whitelisted": !wl.is_empty(),
+            }))
+        },
+    )
+}
+
+fn get_top_talkers(ctx: &Ctx) -> ToolDef {
+    let mut props = window_props(24);
+    props.extend([
+        ("limit", limit(100, 10)),
+        (
+            "source",
+            enumeration(
+                "database: flow records over the window (default); live: the inventory's totals since the sensor started",
+                &["database", "live"],
+            ),
+        ),
+    ]);
+    let talker = output(vec![
+        ("ip", string("Address")),
+        ("bytes_sent", count("Bytes sent")),
+        ("bytes_received", count("Bytes received")),
+        ("bytes_total", count("Sent plus received")),
+        ("flows_as_client", count("Flows it started")),
+        ("flows_as_server", count("Flows it answered")),
+    ]);
+    tool(
+        ctx,
+        Spec {
+            name: "get_top_talkers",
+            title: "Top talkers",
+            description: "The addresses that moved the most bytes (sent plus received), from finished flow records over the last `hours` (default 24) or a since/until window, or from the live inventory since the sensor started (source=live).",
+            input: input(props, &[]),
+            output: output(vec![
+                ("source", string("database or live")),
+                ("window", json!({"type": ["object", "null"], "description": "Window (null for live)"})),
+                ("talkers", array("Largest first", talker)),
+            ]),
+            annotations: ToolAnnotations::READ_ONLY,
+            scope: Scope::ReadOnly,
+        },
+        |ctx, _t, args| async move {
+            let limit = args.i64_or("limit", 10, 1, 100)?;
+            if args.opt_str("source")?.as_deref() == Some("live") {
+                let n = usize::try_from(limit).unwrap_or(10);
+                let v = inventory(&ctx, move |inv| {
+                    let list: Vec<Value> = inv
+                        .top_talkers(n)
+                        .into_iter()
+                        .map(|h| {
+                            json!({
+                                "ip": h.ip,
+                                "bytes_sent": h.bytes_sent,
+                                "bytes_received": h.bytes_received,
+                                "bytes_total": h.bytes_sent.saturating_add(h.bytes_received),
+                                "flows_as_client": h.flows_as_client,
+                                "flows_as_server": h.flows_as_server,
+                            })
+                        })
+                        .collect();
+                    json!({"talkers": list})
+                })
+                .await?;
+                return Ok(json!({
+                    "source": "live",
+                    "window": null,
+                    "talkers": v.get("talkers").cloned().unwrap_or(json!([])),
+                }));
+            }
+            let window = args.window(24)?;
+            let mut conn = db(&ctx).await?;
+            let rows = q::top_talkers(&mut conn, window, limit)
+                .await
+                .map_err(db_err)?;
+            Ok(json!({"source": "database", "window": window_json(&window), "talkers": json(&rows)?}))
+        },
+    )
+}
+
+fn get_device_traffic_stats(ctx: &Ctx) -> ToolDef {
+    let mut props = vec![("ip", ip("Device address"))];
+    props.extend(window_props(24));
+    props.push(("limit", limit(100, 10)));
+    tool(
+        ctx,
+        Spec {
+            name: "get_device_traffic_stats",
+            title: "Device traffic statistics",
+            description: "Traffic of one address from finished flow records over the last `hours` (default 24) or a since/until window: flows as client and server, bytes and packets each way, distinct peers, first/last activity, top peers by bytes, server ports used or served, and application protocols.",
+            input: input(props, &["ip"]),
+            output: output(vec![
+                ("ip", string("Address")),
+                ("window", window_out()),
+                ("totals", output(vec![
+                    ("flows_as_client", count("Flows it started")),
+                    ("flows_as_server", count("Flows it answered")),
+                    ("bytes_sent", count("Bytes sent")),
+                    ("bytes_received", count("Bytes received")),
+                    ("packets_sent", count("Packets sent")),
+                    ("packets_received", count("Packets received")),
+                    ("peers", count("Distinct peers")),
+                    ("first_seen", opt_string("First flow start (RFC 3339)")),
+                    ("last_seen", opt_string("Last flow end (RFC 3339)")),
+                ])),
+                ("peers", array("Top peers by bytes", output(vec![
+                    ("peer", string("Peer address")),
+                    ("flows", count("Flows")),
+                    ("initiated", count("Flows this address started")),
+                    ("bytes", count("Bytes both ways")),
+                ]))),
+                ("ports", array("Server ports by flows", output(vec![
+                    ("port", count("Server port")),
+                    ("proto", count("IP protocol number")),
+                    ("served", boolean("True when this address answered on it", None)),
+                    ("flows", count("Flows")),
+                    ("bytes", count("Bytes both ways")),
+                    ("app_protos", array("Recognised application protocols", string("Protocol"))),
+                ]))),
+                ("app_protocols", array("Flows by application protocol", name_count())),
+            ]),
+            annotations: ToolAnnotations::READ_ONLY,
+            scope: Scope::ReadOnly,
+        },
+        |ctx, _t, args| async move {
+            let ip = args.req_ip("ip")?.to_string();
+            let window = args.window(24)?;
+            let limit = args.i64_or("limit", 10, 1, 100)?;
+            let mut conn = db(&ctx).await?;
+            let totals = q::ip_traffic(&mut conn, &ip, window).await.map_err(db_err)?;
+            let peers = q::ip_peers(&mut conn, &ip, window, limit)
+                .await
+                .map_err(db_err)?;
+            let ports = q::ip_ports(&mut conn, &ip, window, limit)
+                .await
+                .map_err(db_err)?;
+            let apps = q::ip_app_protocols(&mut conn, &ip, window)
+                .await
+                .map_err(db_err)?;
+            Ok(json!({
+                "ip": ip,
+                "window": window_json(&window),
+                "totals": json(&totals)?,
+                "peers": json(&peers)?,
+                "ports": json(&ports)?,
+                "app_protocols": json(&apps)?,
+            }))
+        },
+    )
+}

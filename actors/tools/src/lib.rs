@@ -1,0 +1,109 @@
+//! NetMonitor's MCP catalogue: the tools, resources and prompts an assistant uses to question
+//! the sensor. Every tool answers from PostgreSQL (through `netmonitor_store::queries`) or
+//! from the live engine (the sensor's pipeline thread via [`SensorHandle`] and the inventory
+//! actor); a capability the engine cannot back yet is simply not registered, so nothing here
+//! returns fixed or invented data.
+//!
+//! Each tool declares its input schema (field descriptions, bounds, enums, no extra fields),
+//! its output schema, explicit behaviour annotations and the scope it needs: reads are
+//! `read_only`, analyst changes (acknowledging alerts, whitelisting, blocklisting) are
+//! `read_write`, and configuration and deletions are `admin`.
+//!
+//! The composition root builds a [`ToolContext`] once and hands [`build_registry`]'s result
+//! to `netmonitor_mcp::McpServer`.
+#![deny(missing_docs)]
+
+mod args;
+mod config;
+mod csv;
+mod devices;
+mod inventory;
+mod kerberos;
+mod network;
+mod pcap;
+mod procfs;
+mod prompts;
+mod schema;
+mod sensor;
+mod support;
+mod threats;
+mod tls;
+mod whitelist;
+
+pub use config::LIVE_CONFIG_KEYS;
+
+use netmonitor_mcp::{Registry, RegistryError};
+use netmonitor_sensor::actor::SensorActor;
+use netmonitor_sensor::service::SensorHandle;
+use netmonitor_store::DbPool;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What the tools need from the running service: the query pool, the sensor's command
+/// channel, the inventory actor, where exported captures go, the effective configuration
+/// (secrets already redacted) and the service start time.
+pub struct ToolContext {
+    /// Async PostgreSQL pool for every database-backed tool.
+    pub pool: DbPool,
+    /// Status, PCAP export and blocklist commands to the pipeline thread.
+    pub sensor: SensorHandle,
+    /// The live inventory (hosts, edges, recent events).
+    pub inventory: actix::Addr<SensorActor>,
+    /// Directory `export_flow_pcap` writes to; `delete_pcap_capture` deletes only inside it.
+    pub captures_dir: PathBuf,
+    /// The effective configuration, secrets redacted; shown by `get_config_parameters`.
+    pub config: serde_json::Value,
+    /// When the service started (uptime in status tools).
+    pub started: Instant,
+}
+
+/// Registers every tool, resource, template and prompt backed by `ctx`.
+pub fn build_registry(ctx: Arc<ToolContext>) -> Result<Registry, RegistryError> {
+    let mut r = Registry::new();
+    for tool in threats::tools(&ctx)
+        .into_iter()
+        .chain(sensor::tools(&ctx))
+        .chain(config::tools(&ctx))
+        .chain(devices::tools(&ctx))
+        .chain(tls::tools(&ctx))
+        .chain(kerberos::tools(&ctx))
+        .chain(pcap::tools(&ctx))
+        .chain(whitelist::tools(&ctx))
+        .chain(network::tools(&ctx))
+        .chain(inventory::tools(&ctx))
+    {
+        r.add_tool(tool)?;
+    }
+    for res in inventory::resources(&ctx) {
+        r.add_resource(res)?;
+    }
+    for tpl in inventory::templates(&ctx) {
+        r.add_template(tpl)?;
+    }
+    for p in prompts::prompts(&ctx) {
+        r.add_prompt(p)?;
+    }
+    Ok(r)
+}
+
+/// Loads the database's JA3 blocklist into the running sensor, so entries added with
+/// `add_ja3_blacklist` survive a restart. Returns how many entries were loaded.
+pub async fn load_ja3_blocklist(ctx: &ToolContext) -> Result<usize, String> {
+    let mut conn = ctx.pool.get().await.map_err(|e| e.to_string())?;
+    let rows = netmonitor_store::queries::all_ja3_blocks(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut n = 0;
+    for row in rows {
+        match ctx
+            .sensor
+            .add_ja3(row.ja3.clone(), row.reason.clone())
+            .await
+        {
+            Ok(()) => n += 1,
+            Err(e) => tracing::warn!(ja3 = %row.ja3, error = %e, "blocklist entry not loaded"),
+        }
+    }
+    Ok(n)
+}

@@ -1,0 +1,174 @@
+//! Plumbing shared by every tool: turning an async function into a registered [`ToolDef`],
+//! borrowing a database connection, asking the inventory actor, the behaviour annotations
+//! used across the catalogue, and severity names.
+
+use crate::args::Args;
+use crate::ToolContext;
+use diesel_async::pooled_connection::deadpool::Object;
+use diesel_async::AsyncPgConnection;
+use netmonitor_mcp::{Scope, ToolAnnotations, ToolCtx, ToolDef, ToolError};
+use netmonitor_sensor::actor::QueryInventory;
+use netmonitor_sensor::inventory::Inventory;
+use netmonitor_store::StoreError;
+use serde::Serialize;
+use serde_json::Value;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The shared context as every handler receives it.
+pub(crate) type Ctx = Arc<ToolContext>;
+
+/// Longest wait for a pooled database connection before the tool reports the database as
+/// unavailable (the tool-call timeout of the server is much longer).
+const DB_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Changes data, adding or updating without destroying anything; repeating it changes nothing
+/// more.
+pub(crate) const WRITE_IDEMPOTENT: ToolAnnotations = ToolAnnotations {
+    read_only: false,
+    destructive: false,
+    idempotent: true,
+    open_world: false,
+};
+
+/// Creates something new on every call (a file, a row).
+pub(crate) const WRITE_ADDITIVE: ToolAnnotations = ToolAnnotations {
+    read_only: false,
+    destructive: false,
+    idempotent: false,
+    open_world: false,
+};
+
+/// Deletes or overwrites data; repeating it has no further effect.
+pub(crate) const DESTRUCTIVE: ToolAnnotations = ToolAnnotations {
+    read_only: false,
+    destructive: true,
+    idempotent: true,
+    open_world: false,
+};
+
+/// Reads from outside the sensor's own data (the system resolver, hence the internet).
+pub(crate) const READ_OPEN_WORLD: ToolAnnotations = ToolAnnotations {
+    read_only: true,
+    destructive: false,
+    idempotent: true,
+    open_world: true,
+};
+
+/// The declaration of one tool, apart from its handler.
+pub(crate) struct Spec {
+    pub name: &'static str,
+    pub title: &'static str,
+    pub description: &'static str,
+    pub input: Value,
+    pub output: Value,
+    pub annotations: ToolAnnotations,
+    pub scope: Scope,
+}
+
+/// Wraps an async handler into a [`ToolDef`].
+pub(crate) fn tool<F, Fut>(ctx: &Ctx, spec: Spec, f: F) -> ToolDef
+where
+    F: Fn(Ctx, ToolCtx, Args) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Value, ToolError>> + 'static,
+{
+    let ctx = ctx.clone();
+    let f = Arc::new(f);
+    ToolDef {
+        name: spec.name.to_owned(),
+        title: spec.title.to_owned(),
+        description: spec.description.to_owned(),
+        input_schema: spec.input,
+        output_schema: spec.output,
+        annotations: spec.annotations,
+        scope: spec.scope,
+        handler: Arc::new(move |tctx, args| {
+            let (ctx, f) = (ctx.clone(), f.clone());
+            Box::pin(async move { f(ctx, tctx, Args::new(args)).await })
+        }),
+    }
+}
+
+/// A pooled connection, or `Unavailable` when the database cannot be reached.
+pub(crate) async fn db(ctx: &ToolContext) -> Result<Object<AsyncPgConnection>, ToolError> {
+    match tokio::time::timeout(DB_CONNECT_TIMEOUT, ctx.pool.get()).await {
+        Ok(Ok(c)) => Ok(c),
+        Ok(Err(e)) => Err(ToolError::Unavailable(format!("database: {e}"))),
+        Err(_) => Err(ToolError::Unavailable(
+            "database: no connection within 10 s".into(),
+        )),
+    }
+}
+
+/// A storage failure as the model sees it.
+pub(crate) fn db_err(e: StoreError) -> ToolError {
+    match e {
+        StoreError::Invalid(m) => ToolError::Failed(m),
+        other => ToolError::Unavailable(other.to_string()),
+    }
+}
+
+/// Serializes a result part.
+pub(crate) fn json<T: Serialize>(v: &T) -> Result<Value, ToolError> {
+    serde_json::to_value(v).map_err(|e| ToolError::Failed(format!("cannot encode result: {e}")))
+}
+
+/// Runs `f` on the live inventory inside the sensor actor.
+pub(crate) async fn inventory(
+    ctx: &ToolContext,
+    f: impl FnOnce(&Inventory) -> Value + Send + 'static,
+) -> Result<Value, ToolError> {
+    let v = ctx
+        .inventory
+        .send(QueryInventory::new(f))
+        .await
+        .map_err(|e| ToolError::Unavailable(format!("inventory actor: {e}")))?;
+    if v.is_null() {
+        return Err(ToolError::Unavailable(
+            "inventory actor failed while answering (it restarts; retry)".into(),
+        ));
+    }
+    Ok(v)
+}
+
+/// A window as results report it.
+pub(crate) fn window_json(w: &netmonitor_store::queries::Window) -> Value {
+    serde_json::json!({"since": w.since.to_rfc3339(), "until": w.until.to_rfc3339()})
+}
+
+/// Suricata's severity numbers by name: 1 is the most severe.
+pub(crate) const SEVERITY_NAMES: [&str; 4] = ["high", "medium", "low", "informational"];
+
+/// The name of a severity number (`unknown` outside 1–4).
+pub(crate) fn severity_name(s: i16) -> &'static str {
+    usize::try_from(s)
+        .ok()
+        .and_then(|i| i.checked_sub(1))
+        .and_then(|i| SEVERITY_NAMES.get(i))
+        .copied()
+        .unwrap_or("unknown")
+}
+
+/// The severity number of a name.
+pub(crate) fn severity_number(name: &str) -> Option<i16> {
+    SEVERITY_NAMES
+        .iter()
+        .position(|n| *n == name)
+        .and_then(|i| i16::try_from(i + 1).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn severity_names_round_trip() {
+        for n in 1..=4 {
+            assert_eq!(severity_number(severity_name(n)), Some(n));
+        }
+        assert_eq!(severity_name(0), "unknown");
+        assert_eq!(severity_name(9), "unknown");
+        assert_eq!(severity_number("critical"), None);
+    }
+}
