@@ -148,11 +148,32 @@ pub fn decode_string(tag: u32, value: &[u8]) -> String {
     }
 }
 
-/// Reads one TLV from the front of `input`, returning it and the bytes after it.
-pub fn read_tlv(input: &[u8]) -> Result<(Tlv<'_>, &[u8]), DerError> {
+/// A TLV's identifier and length, read without requiring the value to be present: lets a
+/// stream framer know how many bytes a message needs before it has them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TlvHeader {
+    /// Tag class (`CLASS_*`).
+    pub class: u8,
+    /// Constructed bit.
+    pub constructed: bool,
+    /// Tag number.
+    pub tag: u32,
+    /// Bytes taken by the identifier and length octets.
+    pub header_len: usize,
+    /// The declared value length.
+    pub value_len: usize,
+}
+
+impl TlvHeader {
+    /// Header plus declared value, or `None` when that overflows.
+    pub fn total_len(&self) -> Option<usize> {
+        self.header_len.checked_add(self.value_len)
+    }
+}
+
+/// Reads a TLV's identifier and length octets.
+pub fn read_header(input: &[u8]) -> Result<TlvHeader, DerError> {
     let first = *input.first().ok_or(DerError::Incomplete)?;
-    let class = first >> 6;
-    let constructed = first & 0x20 != 0;
     let mut pos = 1usize;
     let mut tag = u32::from(first & 0x1f);
     if tag == 0x1f {
@@ -171,28 +192,41 @@ pub fn read_tlv(input: &[u8]) -> Result<(Tlv<'_>, &[u8]), DerError> {
     }
     let len_byte = *input.get(pos).ok_or(DerError::Incomplete)?;
     pos += 1;
-    let len = if len_byte & 0x80 == 0 {
+    let value_len = if len_byte & 0x80 == 0 {
         usize::from(len_byte)
     } else {
         let n = usize::from(len_byte & 0x7f);
         if n == 0 || n > 4 {
             return Err(DerError::Malformed);
         }
-        let bytes = input.get(pos..pos + n).ok_or(DerError::Incomplete)?;
-        pos += n;
+        let end = pos.checked_add(n).ok_or(DerError::Malformed)?;
+        let bytes = input.get(pos..end).ok_or(DerError::Incomplete)?;
+        pos = end;
         bytes
             .iter()
             .fold(0usize, |acc, b| (acc << 8) | usize::from(*b))
     };
-    let end = pos.checked_add(len).ok_or(DerError::Malformed)?;
-    let value = input.get(pos..end).ok_or(DerError::Incomplete)?;
+    Ok(TlvHeader {
+        class: first >> 6,
+        constructed: first & 0x20 != 0,
+        tag,
+        header_len: pos,
+        value_len,
+    })
+}
+
+/// Reads one TLV from the front of `input`, returning it and the bytes after it.
+pub fn read_tlv(input: &[u8]) -> Result<(Tlv<'_>, &[u8]), DerError> {
+    let h = read_header(input)?;
+    let end = h.total_len().ok_or(DerError::Malformed)?;
+    let value = input.get(h.header_len..end).ok_or(DerError::Incomplete)?;
     let raw = input.get(..end).ok_or(DerError::Incomplete)?;
     let rest = input.get(end..).ok_or(DerError::Incomplete)?;
     Ok((
         Tlv {
-            class,
-            constructed,
-            tag,
+            class: h.class,
+            constructed: h.constructed,
+            tag: h.tag,
             value,
             raw,
         },

@@ -53,71 +53,7 @@ pub fn is_krb_app_tag(id: u8) -> bool {
     matches!(id, 0x6a..=0x6f | 0x7e)
 }
 
-/// A TLV's identifier and length, read without requiring the value to be present.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct TlvHeader {
-    /// Tag class (`der::CLASS_*`).
-    pub class: u8,
-    /// Constructed bit.
-    pub constructed: bool,
-    /// Tag number.
-    pub tag: u32,
-    /// Bytes taken by the identifier and length octets.
-    pub header_len: usize,
-    /// The declared value length.
-    pub value_len: usize,
-}
-
-impl TlvHeader {
-    /// Header plus declared value, or `None` when that overflows.
-    pub fn total_len(&self) -> Option<usize> {
-        self.header_len.checked_add(self.value_len)
-    }
-}
-
-/// Reads a TLV header (same accepted encodings as [`der::read_tlv`]).
-pub(crate) fn read_header(input: &[u8]) -> Result<TlvHeader, DerError> {
-    let first = *input.first().ok_or(DerError::Incomplete)?;
-    let mut pos = 1usize;
-    let mut tag = u32::from(first & 0x1f);
-    if tag == 0x1f {
-        tag = 0;
-        loop {
-            let b = *input.get(pos).ok_or(DerError::Incomplete)?;
-            pos += 1;
-            if tag > (u32::MAX >> 7) {
-                return Err(DerError::Malformed);
-            }
-            tag = (tag << 7) | u32::from(b & 0x7f);
-            if b & 0x80 == 0 {
-                break;
-            }
-        }
-    }
-    let len_byte = *input.get(pos).ok_or(DerError::Incomplete)?;
-    pos += 1;
-    let value_len = if len_byte & 0x80 == 0 {
-        usize::from(len_byte)
-    } else {
-        let n = usize::from(len_byte & 0x7f);
-        if n == 0 || n > 4 {
-            return Err(DerError::Malformed);
-        }
-        let end = pos.checked_add(n).ok_or(DerError::Malformed)?;
-        let bytes = input.get(pos..end).ok_or(DerError::Incomplete)?;
-        pos = end;
-        bytes
-            .iter()
-            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b))
-    };
-    Ok(TlvHeader {
-        class: first >> 6,
-        constructed: first & 0x20 != 0,
-        tag,
-        header_len: pos,
-        value_len,
-    })
-}
+pub(crate) use netmonitor_common::der::read_header;
 
 /// Reads one TLV; a value that runs past the input is cut at the input's end (and then
 /// nothing follows it).
