@@ -99,10 +99,16 @@ enum Command {
     ),
 }
 
+/// How old a status snapshot may be before the pipeline thread is asked again. Concurrent
+/// status readers (dashboards, many MCP clients) then share one snapshot instead of waking the
+/// packet path for each request.
+const STATUS_MAX_AGE: Duration = Duration::from_millis(50);
+
 /// A cloneable way to ask the pipeline thread things.
 #[derive(Clone)]
 pub struct SensorHandle {
     cmds: Sender<Command>,
+    status_cache: Arc<std::sync::Mutex<Option<(Instant, Arc<SensorStatus>)>>>,
 }
 
 impl SensorHandle {
@@ -115,9 +121,20 @@ impl SensorHandle {
         rx.await.ok()
     }
 
-    /// Current status; `None` when the sensor has stopped.
-    pub async fn status(&self) -> Option<SensorStatus> {
-        self.ask(Command::Status).await
+    /// Current status (at most [`STATUS_MAX_AGE`] old); `None` when the sensor has stopped.
+    pub async fn status(&self) -> Option<Arc<SensorStatus>> {
+        if let Ok(cache) = self.status_cache.lock() {
+            if let Some((at, status)) = cache.as_ref() {
+                if at.elapsed() < STATUS_MAX_AGE {
+                    return Some(status.clone());
+                }
+            }
+        }
+        let fresh = Arc::new(self.ask(Command::Status).await?);
+        if let Ok(mut cache) = self.status_cache.lock() {
+            *cache = Some((Instant::now(), fresh.clone()));
+        }
+        Some(fresh)
     }
 
     /// Writes the ring buffer's packets matching `filter` to `path` as a pcap.
@@ -229,7 +246,10 @@ impl SensorService {
                 .map_err(|e| e.to_string())?,
         );
         Ok(SensorService {
-            handle: SensorHandle { cmds: cmd_tx },
+            handle: SensorHandle {
+                cmds: cmd_tx,
+                status_cache: Arc::default(),
+            },
             stop,
             threads,
         })
