@@ -53,6 +53,13 @@ pub struct ShardedSensor {
     txs: Vec<Sender<PacketBatch>>,
     pending: Vec<PacketBatch>,
     workers: Vec<JoinHandle<WorkerReport>>,
+    /// Emptied batches coming back from the workers, so the reader reuses their buffers
+    /// instead of faulting in fresh memory for every batch.
+    recycled: Receiver<PacketBatch>,
+}
+
+fn new_batch() -> PacketBatch {
+    PacketBatch::with_capacity(BATCH_PACKETS, BATCH_PACKETS * 1600)
 }
 
 impl ShardedSensor {
@@ -67,24 +74,24 @@ impl ShardedSensor {
         per_worker.pipeline.ring.max_bytes = cfg.pipeline.ring.max_bytes / shards;
         let mut txs = Vec::with_capacity(shards);
         let mut workers = Vec::with_capacity(shards);
+        let (recycle_tx, recycled) = bounded(QUEUE_BATCHES * shards + shards);
         for i in 0..shards {
             let sensor = Sensor::new(&per_worker)?;
             let (tx, rx) = bounded(QUEUE_BATCHES);
-            let out = events.clone();
+            let (out, recycle) = (events.clone(), recycle_tx.clone());
             txs.push(tx);
             workers.push(
                 std::thread::Builder::new()
                     .name(format!("pipeline-{i}"))
-                    .spawn(move || work(sensor, rx, out))
+                    .spawn(move || work(sensor, rx, out, recycle))
                     .map_err(|e| e.to_string())?,
             );
         }
         Ok(ShardedSensor {
-            pending: (0..shards)
-                .map(|_| PacketBatch::with_capacity(BATCH_PACKETS, BATCH_PACKETS * 1600))
-                .collect(),
+            pending: (0..shards).map(|_| new_batch()).collect(),
             txs,
             workers,
+            recycled,
         })
     }
 
@@ -96,10 +103,8 @@ impl ShardedSensor {
         };
         batch.push(pkt);
         if batch.len() >= BATCH_PACKETS {
-            let full = std::mem::replace(
-                batch,
-                PacketBatch::with_capacity(BATCH_PACKETS, BATCH_PACKETS * 1600),
-            );
+            let fresh = self.recycled.try_recv().unwrap_or_else(|_| new_batch());
+            let full = std::mem::replace(batch, fresh);
             if let Some(tx) = self.txs.get(i) {
                 let _ = tx.send(full);
             }
@@ -121,11 +126,18 @@ impl ShardedSensor {
     }
 }
 
-fn work(mut sensor: Sensor, rx: Receiver<PacketBatch>, out: Sender<Vec<Event>>) -> WorkerReport {
-    for batch in rx {
+fn work(
+    mut sensor: Sensor,
+    rx: Receiver<PacketBatch>,
+    out: Sender<Vec<Event>>,
+    recycle: Sender<PacketBatch>,
+) -> WorkerReport {
+    for mut batch in rx {
         for pkt in batch.iter() {
             sensor.process(&pkt);
         }
+        batch.clear();
+        let _ = recycle.try_send(batch);
         if sensor.pending_events() >= EVENT_BATCH {
             let _ = out.send(sensor.take_events());
         }
