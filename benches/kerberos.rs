@@ -53,7 +53,7 @@ fn replay_latency(ticket_etype: i64, exchanges: usize) -> (Duration, Duration, u
         let events = sensor.take_events();
         let dt = t.elapsed();
         // Each exchange is AS-REQ, AS-REP, TGS-REQ, TGS-REP: the 4th packet carries the ticket.
-        if n % 4 == 0 {
+        if n.is_multiple_of(4) {
             times.push(dt);
         }
         alerts += events

@@ -233,7 +233,10 @@ fn run_files(
                     break;
                 }
             }
-            if show_progress && packets % 65_536 == 0 && last_progress.elapsed() >= PROGRESS_EVERY {
+            if show_progress
+                && packets.is_multiple_of(65_536)
+                && last_progress.elapsed() >= PROGRESS_EVERY
+            {
                 last_progress = Instant::now();
                 eprint!(
                     "\r{}: {} packets, {:.0} packets/s   ",

@@ -25,7 +25,7 @@ pub fn prometheus() -> PrometheusHandle {
             ];
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &latency)
-                .and_then(|b| Ok(b.build_recorder()));
+                .map(|b| b.build_recorder());
             match recorder {
                 Ok(recorder) => {
                     let handle = recorder.handle();

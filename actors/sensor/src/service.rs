@@ -104,11 +104,14 @@ enum Command {
 /// packet path for each request.
 const STATUS_MAX_AGE: Duration = Duration::from_millis(50);
 
+/// A status snapshot and when it was taken.
+type TimedStatus = (Instant, Arc<SensorStatus>);
+
 /// A cloneable way to ask the pipeline thread things.
 #[derive(Clone)]
 pub struct SensorHandle {
     cmds: Sender<Command>,
-    status_cache: Arc<std::sync::Mutex<Option<(Instant, Arc<SensorStatus>)>>>,
+    status_cache: Arc<std::sync::Mutex<Option<TimedStatus>>>,
 }
 
 impl SensorHandle {
