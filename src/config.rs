@@ -444,7 +444,7 @@ mod tests {
         .unwrap();
         let c = load(&[], Some(&text)).unwrap();
         assert_eq!(c.sensor_name, "sensor-1");
-        assert_eq!(c.store.batch_size, 5000);
+        assert_eq!(c.store.batch_size, 20000);
     }
 
     #[test]

@@ -71,7 +71,7 @@ impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             sensor_name: "netmonitor".into(),
-            batch_size: 5000,
+            batch_size: 20000,
             flush_interval_ms: 250,
             queue_capacity: 256,
             spool_dir: PathBuf::new(),
