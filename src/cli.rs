@@ -44,6 +44,10 @@ pub struct RunArgs {
     /// Read this pcap/pcapng file once at start (repeatable).
     #[arg(long = "pcap", value_name = "FILE")]
     pub pcaps: Vec<PathBuf>,
+    /// Also serve MCP on stdin/stdout (for clients that launch the binary); the service stops
+    /// when stdin closes. Acts as the token in NETMONITOR_TOKEN, else read_only.
+    #[arg(long)]
+    pub stdio: bool,
 }
 
 /// `replay` options.

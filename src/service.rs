@@ -11,7 +11,7 @@ use actix_web::{App, HttpServer};
 use anyhow::Context as _;
 use diesel_async::RunQueryDsl;
 use netmonitor_capture::LiveConfig;
-use netmonitor_mcp::{McpServer, Registry};
+use netmonitor_mcp::{Identity, McpServer, Registry, Scope, TokenStore};
 use netmonitor_runtime::EventBatch;
 use netmonitor_sensor::actor::SensorActor;
 use netmonitor_sensor::service::{SensorService, Source};
@@ -19,8 +19,13 @@ use netmonitor_store::actor::{FlushStore, StoreActor};
 use netmonitor_store::{Database, DbPool, StoreHandle};
 use netmonitor_tools::ToolContext;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+
+/// Least time between two `notifications/resources/updated` for the inventory resources.
+const RESOURCE_NOTICE_INTERVAL: Duration = Duration::from_secs(1);
+/// Resources whose content follows the event stream.
+const INVENTORY_RESOURCES: [&str; 3] = ["network://hosts", "network://events", "network://map"];
 
 /// How often the database probe behind /health runs.
 const DB_PROBE_INTERVAL: Duration = Duration::from_secs(5);
@@ -29,6 +34,7 @@ const DB_PROBE_INTERVAL: Duration = Duration::from_secs(5);
 pub fn run(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
     cfg.capture.interfaces.extend(args.interfaces);
     cfg.capture.pcaps.extend(args.pcaps);
+    let stdio = args.stdio;
     let started = Instant::now();
     let prometheus = crate::telemetry::prometheus();
     let mut db = Database::open(&cfg.db_target()).context("opening the database")?;
@@ -47,7 +53,7 @@ pub fn run(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
     };
 
     let system = actix_rt::System::new();
-    let outcome = system.block_on(serve(&cfg, &db, store.clone(), ops));
+    let outcome = system.block_on(serve(&cfg, &db, store.clone(), ops, stdio));
     match Arc::try_unwrap(store) {
         Ok(handle) => handle.close(),
         Err(shared) => {
@@ -66,6 +72,7 @@ async fn serve(
     db: &Database,
     store: Arc<StoreHandle>,
     ops: OpsState,
+    stdio: bool,
 ) -> anyhow::Result<()> {
     let pool = db.pool(cfg.database.pool_size.unwrap_or(8))?;
     let store_arbiter = Arbiter::new();
@@ -77,7 +84,8 @@ async fn serve(
     actix_rt::spawn(probe_database(pool.clone(), ops.database_up.clone()));
 
     let sensor_addr = Supervisor::start(|_| SensorActor::default());
-    let sensor = start_sensor(cfg, store.clone(), sensor_addr.clone())?;
+    let mcp_slot: Arc<OnceLock<Arc<McpServer>>> = Arc::default();
+    let sensor = start_sensor(cfg, store.clone(), sensor_addr.clone(), mcp_slot.clone())?;
 
     if !cfg.binds_loopback() {
         tracing::warn!(host = %cfg.http.host, "HTTP server binds a non-loopback address");
@@ -97,6 +105,8 @@ async fn serve(
         Arc::new(PgTokenStore::new(pool.clone())),
         Arc::new(StoreAuditSink::start(store.clone())?),
     ));
+    let _ = mcp_slot.set(mcp.clone());
+    let mcp_for_stdio = mcp.clone();
     let ops_for_app = ops.clone();
     let mut server = HttpServer::new(move || {
         let ops = ops_for_app.clone();
@@ -115,6 +125,20 @@ async fn serve(
         .with_context(|| format!("binding {}:{}", cfg.http.host, cfg.http.port))?
         .run();
     tracing::info!(host = %cfg.http.host, port = cfg.http.port, "HTTP server listening (/mcp, /health, /metrics)");
+    if stdio {
+        let identity = stdio_identity(&pool).await?;
+        let (server, handle) = (mcp_for_stdio, server.handle());
+        actix_rt::spawn(async move {
+            if let Err(e) = server
+                .serve_stdio(tokio::io::stdin(), tokio::io::stdout(), identity)
+                .await
+            {
+                tracing::error!(error = %e, "MCP stdio transport failed");
+            }
+            tracing::info!("stdin closed: stopping");
+            handle.stop(true).await;
+        });
+    }
     server.await.context("HTTP server")?;
 
     tracing::info!("shutting down: stopping capture");
@@ -136,6 +160,7 @@ fn start_sensor(
     cfg: &Config,
     store: Arc<StoreHandle>,
     actor: Addr<SensorActor>,
+    mcp: Arc<OnceLock<Arc<McpServer>>>,
 ) -> anyhow::Result<SensorService> {
     let mut sources: Vec<Source> = cfg
         .capture
@@ -157,11 +182,21 @@ fn start_sensor(
         .cloned()
         .chain(cfg.capture.pcaps.iter().map(|p| p.display().to_string()))
         .collect();
+    let mut last_notice = Instant::now();
     let sink = Box::new(move |events: Vec<netmonitor_common::Event>| {
         let batch = Arc::new(events);
         actor.do_send(EventBatch(batch.clone()));
         if let Err(e) = store.send_events(batch.iter().cloned()) {
             tracing::error!(error = %e, "store refused events");
+        }
+        // Subscribers to the inventory resources hear that they changed (at most once a second).
+        if last_notice.elapsed() >= RESOURCE_NOTICE_INTERVAL {
+            if let Some(server) = mcp.get() {
+                last_notice = Instant::now();
+                for uri in INVENTORY_RESOURCES {
+                    server.notify_resource_updated(uri);
+                }
+            }
         }
     });
     let service = SensorService::start(&cfg.sensor, sources, sink).map_err(anyhow::Error::msg)?;
@@ -194,6 +229,22 @@ async fn build_registry(
         Err(e) => tracing::warn!(error = %e, "JA3 blocklist not loaded from the database"),
     }
     Ok(netmonitor_tools::build_registry(ctx)?)
+}
+
+/// Who a stdio client acts as: the token in NETMONITOR_TOKEN (checked like a Bearer token),
+/// otherwise an anonymous read_only identity.
+async fn stdio_identity(pool: &DbPool) -> anyhow::Result<Identity> {
+    let Ok(secret) = std::env::var("NETMONITOR_TOKEN") else {
+        tracing::info!("MCP over stdio as read_only (set NETMONITOR_TOKEN to act as a token)");
+        return Ok(Identity::anonymous(Scope::ReadOnly));
+    };
+    let info = PgTokenStore::new(pool.clone())
+        .lookup(netmonitor_mcp::auth::hash_token(secret.trim()))
+        .await
+        .ok_or_else(|| anyhow::anyhow!("NETMONITOR_TOKEN is not a known token"))?;
+    info.check(chrono::Utc::now().timestamp())
+        .map_err(|e| anyhow::anyhow!("NETMONITOR_TOKEN: {}", e.describe()))?;
+    Ok(Identity::from_token(info))
 }
 
 /// Keeps the /health database flag current without putting a query on each /health request.

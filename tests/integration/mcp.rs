@@ -191,3 +191,69 @@ fn official_python_sdk_against_the_service() {
         );
     }
 }
+
+/// Clients that launch the binary talk MCP over stdin/stdout; closing stdin stops the service.
+#[test]
+fn stdio_transport_for_clients_that_launch_the_binary() {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = data_dir();
+    let token = {
+        // Migrate and create a token before the service starts.
+        let out = netmonitor(dir.path()).arg("migrate").output().unwrap();
+        assert!(out.status.success());
+        create_token(dir.path(), "desktop", "read_only")
+    };
+    let mut child = Running(
+        netmonitor(dir.path())
+            .args(["run", "--stdio"])
+            .env("MCP_API_PORT", free_port().to_string())
+            .env("NETMONITOR_TOKEN", &token)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdin = child.0.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let mut ask = |msg: &str| -> Option<serde_json::Value> {
+        writeln!(stdin, "{msg}").unwrap();
+        stdin.flush().unwrap();
+        if !msg.contains("\"id\"") {
+            return None;
+        }
+        let line = lines.next().expect("a reply line").unwrap();
+        Some(serde_json::from_str(&line).unwrap())
+    };
+    let init = ask(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"stdio-test","version":"1"}}}"#).unwrap();
+    assert_eq!(init["result"]["protocolVersion"], "2025-06-18", "{init}");
+    ask(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+    let list = ask(r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#).unwrap();
+    let names: Vec<&str> = list["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(names.contains(&"get_sensor_status"), "{names:?}");
+    assert!(
+        !names.contains(&"set_config_parameter"),
+        "a read_only token sees no admin tool"
+    );
+    let status = ask(r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"get_sensor_status","arguments":{}}}"#).unwrap();
+    assert_eq!(
+        status["result"]["structuredContent"]["running"], true,
+        "{status}"
+    );
+    drop(stdin);
+    let mut exited = None;
+    wait_for(
+        "the service to stop when stdin closes",
+        Duration::from_secs(30),
+        || {
+            exited = child.0.try_wait().unwrap();
+            exited.is_some()
+        },
+    );
+    assert!(exited.unwrap().success());
+}
