@@ -47,7 +47,7 @@ case "$mode" in
       python3 -m pip install --quiet --disable-pip-version-check mcp 2>/dev/null \
         || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages mcp
     fi
-    cargo test --workspace "$@"
+    cargo test --workspace --no-fail-fast "$@"
     ;;
   *)
     echo "usage: bash deploy/bootstrap.sh run|test [args...]" >&2

@@ -680,7 +680,10 @@ fn tools_answer_from_real_pcaps_over_http() {
     );
     assert_eq!(set["recorded"], json!(true));
     assert_eq!(set["live"], json!(false));
-    assert_eq!(set["effective_value"], json!(5000));
+    assert_eq!(
+        set["effective_value"],
+        json!(netmonitor_store::StoreConfig::default().batch_size)
+    );
     let cfg = c.call("get_config_parameters", json!({}));
     assert_eq!(cfg["overrides"][0]["key"], json!("store.batch_size"));
     assert_eq!(cfg["overrides"][0]["pending"], json!(true));
