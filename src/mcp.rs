@@ -1,13 +1,14 @@
 //! Wiring of the MCP server to the rest of the engine: the PostgreSQL-backed token store and the
 //! audit sink that batches audit rows into the store writer without touching the request path.
 
+use actix::Addr;
 use chrono::{DateTime, Utc};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 use netmonitor_mcp::auth::BoxFuture;
 use netmonitor_mcp::{AuditEntry, AuditSink, Scope, TokenInfo, TokenStore};
-use netmonitor_store::writer::{AuditRecord, StoreItem};
-use netmonitor_store::{DbPool, StoreHandle};
-use std::sync::Arc;
+use netmonitor_store::actor::{PersistAudit, StoreActor};
+use netmonitor_store::writer::AuditRecord;
+use netmonitor_store::DbPool;
 use std::time::{Duration, Instant};
 
 /// Audit records buffered between the HTTP workers and the audit thread.
@@ -15,7 +16,7 @@ const AUDIT_QUEUE: usize = 65_536;
 /// Audit rows handed to the store at once at most.
 const AUDIT_BATCH: usize = 1024;
 /// Longest time an audit row waits before it is handed to the store.
-const AUDIT_FLUSH: Duration = Duration::from_millis(100);
+pub const AUDIT_FLUSH: Duration = Duration::from_millis(100);
 
 /// Looks tokens up by hash in `api_tokens` (the MCP server caches the answers).
 pub struct PgTokenStore {
@@ -63,15 +64,16 @@ impl TokenStore for PgTokenStore {
     }
 }
 
-/// Queues audit entries for a background thread that batches them into the store writer.
-/// `record` never blocks: if the queue is ever full the entry is counted as dropped.
+/// Queues audit entries for a background thread that batches them and hands each batch to the
+/// supervised store actor. `record` never blocks: if the queue is ever full the entry is
+/// counted as dropped.
 pub struct StoreAuditSink {
     tx: Sender<AuditRecord>,
 }
 
 impl StoreAuditSink {
     /// Starts the batching thread.
-    pub fn start(store: Arc<StoreHandle>) -> std::io::Result<Self> {
+    pub fn start(store: Addr<StoreActor>) -> std::io::Result<Self> {
         let (tx, rx) = bounded(AUDIT_QUEUE);
         std::thread::Builder::new()
             .name("audit".into())
@@ -103,7 +105,7 @@ impl AuditSink for StoreAuditSink {
     }
 }
 
-fn batch_audit(rx: Receiver<AuditRecord>, store: Arc<StoreHandle>) {
+fn batch_audit(rx: Receiver<AuditRecord>, store: Addr<StoreActor>) {
     let mut buf = Vec::with_capacity(AUDIT_BATCH);
     let mut oldest: Option<Instant> = None;
     loop {
@@ -124,10 +126,7 @@ fn batch_audit(rx: Receiver<AuditRecord>, store: Arc<StoreHandle>) {
                 || buf.len() >= AUDIT_BATCH
                 || oldest.is_some_and(|t| t.elapsed() >= AUDIT_FLUSH))
         {
-            let items = buf.drain(..).map(StoreItem::Audit).collect();
-            if let Err(e) = store.send(items) {
-                tracing::error!(error = %e, "audit records could not be queued for the store");
-            }
+            store.do_send(PersistAudit(buf.drain(..).collect()));
             oldest = None;
         }
         if done {

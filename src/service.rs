@@ -103,7 +103,7 @@ async fn serve(
         mcp_config,
         registry,
         Arc::new(PgTokenStore::new(pool.clone())),
-        Arc::new(StoreAuditSink::start(store.clone())?),
+        Arc::new(StoreAuditSink::start(store_addr.clone())?),
     ));
     let _ = mcp_slot.set(mcp.clone());
     let mcp_for_stdio = mcp.clone();
@@ -116,7 +116,10 @@ async fn serve(
             .configure(move |c| http::configure(c, ops))
             .configure(move |c| mcp.configure(c))
     })
-    .shutdown_timeout(5);
+    .shutdown_timeout(5)
+    // Signals are ours: actix-web's own handling would stop the whole System, actors included,
+    // before the store could be flushed through them.
+    .disable_signals();
     if cfg.http.workers > 0 {
         server = server.workers(cfg.http.workers);
     }
@@ -139,15 +142,23 @@ async fn serve(
             handle.stop(true).await;
         });
     }
+    actix_rt::spawn(stop_on_signal(server.handle()));
     server.await.context("HTTP server")?;
 
     tracing::info!("shutting down: stopping capture");
     sensor.stop();
     tracing::info!("shutting down: flushing the store");
+    // Let the last audit batch reach the store actor, then flush behind it (mailboxes are FIFO).
+    actix_rt::time::sleep(crate::mcp::AUDIT_FLUSH * 2).await;
     match store_addr.send(FlushStore).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!(error = %e, "store flush failed"),
-        Err(e) => tracing::error!(error = %e, "store actor unreachable at shutdown"),
+        Err(e) => {
+            tracing::warn!(error = %e, "store actor gone at shutdown; flushing the writer directly");
+            if let Err(e) = store.flush() {
+                tracing::error!(error = %e, "store flush failed");
+            }
+        }
     }
     store_arbiter.stop();
     drop(store);
@@ -229,6 +240,23 @@ async fn build_registry(
         Err(e) => tracing::warn!(error = %e, "JA3 blocklist not loaded from the database"),
     }
     Ok(netmonitor_tools::build_registry(ctx)?)
+}
+
+/// Stops the HTTP server gracefully on SIGINT or SIGTERM; the rest of the shutdown follows it.
+async fn stop_on_signal(handle: actix_web::dev::ServerHandle) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop the service with SIGKILL");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received; shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT received; shutting down"),
+    }
+    handle.stop(true).await;
 }
 
 /// Who a stdio client acts as: the token in NETMONITOR_TOKEN (checked like a Bearer token),
