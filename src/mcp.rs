@@ -126,7 +126,10 @@ fn batch_audit(rx: Receiver<AuditRecord>, store: Addr<StoreActor>) {
                 || buf.len() >= AUDIT_BATCH
                 || oldest.is_some_and(|t| t.elapsed() >= AUDIT_FLUSH))
         {
-            store.do_send(PersistAudit(buf.drain(..).collect()));
+            store.do_send(PersistAudit(std::mem::replace(
+                &mut buf,
+                Vec::with_capacity(AUDIT_BATCH),
+            )));
             oldest = None;
         }
         if done {
