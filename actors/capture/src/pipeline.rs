@@ -32,6 +32,42 @@ pub struct PipelineConfig {
     pub defrag: DefragConfig,
     /// Packet ring buffer.
     pub ring: RingConfig,
+    /// Which packets to look at (ports, hosts); everything by default.
+    pub filter: PacketFilter,
+}
+
+/// A port/host filter applied right after decoding, for sensors that must ignore part of the
+/// link (their own management traffic, a noisy backup port) or watch only some services.
+/// Filtered packets are counted and go nowhere, not even into the ring buffer.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PacketFilter {
+    /// Keep only packets with one of these ports on either side (empty: all ports).
+    pub ports: Vec<u16>,
+    /// Drop packets with one of these ports on either side.
+    pub exclude_ports: Vec<u16>,
+    /// Keep only packets to or from one of these addresses (empty: all hosts).
+    pub hosts: Vec<std::net::IpAddr>,
+}
+
+impl PacketFilter {
+    /// Whether a decoded packet passes. Fragments after the first carry no ports; they pass
+    /// the port tests so that defragmentation still sees every piece.
+    pub fn allows(&self, p: &DecodedPacket<'_>) -> bool {
+        let has_ports = !(p.src_port == 0 && p.dst_port == 0 && p.fragment.is_some());
+        let port_in = |list: &[u16]| list.contains(&p.src_port) || list.contains(&p.dst_port);
+        if has_ports && !self.ports.is_empty() && !port_in(&self.ports) {
+            return false;
+        }
+        if has_ports && port_in(&self.exclude_ports) {
+            return false;
+        }
+        self.hosts.is_empty() || self.hosts.contains(&p.src_ip) || self.hosts.contains(&p.dst_ip)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ports.is_empty() && self.exclude_ports.is_empty() && self.hosts.is_empty()
+    }
 }
 
 impl PipelineConfig {
@@ -217,6 +253,10 @@ impl<H: AppHandler> Pipeline<H> {
             }
         };
         self.stats.decoded += 1;
+        if !self.cfg.filter.is_empty() && !self.cfg.filter.allows(&p) {
+            self.stats.filtered += 1;
+            return;
+        }
         if p.tunnel_depth > 0 {
             self.stats.tunneled += 1;
         }
@@ -484,6 +524,38 @@ mod tests {
             orig_len: data.len() as u32,
             iface: 0,
         }
+    }
+
+    #[test]
+    fn the_packet_filter_keeps_only_what_it_names() {
+        let cfg = PipelineConfig {
+            filter: PacketFilter {
+                ports: vec![88, 443],
+                exclude_ports: vec![22],
+                hosts: vec!["10.0.0.2".parse().unwrap()],
+            },
+            ..PipelineConfig::default()
+        };
+        let mut pl = Pipeline::new(cfg, Recorder::default()).unwrap();
+        let (c, s, other) = ([10, 0, 0, 1], [10, 0, 0, 2], [10, 0, 0, 9]);
+        let frames = [
+            build::eth_ipv4_udp(c, s, 5000, 88, b"kept: port 88 to the host"),
+            build::eth_ipv4_udp(c, s, 5000, 53, b"dropped: port"),
+            build::eth_ipv4_udp(c, other, 5000, 88, b"dropped: host"),
+            build::eth_ipv4_tcp(c, s, 22, 443, 1, 0, SYN, b""),
+        ];
+        for (i, f) in frames.iter().enumerate() {
+            pl.process(&raw(i as i64, f));
+        }
+        pl.finish();
+        assert_eq!(pl.handler().udp.len(), 1);
+        assert_eq!(pl.handler().udp[0].2, b"kept: port 88 to the host");
+        assert_eq!(pl.snapshot().filtered, 3);
+        assert_eq!(
+            pl.ring().summary().packets,
+            1,
+            "filtered packets stay out of the ring"
+        );
     }
 
     #[test]

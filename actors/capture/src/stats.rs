@@ -91,6 +91,8 @@ pub struct PipelineStats {
     pub bytes: u64,
     /// Packets decoded down to IP.
     pub decoded: u64,
+    /// Packets dropped by the configured packet filter.
+    pub filtered: u64,
     /// Packets not decoded, by reason.
     pub decode_errors: DecodeErrorCounts,
     /// TCP packets (after defragmentation).
@@ -160,6 +162,8 @@ pub struct StatsSnapshot {
     pub bytes: u64,
     /// Packets decoded to IP.
     pub decoded: u64,
+    /// Packets dropped by the configured packet filter.
+    pub filtered: u64,
     /// All decode errors.
     pub decode_errors_total: u64,
     /// Malformed-packet errors.
@@ -209,6 +213,7 @@ impl StatsSnapshot {
             packets: p.packets,
             bytes: p.bytes,
             decoded: p.decoded,
+            filtered: p.filtered,
             decode_errors_total: p.decode_errors.total(),
             malformed: p.decode_errors.malformed(),
             decode_errors: p.decode_errors,
