@@ -9,14 +9,12 @@ use netmonitor_capture::PcapFileSource;
 use netmonitor_common::eve::EveWriter;
 use netmonitor_common::{Event, EventKind};
 use netmonitor_sensor::shard::ShardedSensor;
-use netmonitor_sensor::Sensor;
+use netmonitor_sensor::{Sensor, EVENT_BATCH};
 use netmonitor_store::{Database, StoreHandle};
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-/// Events handed on in groups of this size (EVE and store batching).
-const EVENT_BATCH: usize = 4096;
 /// Event batches queued for the output thread.
 const OUTPUT_QUEUE: usize = 64;
 /// Progress line period.

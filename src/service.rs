@@ -186,13 +186,7 @@ fn start_sensor(
         })
         .collect();
     sources.extend(cfg.capture.pcaps.iter().cloned().map(Source::File));
-    let names: Vec<String> = cfg
-        .capture
-        .interfaces
-        .iter()
-        .cloned()
-        .chain(cfg.capture.pcaps.iter().map(|p| p.display().to_string()))
-        .collect();
+    let names: Vec<String> = sources.iter().map(Source::name).collect();
     let mut last_notice = Instant::now();
     let sink = Box::new(move |events: Vec<netmonitor_common::Event>| {
         let batch = Arc::new(events);

@@ -590,19 +590,13 @@ impl McpServer {
             .iter()
             .filter(|r| who.scope.allows(r.scope))
             .map(|r| {
-                let mut o = Map::new();
-                o.insert("uri".into(), json!(r.uri));
-                o.insert("name".into(), json!(r.name));
-                if let Some(t) = &r.title {
-                    o.insert("title".into(), json!(t));
-                }
-                if let Some(d) = &r.description {
-                    o.insert("description".into(), json!(d));
-                }
-                if let Some(m) = &r.mime_type {
-                    o.insert("mimeType".into(), json!(m));
-                }
-                Value::Object(o)
+                listing(
+                    ("uri", &r.uri),
+                    &r.name,
+                    r.title.as_deref(),
+                    r.description.as_deref(),
+                    r.mime_type.as_deref(),
+                )
             })
             .collect();
         self.paginate("resources", items, params, "resources")
@@ -618,19 +612,13 @@ impl McpServer {
             .templates()
             .filter(|t| who.scope.allows(t.scope))
             .map(|t| {
-                let mut o = Map::new();
-                o.insert("uriTemplate".into(), json!(t.uri_template));
-                o.insert("name".into(), json!(t.name));
-                if let Some(x) = &t.title {
-                    o.insert("title".into(), json!(x));
-                }
-                if let Some(d) = &t.description {
-                    o.insert("description".into(), json!(d));
-                }
-                if let Some(m) = &t.mime_type {
-                    o.insert("mimeType".into(), json!(m));
-                }
-                Value::Object(o)
+                listing(
+                    ("uriTemplate", &t.uri_template),
+                    &t.name,
+                    t.title.as_deref(),
+                    t.description.as_deref(),
+                    t.mime_type.as_deref(),
+                )
             })
             .collect();
         self.paginate("templates", items, params, "resourceTemplates")
@@ -900,6 +888,30 @@ pub fn modern_http_status(code: i64) -> u16 {
         | -32021 => 400,
         _ => 200,
     }
+}
+
+/// One entry of resources/list or resources/templates/list: the address (`uri` or
+/// `uriTemplate`), the name, and the optional title, description and MIME type.
+fn listing(
+    address: (&str, &str),
+    name: &str,
+    title: Option<&str>,
+    description: Option<&str>,
+    mime_type: Option<&str>,
+) -> Value {
+    let mut o = Map::new();
+    o.insert(address.0.into(), json!(address.1));
+    o.insert("name".into(), json!(name));
+    for (key, value) in [
+        ("title", title),
+        ("description", description),
+        ("mimeType", mime_type),
+    ] {
+        if let Some(v) = value {
+            o.insert(key.into(), json!(v));
+        }
+    }
+    Value::Object(o)
 }
 
 #[cfg(test)]

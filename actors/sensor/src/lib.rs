@@ -49,6 +49,10 @@ impl SensorConfig {
     }
 }
 
+/// Events handed on at once at most (EVE writer, store, actors): large enough to amortise the
+/// hand-off, small enough to keep memory and latency bounded.
+pub const EVENT_BATCH: usize = 4096;
+
 /// Packets in, events out.
 pub struct Sensor {
     pipeline: Pipeline<Dissectors>,

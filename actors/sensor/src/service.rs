@@ -3,7 +3,7 @@
 //! through a sink callback; status, PCAP export and blocklist changes arrive as commands on a
 //! channel, answered between batches — no lock on the packet path.
 
-use crate::{Sensor, SensorConfig, SensorStats};
+use crate::{Sensor, SensorConfig, SensorStats, EVENT_BATCH};
 use crossbeam_channel::{bounded, select, Receiver, Sender};
 use netmonitor_capture::source::{
     run_capture, CaptureCounters, CaptureCountersSnapshot, CaptureLoopConfig, PacketBatch,
@@ -22,8 +22,6 @@ use std::time::{Duration, Instant};
 const QUEUE_BATCHES: usize = 256;
 /// Longest time events wait in the pipeline thread before going to the sink.
 const EVENT_FLUSH: Duration = Duration::from_millis(100);
-/// Events handed to the sink at once at most.
-const EVENT_BATCH: usize = 4096;
 
 /// Where packets come from.
 #[derive(Clone, Debug)]
@@ -35,7 +33,8 @@ pub enum Source {
 }
 
 impl Source {
-    fn name(&self) -> String {
+    /// Interface name or file path, as shown in status and logs.
+    pub fn name(&self) -> String {
         match self {
             Source::Interface(c) => c.interface.clone(),
             Source::File(p) => p.display().to_string(),

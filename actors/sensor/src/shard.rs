@@ -5,7 +5,7 @@
 //! per-flow and per-host-pair state (handshakes, Kerberos pairing, scans of one target) stays
 //! whole. Each worker keeps `1/N` of the configured ring buffer, so memory is as configured.
 
-use crate::{Sensor, SensorConfig};
+use crate::{Sensor, SensorConfig, EVENT_BATCH};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use netmonitor_capture::source::PacketBatch;
 use netmonitor_capture::stats::StatsSnapshot;
@@ -18,8 +18,6 @@ use std::thread::JoinHandle;
 const BATCH_PACKETS: usize = 512;
 /// Batches queued per worker.
 const QUEUE_BATCHES: usize = 64;
-/// Events a worker hands on at once.
-const EVENT_BATCH: usize = 4096;
 
 /// The worker for a packet: the same for both directions of a flow. Packets that do not decode
 /// to IP all go to worker 0.
