@@ -3,13 +3,14 @@
 
 use actix::Addr;
 use chrono::{DateTime, Utc};
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 use netmonitor_mcp::auth::BoxFuture;
 use netmonitor_mcp::{AuditEntry, AuditSink, Scope, TokenInfo, TokenStore};
 use netmonitor_store::actor::{PersistAudit, StoreActor};
 use netmonitor_store::writer::AuditRecord;
 use netmonitor_store::DbPool;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 /// Audit records buffered between the HTTP workers and the audit thread.
 const AUDIT_QUEUE: usize = 65_536;
@@ -64,21 +65,41 @@ impl TokenStore for PgTokenStore {
     }
 }
 
-/// Queues audit entries for a background thread that batches them and hands each batch to the
-/// supervised store actor. `record` never blocks: if the queue is ever full the entry is
-/// counted as dropped.
+/// Collects audit entries in a shared buffer that a background thread hands, in batches, to the
+/// supervised store actor. `record` never blocks or wakes anyone on the common path (a push
+/// under a short lock; the thread polls every [`AUDIT_FLUSH`] and is woken early only when a
+/// full batch is waiting). If the buffer ever reaches [`AUDIT_QUEUE`] the entry is counted as
+/// dropped.
 pub struct StoreAuditSink {
-    tx: Sender<AuditRecord>,
+    shared: Arc<AuditBuffer>,
+}
+
+struct AuditBuffer {
+    rows: Mutex<Vec<AuditRecord>>,
+    batch_ready: Condvar,
+    closed: AtomicBool,
 }
 
 impl StoreAuditSink {
     /// Starts the batching thread.
     pub fn start(store: Addr<StoreActor>) -> std::io::Result<Self> {
-        let (tx, rx) = bounded(AUDIT_QUEUE);
+        let shared = Arc::new(AuditBuffer {
+            rows: Mutex::new(Vec::with_capacity(AUDIT_BATCH)),
+            batch_ready: Condvar::new(),
+            closed: AtomicBool::new(false),
+        });
+        let worker = shared.clone();
         std::thread::Builder::new()
             .name("audit".into())
-            .spawn(move || batch_audit(rx, store))?;
-        Ok(StoreAuditSink { tx })
+            .spawn(move || batch_audit(&worker, &store))?;
+        Ok(StoreAuditSink { shared })
+    }
+}
+
+impl Drop for StoreAuditSink {
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::Release);
+        self.shared.batch_ready.notify_one();
     }
 }
 
@@ -98,41 +119,38 @@ impl AuditSink for StoreAuditSink {
             session_id: e.session_id,
             error: e.error,
         };
-        if let Err(TrySendError::Full(_)) = self.tx.try_send(row) {
+        let mut rows = self.shared.rows.lock().unwrap_or_else(|p| p.into_inner());
+        if rows.len() >= AUDIT_QUEUE {
+            drop(rows);
             metrics::counter!("netmonitor_audit_dropped_total").increment(1);
             tracing::error!("audit queue full; an audit record was dropped");
+            return;
+        }
+        rows.push(row);
+        if rows.len() == AUDIT_BATCH {
+            self.shared.batch_ready.notify_one();
         }
     }
 }
 
-fn batch_audit(rx: Receiver<AuditRecord>, store: Addr<StoreActor>) {
-    let mut buf = Vec::with_capacity(AUDIT_BATCH);
-    let mut oldest: Option<Instant> = None;
+fn batch_audit(shared: &AuditBuffer, store: &Addr<StoreActor>) {
     loop {
-        let wait = oldest.map_or(Duration::from_secs(3600), |t| {
-            AUDIT_FLUSH.saturating_sub(t.elapsed())
-        });
-        let done = match rx.recv_timeout(wait) {
-            Ok(r) => {
-                oldest.get_or_insert_with(Instant::now);
-                buf.push(r);
-                false
+        let closed = shared.closed.load(Ordering::Acquire);
+        let batch = {
+            let mut rows = shared.rows.lock().unwrap_or_else(|p| p.into_inner());
+            if rows.len() < AUDIT_BATCH && !closed {
+                rows = shared
+                    .batch_ready
+                    .wait_timeout(rows, AUDIT_FLUSH)
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|p| p.into_inner().0);
             }
-            Err(RecvTimeoutError::Timeout) => false,
-            Err(RecvTimeoutError::Disconnected) => true,
+            std::mem::replace(&mut *rows, Vec::with_capacity(AUDIT_BATCH))
         };
-        if !buf.is_empty()
-            && (done
-                || buf.len() >= AUDIT_BATCH
-                || oldest.is_some_and(|t| t.elapsed() >= AUDIT_FLUSH))
-        {
-            store.do_send(PersistAudit(std::mem::replace(
-                &mut buf,
-                Vec::with_capacity(AUDIT_BATCH),
-            )));
-            oldest = None;
+        if !batch.is_empty() {
+            store.do_send(PersistAudit(batch));
         }
-        if done {
+        if closed {
             return;
         }
     }

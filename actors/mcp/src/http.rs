@@ -11,12 +11,12 @@
 
 use crate::audit::AuditStatus;
 use crate::auth::Identity;
-use crate::jsonrpc::{self, Message, RequestId, RpcError};
+use crate::jsonrpc::{self, Message, Reply, RequestId, RpcError};
 use crate::protocol::{self, CallCtx, BATCH_VERSION, HANDSHAKE_VERSIONS, MODERN_VERSIONS};
 use crate::ratelimit::RateDecision;
 use crate::registry::{CancelToken, NotifySink};
 use crate::server::{ClientMeta, Listener, McpServer};
-use crate::session::{Resume, Session, TransportKind, GET_STREAM};
+use crate::session::{Outbound, Resume, Session, TransportKind, GET_STREAM};
 use crate::sse::{self, SseBody, STREAM_CHANNEL_CAPACITY};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
@@ -161,7 +161,14 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
 fn json_response(status: StatusCode, body: &Value) -> HttpResponse {
     HttpResponse::build(status)
         .content_type("application/json")
-        .body(body.to_string())
+        .body(jsonrpc::encode(body))
+}
+
+/// A serialized reply as an HTTP response.
+fn reply_response(status: StatusCode, reply: Reply) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("application/json")
+        .body(reply.json)
 }
 
 fn sse_response(body: SseBody) -> HttpResponse {
@@ -178,10 +185,11 @@ fn set_header(resp: &mut HttpResponse, name: &'static str, value: &str) {
     }
 }
 
-/// A stream frame sender that drops the connection when the client is too slow.
-fn frame_sender(tx: mpsc::Sender<Bytes>) -> Arc<dyn Fn(&Value) -> bool + Send + Sync> {
+/// A sender of serialized messages as stream frames that drops the connection when the client
+/// is too slow.
+fn frame_sender(tx: mpsc::Sender<Bytes>) -> Outbound {
     let slot = Mutex::new(Some(tx));
-    Arc::new(move |msg: &Value| {
+    Arc::new(move |msg: &[u8]| {
         let Ok(mut g) = slot.lock() else { return false };
         let ok = g
             .as_ref()
@@ -655,14 +663,14 @@ impl McpServer {
         let mut responses = Vec::new();
         for item in items {
             match jsonrpc::classify(item) {
-                Err(inv) => responses.push(jsonrpc::error_response(inv.id.as_ref(), &inv.error)),
+                Err(inv) => responses.push(Reply::error(inv.id.as_ref(), &inv.error)),
                 Ok(Message::Response) => {}
                 Ok(Message::Notification { method, params }) => {
                     self.handle_notification(Some(&session), &method, params.as_ref())
                 }
                 Ok(Message::Request { id, method, params }) => {
                     if method == "initialize" {
-                        responses.push(jsonrpc::error_response(
+                        responses.push(Reply::error(
                             Some(&id),
                             &RpcError::new(
                                 jsonrpc::INVALID_REQUEST,
@@ -689,7 +697,11 @@ impl McpServer {
         if responses.is_empty() {
             self.finish(&hc, HttpResponse::Accepted().finish())
         } else {
-            self.finish(&hc, json_response(StatusCode::OK, &Value::Array(responses)))
+            let batch = Reply {
+                json: jsonrpc::encode_batch(&responses),
+                error_code: None,
+            };
+            self.finish(&hc, reply_response(StatusCode::OK, batch))
         }
     }
 
@@ -785,7 +797,7 @@ impl McpServer {
                 meta: hc.meta.clone(),
             };
             return match self.run_request(&ctx, &id, &method, params).await {
-                Some(resp) => self.finish(&hc, json_response(StatusCode::OK, &resp)),
+                Some(resp) => self.finish(&hc, reply_response(StatusCode::OK, resp)),
                 None => self.finish(&hc, HttpResponse::Accepted().finish()),
             };
         }
@@ -820,7 +832,7 @@ impl McpServer {
         let server = self.clone();
         actix_rt::spawn(async move {
             if let Some(resp) = server.run_request(&ctx, &id, &method, params).await {
-                session.stream_send(stream, &resp);
+                session.stream_send_json(stream, &resp.json);
             }
             session.finish_stream(stream);
         });
@@ -902,7 +914,7 @@ impl McpServer {
             json_response(StatusCode::OK, &resp_msg)
         } else {
             let (tx, rx) = mpsc::channel(4);
-            let _ = tx.try_send(sse::message_frame(None, &resp_msg));
+            let _ = tx.try_send(sse::message_frame(None, &jsonrpc::encode(&resp_msg)));
             drop(tx);
             sse_response(SseBody::new(
                 rx,
@@ -1047,13 +1059,11 @@ impl McpServer {
             return match self.run_request(&ctx, &id, &method, params).await {
                 Some(resp) => {
                     let status = resp
-                        .get("error")
-                        .and_then(|e| e.get("code"))
-                        .and_then(Value::as_i64)
+                        .error_code
                         .map(protocol::modern_http_status)
                         .unwrap_or(200);
                     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-                    self.finish(&hc, json_response(status, &resp))
+                    self.finish(&hc, reply_response(status, resp))
                 }
                 None => self.finish(&hc, HttpResponse::Accepted().finish()),
             };
@@ -1068,7 +1078,7 @@ impl McpServer {
         );
         let s2 = send.clone();
         let sink: NotifySink = Arc::new(move |m: Value| {
-            s2(&m);
+            s2(&jsonrpc::encode(&m));
         });
         let ctx = CallCtx {
             identity,
@@ -1082,7 +1092,7 @@ impl McpServer {
         let server = self.clone();
         actix_rt::spawn(async move {
             if let Some(resp) = server.run_request(&ctx, &id, &method, params).await {
-                send(&resp);
+                send(&resp.json);
             }
         });
         self.finish(&hc, sse_response(body))
@@ -1145,14 +1155,14 @@ impl McpServer {
                 "_meta": {protocol::META_SUBSCRIPTION_ID: id.to_value()},
             }
         });
-        send(&ack);
+        send(&jsonrpc::encode(&ack));
         let listener = Listener {
             subscription_id: id.to_value(),
             resources,
             tools_changed: flag("toolsListChanged"),
             prompts_changed: flag("promptsListChanged"),
             resources_changed: flag("resourcesListChanged"),
-            send: Box::new(move |m: &Value| send(m)),
+            send: Box::new(move |m: &Value| send(&jsonrpc::encode(m))),
             alive: Box::new(move || !alive_tx.is_closed()),
         };
         if let Ok(mut ls) = self.listeners.lock() {
@@ -1354,7 +1364,7 @@ impl McpServer {
             session.id
         )));
         let send = frame_sender(tx);
-        session.set_outbound(Arc::new(move |m: &Value| send(m)));
+        session.set_outbound(Arc::new(move |m: &[u8]| send(m)));
         let sid = session.id.clone();
         if self.insert_session(session).is_err() {
             return self.reject(
@@ -1484,7 +1494,7 @@ impl McpServer {
                         .session_request(&session, identity, meta, &id, &method, params)
                         .await;
                     if let Some(r) = resp {
-                        session.send_outbound(&r);
+                        session.send_outbound_json(&r.json);
                     }
                 });
             }
@@ -1502,7 +1512,7 @@ impl McpServer {
         id: &RequestId,
         method: &str,
         params: Option<Map<String, Value>>,
-    ) -> Option<Value> {
+    ) -> Option<Reply> {
         let started = (Timestamp::now(), Instant::now());
         if method == "initialize" && !session.is_initialized() {
             let r = self.initialize_result(params.as_ref());
@@ -1525,9 +1535,9 @@ impl McpServer {
                 Ok((version, result)) => {
                     session.set_version(version);
                     session.mark_initialized();
-                    jsonrpc::result_response(id, result)
+                    Reply::result(id, &jsonrpc::ResultBody::Value(result))
                 }
-                Err(e) => jsonrpc::error_response(Some(id), &e),
+                Err(e) => Reply::error(Some(id), &e),
             });
         }
         let modern =
@@ -1536,7 +1546,7 @@ impl McpServer {
         if modern {
             match protocol::modern_envelope(params.as_ref()) {
                 Ok(env) => log_level = env.log_level,
-                Err(e) => return Some(jsonrpc::error_response(Some(id), &e)),
+                Err(e) => return Some(Reply::error(Some(id), &e)),
             }
         }
         let s2 = session.clone();

@@ -2,6 +2,7 @@
 //! (JSON-RPC's own plus the MCP and implementation-defined ones) used by every transport.
 
 use serde_json::{json, Map, Value};
+use std::sync::Arc;
 
 /// Invalid JSON was received.
 pub const PARSE_ERROR: i64 = -32700;
@@ -124,24 +125,161 @@ impl RpcError {
     }
 }
 
+/// A method's result as it leaves dispatch: a JSON value, or an object already encoded as JSON
+/// text. Tool results take the second form so their structured content is encoded once (and a
+/// reusable result is shared by reference), instead of being copied into a response tree and
+/// serialized twice.
+#[derive(Clone, Debug)]
+pub enum ResultBody {
+    /// Any result built as a value.
+    Value(Value),
+    /// A complete JSON object, produced by this crate's own serializer.
+    Encoded(Arc<[u8]>),
+}
+
+impl ResultBody {
+    /// The result as a value (decodes an encoded one; used where a result must be amended).
+    pub fn into_value(self) -> Value {
+        match self {
+            ResultBody::Value(v) => v,
+            ResultBody::Encoded(b) => serde_json::from_slice(&b).unwrap_or(Value::Null),
+        }
+    }
+}
+
+/// A response or notification serialized for the wire, as every transport sends it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reply {
+    /// The JSON text.
+    pub json: Vec<u8>,
+    /// The JSON-RPC error code when this is an error response (the 2026-07-28 HTTP transport
+    /// maps it to a status).
+    pub error_code: Option<i64>,
+}
+
+impl Reply {
+    /// A success response.
+    pub fn result(id: &RequestId, result: &ResultBody) -> Reply {
+        let mut json = Vec::with_capacity(match result {
+            ResultBody::Encoded(b) => b.len() + 64,
+            ResultBody::Value(_) => 256,
+        });
+        json.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+        write_json(&mut json, &id.to_value());
+        json.extend_from_slice(br#","result":"#);
+        match result {
+            ResultBody::Value(v) => write_json(&mut json, v),
+            ResultBody::Encoded(b) => json.extend_from_slice(b),
+        }
+        json.push(b'}');
+        Reply {
+            json,
+            error_code: None,
+        }
+    }
+
+    /// An error response (`id` `None`: serialized as null).
+    pub fn error(id: Option<&RequestId>, err: &RpcError) -> Reply {
+        Reply {
+            json: encode(&error_response(id, err)),
+            error_code: Some(err.code),
+        }
+    }
+
+    /// Any message built as a value.
+    pub fn from_value(v: &Value) -> Reply {
+        Reply {
+            json: encode(v),
+            error_code: v
+                .get("error")
+                .and_then(|e| e.get("code"))
+                .and_then(Value::as_i64),
+        }
+    }
+
+    /// The message as a value (tests and diagnostics).
+    pub fn to_value(&self) -> Value {
+        serde_json::from_slice(&self.json).unwrap_or(Value::Null)
+    }
+}
+
+/// A JSON-RPC batch answer: the replies as one array.
+pub fn encode_batch(replies: &[Reply]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(replies.iter().map(|r| r.json.len() + 1).sum::<usize>() + 2);
+    out.push(b'[');
+    for (i, r) in replies.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&r.json);
+    }
+    out.push(b']');
+    out
+}
+
+/// A value as JSON text (serde's writer path: several times faster than `Display`).
+pub fn encode(v: &Value) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
+    write_json(&mut out, v);
+    out
+}
+
+fn write_json(out: &mut Vec<u8>, v: &Value) {
+    // writing a Value into a Vec cannot fail: its map keys are strings
+    let _ = serde_json::to_writer(out, v);
+}
+
+/// A `tools/call` result encoded once: the structured content and its text copy (the same JSON,
+/// escaped as a string) around a single serialization of `structured`.
+pub fn encode_tool_result(structured: &Value) -> Arc<[u8]> {
+    let text = encode(structured);
+    let mut out = Vec::with_capacity(text.len() * 2 + 96);
+    out.extend_from_slice(br#"{"content":[{"type":"text","text":"#);
+    // the text is our own serializer's output, hence valid UTF-8
+    let _ = serde_json::to_writer(&mut out, std::str::from_utf8(&text).unwrap_or_default());
+    out.extend_from_slice(br#"}],"structuredContent":"#);
+    out.extend_from_slice(&text);
+    out.extend_from_slice(br#","isError":false}"#);
+    out.into()
+}
+
+/// A JSON object from owned values. Use it instead of `json!` when a field is already a
+/// [`Value`]: `json!` copies every interpolated expression through the serializer, which for a
+/// large tool result costs more than building it did.
+pub fn json_object<const N: usize>(fields: [(&str, Value); N]) -> Value {
+    let mut map = Map::new();
+    for (k, v) in fields {
+        map.insert(k.to_owned(), v);
+    }
+    Value::Object(map)
+}
+
 /// A full error response; `id` is `None` when the request id could not be read (serialized as
 /// `"id": null`, as JSON-RPC requires).
 pub fn error_response(id: Option<&RequestId>, err: &RpcError) -> Value {
-    json!({
-        "jsonrpc": "2.0",
-        "id": id.map(RequestId::to_value).unwrap_or(Value::Null),
-        "error": err.to_value(),
-    })
+    json_object([
+        ("jsonrpc", Value::from("2.0")),
+        ("id", id.map(RequestId::to_value).unwrap_or(Value::Null)),
+        ("error", err.to_value()),
+    ])
 }
 
 /// A success response.
 pub fn result_response(id: &RequestId, result: Value) -> Value {
-    json!({"jsonrpc": "2.0", "id": id.to_value(), "result": result})
+    json_object([
+        ("jsonrpc", Value::from("2.0")),
+        ("id", id.to_value()),
+        ("result", result),
+    ])
 }
 
 /// A notification from server to client.
 pub fn notification(method: &str, params: Value) -> Value {
-    json!({"jsonrpc": "2.0", "method": method, "params": params})
+    json_object([
+        ("jsonrpc", Value::from("2.0")),
+        ("method", Value::from(method)),
+        ("params", params),
+    ])
 }
 
 /// One classified JSON-RPC message.

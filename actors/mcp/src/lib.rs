@@ -27,6 +27,7 @@ mod obs;
 pub mod protocol;
 pub mod ratelimit;
 pub mod registry;
+mod reuse;
 pub mod schema;
 mod server;
 mod session;

@@ -5,11 +5,12 @@
 
 use crate::audit::AuditStatus;
 use crate::auth::Identity;
-use crate::jsonrpc::{self, RequestId, RpcError};
+use crate::jsonrpc::{self, Reply, RequestId, ResultBody, RpcError};
 use crate::obs;
 use crate::registry::{
     CancelToken, LogLevel, NotifySink, Registry, ResourceRequest, ToolCtx, ToolCtxParts, ToolError,
 };
+use crate::reuse::ResultCache;
 use crate::schema;
 use crate::server::{ClientMeta, McpServer};
 use crate::session::Session;
@@ -161,7 +162,7 @@ pub(crate) struct CallCtx {
 
 /// Result of one method plus what the audit row needs.
 pub(crate) struct Outcome {
-    pub result: Result<Value, RpcError>,
+    pub result: Result<ResultBody, RpcError>,
     pub tool: Option<String>,
     pub status: AuditStatus,
     pub error: Option<String>,
@@ -170,7 +171,7 @@ pub(crate) struct Outcome {
 impl Outcome {
     fn ok(v: Value) -> Self {
         Outcome {
-            result: Ok(v),
+            result: Ok(ResultBody::Value(v)),
             tool: None,
             status: AuditStatus::Ok,
             error: None,
@@ -227,8 +228,9 @@ fn decode_cursor(list: &str, params: &Map<String, Value>) -> Result<usize, RpcEr
     off.parse::<usize>().map_err(|_| bad())
 }
 
-fn tool_error_result(text: &str) -> Value {
-    json!({"content": [{"type": "text", "text": text}], "isError": true})
+/// A tool failure the model can read (`isError: true`).
+fn tool_error_result(text: &str) -> ResultBody {
+    ResultBody::Value(json!({"content": [{"type": "text", "text": text}], "isError": true}))
 }
 
 impl McpServer {
@@ -345,7 +347,9 @@ impl McpServer {
                 _ => None,
             };
             Outcome {
-                result: outcome.result.map(|v| self.modernize(v, cacheable)),
+                result: outcome
+                    .result
+                    .map(|r| ResultBody::Value(self.modernize(r.into_value(), cacheable))),
                 ..outcome
             }
         } else {
@@ -361,7 +365,7 @@ impl McpServer {
         id: &RequestId,
         method: &str,
         params: Option<Map<String, Value>>,
-    ) -> Option<Value> {
+    ) -> Option<Reply> {
         let started = (Timestamp::now(), Instant::now());
         if let Some(s) = &ctx.session {
             s.begin_request(id, ctx.cancel.clone());
@@ -407,9 +411,9 @@ impl McpServer {
                     session_id,
                     o.error.clone(),
                 );
-                Some(match o.result {
-                    Ok(v) => jsonrpc::result_response(id, v),
-                    Err(e) => jsonrpc::error_response(Some(id), &e),
+                Some(match &o.result {
+                    Ok(body) => Reply::result(id, body),
+                    Err(e) => Reply::error(Some(id), e),
                 })
             }
         }
@@ -493,7 +497,7 @@ impl McpServer {
         let Some(tool) = reg.tool(name) else {
             return Outcome::err(RpcError::invalid_params(format!("Unknown tool: {name}")));
         };
-        let finish = |result: Value, status: AuditStatus, error: Option<String>| {
+        let finish = |result: ResultBody, status: AuditStatus, error: Option<String>| {
             obs::ToolCalled {
                 tool: &tool.name,
                 status: status.as_str(),
@@ -525,6 +529,14 @@ impl McpServer {
         if let Err(e) = schema::validate(&tool.input_schema, &args) {
             let msg = format!("Invalid arguments for tool '{}': {e}", tool.name);
             return finish(tool_error_result(&msg), AuditStatus::Error, Some(msg));
+        }
+        let reuse = tool
+            .reuse_for
+            .map(|period| (period, ResultCache::key(&tool.name, &args)));
+        if let Some((period, key)) = &reuse {
+            if let Some(body) = self.results.get(key, *period) {
+                return finish(ResultBody::Encoded(body), AuditStatus::Ok, None);
+            }
         }
         let Value::Object(args) = args else {
             return Outcome::err(RpcError::new(jsonrpc::INTERNAL_ERROR, "arguments lost"));
@@ -561,16 +573,11 @@ impl McpServer {
                     );
                     return finish(tool_error_result(&msg), AuditStatus::Error, Some(msg));
                 }
-                let text = v.to_string();
-                finish(
-                    json!({
-                        "content": [{"type": "text", "text": text}],
-                        "structuredContent": v,
-                        "isError": false,
-                    }),
-                    AuditStatus::Ok,
-                    None,
-                )
+                let body = jsonrpc::encode_tool_result(&v);
+                if let Some((period, key)) = reuse {
+                    self.results.put(key, body.clone(), period);
+                }
+                finish(ResultBody::Encoded(body), AuditStatus::Ok, None)
             }
             Err(e) => {
                 let msg = e.to_string();
@@ -662,9 +669,10 @@ impl McpServer {
             identity: ctx.identity.clone(),
         };
         match (res.handler)(req).await {
-            Ok(contents) => Outcome::ok(json!({
-                "contents": contents.iter().map(|c| c.to_json()).collect::<Vec<_>>()
-            })),
+            Ok(contents) => Outcome::ok(jsonrpc::json_object([(
+                "contents",
+                Value::Array(contents.iter().map(|c| c.to_json()).collect()),
+            )])),
             Err(ToolError::NotFound(_)) => Outcome::err(self.not_found(ctx.modern, uri)),
             Err(e @ ToolError::InvalidArgument { .. }) => {
                 Outcome::err(RpcError::invalid_params(e.to_string()))

@@ -13,6 +13,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::Notify;
 
 /// Longest tool/prompt name accepted (MCP recommends 1–128 characters).
@@ -345,6 +346,9 @@ pub struct ToolDef {
     pub scope: Scope,
     /// The implementation.
     pub handler: ToolHandler,
+    /// How long a successful result may be served again for identical arguments: the refresh
+    /// period of the snapshot the tool reads (`None`: every call runs the handler).
+    pub reuse_for: Option<Duration>,
 }
 
 impl ToolDef {
@@ -797,6 +801,7 @@ mod tests {
             annotations: ToolAnnotations::READ_ONLY,
             scope: Scope::ReadOnly,
             handler: Arc::new(|_, _| Box::pin(async { Ok(json!({})) })),
+            reuse_for: None,
         }
     }
 

@@ -61,18 +61,32 @@ impl fmt::Display for ValidationError {
     }
 }
 
-fn err(path: &str, message: impl Into<String>) -> ValidationError {
-    ValidationError {
-        path: path.to_string(),
-        message: message.into(),
+/// Where a value sits in the instance; rendered to text only when there is an error, so valid
+/// instances (every tool call's arguments and result) cost no string building.
+#[derive(Clone, Copy)]
+enum Path<'a> {
+    Root,
+    Key(&'a Path<'a>, &'a str),
+    Index(&'a Path<'a>, usize),
+}
+
+impl Path<'_> {
+    fn render(&self) -> String {
+        match self {
+            Path::Root => String::new(),
+            Path::Key(parent, key) => match parent.render() {
+                p if p.is_empty() => (*key).to_string(),
+                p => format!("{p}.{key}"),
+            },
+            Path::Index(parent, i) => format!("{}[{i}]", parent.render()),
+        }
     }
 }
 
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
+fn err(path: &Path<'_>, message: impl Into<String>) -> ValidationError {
+    ValidationError {
+        path: path.render(),
+        message: message.into(),
     }
 }
 
@@ -112,10 +126,15 @@ fn matches_type(v: &Value, t: &str) -> bool {
 
 /// Validates `instance` against `schema`.
 pub fn validate(schema: &Value, instance: &Value) -> Result<(), ValidationError> {
-    validate_at(schema, instance, "", 0)
+    validate_at(schema, instance, &Path::Root, 0)
 }
 
-fn validate_at(schema: &Value, v: &Value, path: &str, depth: usize) -> Result<(), ValidationError> {
+fn validate_at(
+    schema: &Value,
+    v: &Value,
+    path: &Path<'_>,
+    depth: usize,
+) -> Result<(), ValidationError> {
     if depth > MAX_SCHEMA_DEPTH {
         return Err(err(path, "value nested too deeply"));
     }
@@ -186,7 +205,7 @@ fn json_eq(a: &Value, b: &Value) -> bool {
 fn check_number(
     s: &Map<String, Value>,
     n: &serde_json::Number,
-    path: &str,
+    path: &Path<'_>,
 ) -> Result<(), ValidationError> {
     let Some(x) = n.as_f64() else { return Ok(()) };
     if let Some(min) = s.get("minimum").and_then(Value::as_f64) {
@@ -220,15 +239,15 @@ fn fmt_num(x: f64) -> String {
     }
 }
 
-fn check_string(s: &Map<String, Value>, st: &str, path: &str) -> Result<(), ValidationError> {
-    let len = st.chars().count() as u64;
+fn check_string(s: &Map<String, Value>, st: &str, path: &Path<'_>) -> Result<(), ValidationError> {
+    let len = || st.chars().count() as u64;
     if let Some(min) = s.get("minLength").and_then(Value::as_u64) {
-        if len < min {
+        if len() < min {
             return Err(err(path, format!("must be at least {min} characters")));
         }
     }
     if let Some(max) = s.get("maxLength").and_then(Value::as_u64) {
-        if len > max {
+        if len() > max {
             return Err(err(path, format!("must be at most {max} characters")));
         }
     }
@@ -238,7 +257,7 @@ fn check_string(s: &Map<String, Value>, st: &str, path: &str) -> Result<(), Vali
 fn check_array(
     s: &Map<String, Value>,
     items: &[Value],
-    path: &str,
+    path: &Path<'_>,
     depth: usize,
 ) -> Result<(), ValidationError> {
     let len = items.len() as u64;
@@ -254,7 +273,7 @@ fn check_array(
     }
     if let Some(item_schema) = s.get("items") {
         for (i, item) in items.iter().enumerate() {
-            validate_at(item_schema, item, &format!("{path}[{i}]"), depth + 1)?;
+            validate_at(item_schema, item, &Path::Index(path, i), depth + 1)?;
         }
     }
     Ok(())
@@ -263,19 +282,19 @@ fn check_array(
 fn check_object(
     s: &Map<String, Value>,
     obj: &Map<String, Value>,
-    path: &str,
+    path: &Path<'_>,
     depth: usize,
 ) -> Result<(), ValidationError> {
     if let Some(Value::Array(req)) = s.get("required") {
         for name in req.iter().filter_map(Value::as_str) {
             if !obj.contains_key(name) {
-                return Err(err(&join(path, name), "is required"));
+                return Err(err(&Path::Key(path, name), "is required"));
             }
         }
     }
     let props = s.get("properties").and_then(Value::as_object);
     for (k, val) in obj {
-        let sub_path = join(path, k);
+        let sub_path = Path::Key(path, k);
         match props.and_then(|p| p.get(k)) {
             Some(prop_schema) => validate_at(prop_schema, val, &sub_path, depth + 1)?,
             None => match s.get("additionalProperties") {

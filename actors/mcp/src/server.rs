@@ -8,6 +8,7 @@ use crate::jsonrpc::notification;
 use crate::obs;
 use crate::ratelimit::{RateDecision, RateLimiter};
 use crate::registry::Registry;
+use crate::reuse::ResultCache;
 use crate::session::{Session, TransportKind};
 use netmonitor_common::Timestamp;
 use serde_json::{json, Value};
@@ -50,6 +51,7 @@ pub struct McpServer {
     limiter: RateLimiter,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     pub(crate) listeners: Mutex<Vec<Listener>>,
+    pub(crate) results: ResultCache,
 }
 
 /// Why a session could not be created.
@@ -81,6 +83,7 @@ impl McpServer {
             token_cache: TokenCache::new(ttl),
             limiter: RateLimiter::new(),
             sessions: Mutex::new(HashMap::new()),
+            results: ResultCache::default(),
             listeners: Mutex::new(Vec::new()),
         }
     }

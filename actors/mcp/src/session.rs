@@ -3,7 +3,7 @@
 //! replay logs for `Last-Event-ID` resumption. Legacy HTTP+SSE and stdio sessions instead carry
 //! one outbound channel.
 
-use crate::jsonrpc::RequestId;
+use crate::jsonrpc::{self, RequestId};
 use crate::registry::{CancelToken, LogLevel};
 use crate::sse;
 use actix_web::web::Bytes;
@@ -41,9 +41,9 @@ pub enum TransportKind {
     Stdio,
 }
 
-/// Sends one JSON-RPC message to the client of a legacy SSE or stdio session; false when the
-/// client is gone.
-pub type Outbound = Arc<dyn Fn(&Value) -> bool + Send + Sync>;
+/// Sends one serialized JSON-RPC message to the client of a legacy SSE or stdio session; false
+/// when the client is gone.
+pub type Outbound = Arc<dyn Fn(&[u8]) -> bool + Send + Sync>;
 
 struct StreamLog {
     next_seq: u64,
@@ -228,8 +228,13 @@ impl Session {
 
     /// Sends a message on the outbound channel (legacy SSE, stdio).
     pub fn send_outbound(&self, msg: &Value) -> bool {
+        self.send_outbound_json(&jsonrpc::encode(msg))
+    }
+
+    /// Sends an already serialized message on the outbound channel.
+    pub fn send_outbound_json(&self, json: &[u8]) -> bool {
         match self.with(|s| s.outbound.clone()).flatten() {
-            Some(out) => out(msg),
+            Some(out) => out(json),
             None => false,
         }
     }
@@ -307,12 +312,17 @@ impl Session {
     /// connection if any. A full or closed connection is dropped (the client resumes). Returns
     /// false when the frame could not be delivered live.
     pub fn stream_send(&self, stream: u64, msg: &Value) -> bool {
+        self.stream_send_json(stream, &jsonrpc::encode(msg))
+    }
+
+    /// [`Session::stream_send`] for an already serialized message.
+    pub fn stream_send_json(&self, stream: u64, json: &[u8]) -> bool {
         self.with(|s| {
             let cap = self.replay_cap;
             let l = s.streams.entry(stream).or_insert_with(StreamLog::new);
             let seq = l.next_seq;
             l.next_seq = l.next_seq.saturating_add(1);
-            let frame = sse::message_frame(Some(&format!("{stream}-{seq}")), msg);
+            let frame = sse::message_frame(Some(&format!("{stream}-{seq}")), json);
             l.events.push_back((seq, frame.clone()));
             while l.events.len() > cap {
                 l.events.pop_front();

@@ -4,7 +4,6 @@
 
 use actix_web::body::{BodySize, MessageBody};
 use actix_web::web::Bytes;
-use serde_json::Value;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -14,18 +13,18 @@ use tokio::sync::mpsc;
 /// can resume with `Last-Event-ID`).
 pub const STREAM_CHANNEL_CAPACITY: usize = 256;
 
-/// One `event: message` frame carrying a JSON-RPC message, with an optional event id.
-pub fn message_frame(id: Option<&str>, msg: &Value) -> Bytes {
-    let mut s = String::new();
+/// One `event: message` frame carrying a serialized JSON-RPC message, with an optional event id.
+pub fn message_frame(id: Option<&str>, json: &[u8]) -> Bytes {
+    let mut s = Vec::with_capacity(256);
     if let Some(id) = id {
-        s.push_str("id: ");
-        s.push_str(id);
-        s.push('\n');
+        s.extend_from_slice(b"id: ");
+        s.extend_from_slice(id.as_bytes());
+        s.push(b'\n');
     }
-    s.push_str("event: message\ndata: ");
+    s.extend_from_slice(b"event: message\ndata: ");
     // serde_json never emits raw newlines, so one data line suffices
-    s.push_str(&msg.to_string());
-    s.push_str("\n\n");
+    s.extend_from_slice(json);
+    s.extend_from_slice(b"\n\n");
     Bytes::from(s)
 }
 
@@ -100,7 +99,7 @@ mod tests {
 
     #[test]
     fn frames_are_well_formed() {
-        let f = message_frame(Some("3-7"), &json!({"a": "x\ny"}));
+        let f = message_frame(Some("3-7"), &crate::jsonrpc::encode(&json!({"a": "x\ny"})));
         assert_eq!(
             &f[..],
             b"id: 3-7\nevent: message\ndata: {\"a\":\"x\\ny\"}\n\n"

@@ -3,7 +3,7 @@
 //! 2026-07-28 requests served statelessly from their `_meta` envelope.
 
 use crate::auth::Identity;
-use crate::jsonrpc::{self, Message, RpcError};
+use crate::jsonrpc::{self, Message, Reply, RpcError};
 use crate::protocol::BATCH_VERSION;
 use crate::server::{ClientMeta, McpServer};
 use crate::session::{Session, TransportKind};
@@ -59,9 +59,10 @@ impl McpServer {
             1,
         ));
         let out_tx = tx.clone();
-        session.set_outbound(Arc::new(move |m: &Value| {
-            let mut line = m.to_string();
-            line.push('\n');
+        session.set_outbound(Arc::new(move |m: &[u8]| {
+            let mut line = Vec::with_capacity(m.len() + 1);
+            line.extend_from_slice(m);
+            line.push(b'\n');
             out_tx.send(Bytes::from(line)).is_ok()
         }));
         // stdio sessions are only reachable through this loop; capacity errors are not fatal
@@ -132,9 +133,7 @@ impl McpServer {
                         let mut out = Vec::new();
                         for item in items {
                             match jsonrpc::classify(item) {
-                                Err(inv) => {
-                                    out.push(jsonrpc::error_response(inv.id.as_ref(), &inv.error))
-                                }
+                                Err(inv) => out.push(Reply::error(inv.id.as_ref(), &inv.error)),
                                 Ok(Message::Response) => {}
                                 Ok(Message::Notification { method, params }) => {
                                     server.handle_notification(Some(&s), &method, params.as_ref())
@@ -157,7 +156,7 @@ impl McpServer {
                             }
                         }
                         if !out.is_empty() {
-                            s.send_outbound(&Value::Array(out));
+                            s.send_outbound_json(&jsonrpc::encode_batch(&out));
                         }
                     }));
                 }
@@ -183,7 +182,7 @@ impl McpServer {
                             )
                             .await
                         {
-                            session.send_outbound(&r);
+                            session.send_outbound_json(&r.json);
                         }
                     }
                     Ok(Message::Request { id, method, params }) => {
@@ -196,7 +195,7 @@ impl McpServer {
                                 .session_request(&s, who, m, &id, &method, params)
                                 .await
                             {
-                                s.send_outbound(&r);
+                                s.send_outbound_json(&r.json);
                             }
                         }));
                     }

@@ -101,7 +101,7 @@ enum Command {
 /// How old a status snapshot may be before the pipeline thread is asked again. Concurrent
 /// status readers (dashboards, many MCP clients) then share one snapshot instead of waking the
 /// packet path for each request.
-const STATUS_MAX_AGE: Duration = Duration::from_millis(50);
+pub const STATUS_MAX_AGE: Duration = Duration::from_millis(50);
 
 /// A status snapshot and when it was taken.
 type TimedStatus = (Instant, Arc<SensorStatus>);

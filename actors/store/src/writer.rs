@@ -391,7 +391,7 @@ impl Writer {
         for item in batch {
             match item {
                 StoreItem::Event(e) => rows.push(&sensor, e),
-                StoreItem::Audit(a) => audits.push(a.clone()),
+                StoreItem::Audit(a) => audits.push(a),
             }
         }
         // One row per certificate fingerprint per batch: ON CONFLICT cannot touch a row twice.
@@ -434,7 +434,7 @@ impl Writer {
             }
             if !audits.is_empty() {
                 diesel::copy_from(api_token_usage::table)
-                    .from_insertable(&audits)
+                    .from_insertable(audits)
                     .execute(c)?;
             }
             Ok(())

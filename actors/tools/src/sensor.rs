@@ -9,6 +9,7 @@ use crate::support::*;
 use netmonitor_common::Timestamp;
 use netmonitor_mcp::{Scope, ToolAnnotations, ToolDef, ToolError};
 use netmonitor_sensor::inventory::{MAX_EDGES, MAX_HOSTS, MAX_RECENT_EVENTS};
+use netmonitor_sensor::service::STATUS_MAX_AGE;
 use serde_json::{json, Value};
 
 /// The tools of this module.
@@ -31,7 +32,7 @@ pub(crate) fn ts_json(t: Option<Timestamp>) -> Value {
 }
 
 fn get_sensor_status(ctx: &Ctx) -> ToolDef {
-    tool(
+    let mut def = tool(
         ctx,
         Spec {
             name: "get_sensor_status",
@@ -53,15 +54,15 @@ fn get_sensor_status(ctx: &Ctx) -> ToolDef {
         |ctx, _t, _args| async move {
             let uptime = ctx.started.elapsed().as_secs();
             match ctx.sensor.status().await {
-                Some(s) => Ok(json!({
-                    "running": true,
-                    "service_uptime_seconds": uptime,
-                    "sensor_uptime_seconds": s.uptime_seconds,
-                    "sources": json(&s.sources)?,
-                    "pipeline": json(&s.pipeline)?,
-                    "application": json(&s.application)?,
-                    "ja3_blocklist_size": s.ja3_blocklist_size,
-                })),
+                Some(s) => Ok(json_object([
+                    ("running", Value::Bool(true)),
+                    ("service_uptime_seconds", uptime.into()),
+                    ("sensor_uptime_seconds", s.uptime_seconds.into()),
+                    ("sources", json(&s.sources)?),
+                    ("pipeline", json(&s.pipeline)?),
+                    ("application", json(&s.application)?),
+                    ("ja3_blocklist_size", s.ja3_blocklist_size.into()),
+                ])),
                 None => Ok(json!({
                     "running": false,
                     "service_uptime_seconds": uptime,
@@ -73,7 +74,10 @@ fn get_sensor_status(ctx: &Ctx) -> ToolDef {
                 })),
             }
         },
-    )
+    );
+    // the status snapshot itself is refreshed at this period, so polling clients share it
+    def.reuse_for = Some(STATUS_MAX_AGE);
+    def
 }
 
 fn get_memory_status(ctx: &Ctx) -> ToolDef {

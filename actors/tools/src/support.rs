@@ -87,6 +87,7 @@ where
             let (ctx, f) = (ctx.clone(), f.clone());
             Box::pin(async move { f(ctx, tctx, Args::new(args)).await })
         }),
+        reuse_for: None,
     }
 }
 
@@ -109,7 +110,10 @@ pub(crate) fn db_err(e: StoreError) -> ToolError {
     }
 }
 
-/// Serializes a result part.
+/// Result objects from owned parts (see its docs for why not `json!`).
+pub(crate) use netmonitor_mcp::jsonrpc::json_object;
+
+/// A serializable value as JSON, failing the call (not panicking) when it cannot be encoded.
 pub(crate) fn json<T: Serialize>(v: &T) -> Result<Value, ToolError> {
     serde_json::to_value(v).map_err(|e| ToolError::Failed(format!("cannot encode result: {e}")))
 }

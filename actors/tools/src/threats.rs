@@ -179,13 +179,13 @@ fn get_recent_threats(ctx: &Ctx) -> ToolDef {
                 0
             };
             let list = alerts.iter().map(alert_json).collect::<Result<Vec<_>, _>>()?;
-            Ok(json!({
-                "window": window_json(&window),
-                "total": total,
-                "returned": list.len(),
-                "suppressed_by_whitelist": suppressed,
-                "alerts": list,
-            }))
+            Ok(json_object([
+                ("window", window_json(&window)),
+                ("total", total.into()),
+                ("returned", list.len().into()),
+                ("suppressed_by_whitelist", suppressed.into()),
+                ("alerts", Value::Array(list)),
+            ]))
         },
     )
 }

@@ -388,6 +388,7 @@ fn tools_pagination_and_results() {
             "admin_flush",
             "slow",
             "broken_output",
+            "ticket",
             "fail"
         ]
     );
@@ -434,6 +435,42 @@ fn tools_pagination_and_results() {
     let v = c.request(5, "tools/call", json!({"name": "broken_output"}));
     assert_eq!(v["result"]["isError"], json!(true));
     assert!(v["result"].get("structuredContent").is_none());
+}
+
+#[test]
+fn reusable_results_are_shared_within_their_period_per_arguments() {
+    let ts = start(test_config());
+    let c = Client::connect(ts.addr, Some(RO), "2025-06-18");
+    let call = |id: i64, args: Value| {
+        c.request(
+            id,
+            "tools/call",
+            json!({"name": "ticket", "arguments": args}),
+        )
+    };
+    let first = call(1, json!({}));
+    let again = call(2, json!({}));
+    let other = call(3, json!({"label": "x"}));
+    assert_eq!(first["result"]["structuredContent"]["n"], json!(1));
+    // same arguments within the period: the encoded result is served again, under the new id
+    assert_eq!(again["id"], json!(2));
+    assert_eq!(again["result"], first["result"]);
+    // other arguments run the handler
+    assert_eq!(other["result"]["structuredContent"]["n"], json!(2));
+    // the text copy is the structured content as JSON
+    let text = other["result"]["content"][0]["text"].as_str().unwrap_or("");
+    assert_eq!(
+        serde_json::from_str::<Value>(text).ok(),
+        Some(json!({"n": 2}))
+    );
+    // every call is still audited
+    let calls = ts
+        .audit
+        .rows()
+        .iter()
+        .filter(|r| r.tool.as_deref() == Some("ticket"))
+        .count();
+    assert_eq!(calls, 3);
 }
 
 #[test]

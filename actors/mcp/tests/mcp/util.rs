@@ -161,6 +161,7 @@ pub fn demo_registry() -> Registry {
                 Ok(json!({"text": text.repeat(n)}))
             })
         }),
+        reuse_for: None,
     });
     let st = store.clone();
     let _ = r.add_tool(ToolDef {
@@ -196,6 +197,7 @@ pub fn demo_registry() -> Registry {
                 Ok(json!({"stored": n}))
             })
         }),
+        reuse_for: None,
     });
     let _ = r.add_tool(ToolDef {
         name: "admin_flush".into(),
@@ -219,6 +221,7 @@ pub fn demo_registry() -> Registry {
                 Ok(json!({"flushed": true}))
             })
         }),
+        reuse_for: None,
     });
     let _ = r.add_tool(ToolDef {
         name: "slow".into(),
@@ -251,6 +254,7 @@ pub fn demo_registry() -> Registry {
                 Ok(json!({"done": steps}))
             })
         }),
+        reuse_for: None,
     });
     let _ = r.add_tool(ToolDef {
         name: "broken_output".into(),
@@ -261,6 +265,22 @@ pub fn demo_registry() -> Registry {
         annotations: ToolAnnotations::READ_ONLY,
         scope: Scope::ReadOnly,
         handler: Arc::new(|_ctx, _args| Box::pin(async { Ok(json!({"n": "not a number"})) })),
+        reuse_for: None,
+    });
+    let calls = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let _ = r.add_tool(ToolDef {
+        name: "ticket".into(),
+        title: "Ticket".into(),
+        description: "Counts its handler runs; results are reused for a minute".into(),
+        input_schema: json!({"type": "object", "properties": {"label": {"type": "string"}}}),
+        output_schema: json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}),
+        annotations: ToolAnnotations::READ_ONLY,
+        scope: Scope::ReadOnly,
+        handler: Arc::new(move |_ctx, _args| {
+            let n = calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            Box::pin(async move { Ok(json!({ "n": n })) })
+        }),
+        reuse_for: Some(Duration::from_secs(60)),
     });
     let _ = r.add_tool(ToolDef {
         name: "fail".into(),
@@ -273,6 +293,7 @@ pub fn demo_registry() -> Registry {
         handler: Arc::new(|_ctx, _args| {
             Box::pin(async { Err(ToolError::Unavailable("database is down".into())) })
         }),
+        reuse_for: None,
     });
     let _ = r.add_resource(ResourceDef {
         uri: "test://status".into(),
