@@ -1,6 +1,10 @@
 //! `netmonitor replay`: reads capture files through exactly the pipeline `run` uses (decode,
-//! flows, ring buffer, dissectors, detectors) as fast as possible; writes EVE and, unless
-//! `--no-db`, the database; prints progress on long files and a summary at the end.
+//! flows, dissectors, detectors) as fast as possible; writes EVE and, unless `--no-db`, the
+//! database; prints progress on long files and a summary at the end.
+//!
+//! The packet ring buffer is left out: it exists so MCP clients can export packets from a
+//! running service, and nothing can ask a replay for them once it exits (`run --pcap` keeps
+//! it). Filling it would only make the kernel zero hundreds of megabytes to be thrown away.
 
 use crate::cli::ReplayArgs;
 use crate::config::Config;
@@ -15,8 +19,9 @@ use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-/// Event batches queued for the output thread.
-const OUTPUT_QUEUE: usize = 64;
+/// Event batches queued for the output thread (a few suffice to keep it busy; each one is
+/// megabytes of events in flight).
+const OUTPUT_QUEUE: usize = 8;
 /// Progress line period.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
@@ -49,9 +54,10 @@ struct Outputs {
 }
 
 impl Outputs {
-    fn take(&mut self, events: Vec<Event>) -> anyhow::Result<()> {
+    /// Writes a batch; hands the vector back emptied unless the store took it.
+    fn take(&mut self, mut events: Vec<Event>) -> anyhow::Result<Option<Vec<Event>>> {
         if events.is_empty() {
-            return Ok(());
+            return Ok(Some(events));
         }
         self.events += events.len() as u64;
         self.alerts += events
@@ -65,8 +71,10 @@ impl Outputs {
         }
         if let Some(s) = &self.store {
             s.send_events(events)?;
+            return Ok(None);
         }
-        Ok(())
+        events.clear();
+        Ok(Some(events))
     }
 }
 
@@ -94,8 +102,10 @@ pub fn replay(cfg: &Config, args: &ReplayArgs) -> anyhow::Result<()> {
         ))),
         None => None,
     };
-    // EVE serialization and the store hand-off run on their own thread, off the packet path.
+    // EVE serialization and the store hand-off run on their own thread, off the packet path;
+    // vectors it empties go back to the sensors for their next batch.
     let (tx, rx) = crossbeam_channel::bounded::<Vec<Event>>(OUTPUT_QUEUE);
+    let (spare_tx, spares) = crossbeam_channel::bounded::<Vec<Event>>(OUTPUT_QUEUE);
     let writer = std::thread::Builder::new()
         .name("replay-output".into())
         .spawn(move || {
@@ -106,7 +116,9 @@ pub fn replay(cfg: &Config, args: &ReplayArgs) -> anyhow::Result<()> {
                 alerts: 0,
             };
             for events in rx {
-                out.take(events)?;
+                if let Some(emptied) = out.take(events)? {
+                    let _ = spare_tx.try_send(emptied);
+                }
             }
             if let Some(w) = out.eve.as_mut() {
                 w.flush().context("writing EVE")?;
@@ -114,7 +126,7 @@ pub fn replay(cfg: &Config, args: &ReplayArgs) -> anyhow::Result<()> {
             Ok::<_, anyhow::Error>(out)
         })?;
     let started = Instant::now();
-    let summary = run_files(cfg, args, &tx);
+    let summary = run_files(cfg, args, &tx, &spares);
     drop(tx);
     let mut out = writer
         .join()
@@ -174,7 +186,11 @@ fn run_files(
     cfg: &Config,
     args: &ReplayArgs,
     out: &crossbeam_channel::Sender<Vec<Event>>,
+    spares: &crossbeam_channel::Receiver<Vec<Event>>,
 ) -> anyhow::Result<ReplaySummary> {
+    let spare = || spares.try_recv().unwrap_or_default();
+    let mut sensor_cfg = cfg.sensor.clone();
+    sensor_cfg.pipeline.ring.max_bytes = 0;
     let send = |events: Vec<Event>| -> anyhow::Result<()> {
         if !events.is_empty() {
             out.send(events)
@@ -184,10 +200,11 @@ fn run_files(
     };
     let mut engine = match worker_count(cfg) {
         1 => Engine::Single(Box::new(
-            Sensor::new(&cfg.sensor).map_err(anyhow::Error::msg)?,
+            Sensor::new(&sensor_cfg).map_err(anyhow::Error::msg)?,
         )),
         n => Engine::Sharded(
-            ShardedSensor::start(&cfg.sensor, n, out.clone()).map_err(anyhow::Error::msg)?,
+            ShardedSensor::start(&sensor_cfg, n, out.clone(), Some(spares.clone()))
+                .map_err(anyhow::Error::msg)?,
         ),
     };
     let started = Instant::now();
@@ -213,7 +230,7 @@ fn run_files(
                         Engine::Single(sensor) => {
                             sensor.process(&pkt);
                             if sensor.pending_events() >= EVENT_BATCH {
-                                send(sensor.take_events())?;
+                                send(sensor.take_events_into(spare()))?;
                             }
                         }
                         Engine::Sharded(shards) => shards.process(&pkt),

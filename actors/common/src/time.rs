@@ -35,11 +35,11 @@ impl Timestamp {
 
     /// Suricata's EVE timestamp format: `2009-11-24T21:27:09.534255+0000`.
     pub fn to_eve(self) -> String {
-        format!(
-            "{}.{:06}+0000",
-            format_utc(self.secs()),
-            self.subsec_micros()
-        )
+        let mut out = format_utc(self.secs());
+        out.push('.');
+        push_digits(&mut out, self.subsec_micros(), 6);
+        out.push_str("+0000");
+        out
     }
 }
 
@@ -82,15 +82,40 @@ pub fn format_utc(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        y,
-        m,
-        d,
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    if !(0..=9999).contains(&y) {
+        return format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+            y,
+            m,
+            d,
+            rem / 3600,
+            (rem % 3600) / 60,
+            rem % 60
+        );
+    }
+    // Every event carries one or more timestamps: digits by hand, no formatter machinery.
+    let mut out = String::with_capacity(32);
+    push_digits(&mut out, y, 4);
+    out.push('-');
+    push_digits(&mut out, i64::from(m), 2);
+    out.push('-');
+    push_digits(&mut out, i64::from(d), 2);
+    out.push('T');
+    push_digits(&mut out, rem / 3600, 2);
+    out.push(':');
+    push_digits(&mut out, (rem % 3600) / 60, 2);
+    out.push(':');
+    push_digits(&mut out, rem % 60, 2);
+    out
+}
+
+/// Appends `v` (0 ≤ v < 10^width) zero-padded to `width` digits.
+fn push_digits(out: &mut String, v: i64, width: u32) {
+    let mut div = 10i64.pow(width.saturating_sub(1));
+    while div > 0 {
+        out.push(char::from(b'0' + ((v / div) % 10) as u8));
+        div /= 10;
+    }
 }
 
 #[cfg(test)]
@@ -113,5 +138,31 @@ mod tests {
     fn eve_timestamp_has_micros_and_offset() {
         let ts = Timestamp::from_secs_micros(1_259_098_029, 534_255);
         assert_eq!(ts.to_eve(), "2009-11-24T21:27:09.534255+0000");
+        assert_eq!(
+            Timestamp::from_secs_micros(0, 7).to_eve(),
+            "1970-01-01T00:00:00.000007+0000"
+        );
+    }
+
+    #[test]
+    fn hand_written_digits_match_the_formatter_everywhere() {
+        // certificate validity reaches far before 1970 and after 2049; years outside
+        // 0..=9999 take the formatter's path
+        let mut secs = -70_000_000_000i64;
+        while secs < 260_000_000_000 {
+            let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+            let rem = secs.rem_euclid(86_400);
+            let expected = format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+                y,
+                m,
+                d,
+                rem / 3600,
+                (rem % 3600) / 60,
+                rem % 60
+            );
+            assert_eq!(format_utc(secs), expected, "{secs}");
+            secs += 86_400 * 367 + 3_599;
+        }
     }
 }

@@ -87,7 +87,15 @@ impl Sensor {
 
     /// Events produced since the last call, in order.
     pub fn take_events(&mut self) -> Vec<Event> {
-        std::mem::take(&mut self.pipeline.handler_mut().events)
+        self.take_events_into(Vec::new())
+    }
+
+    /// [`Sensor::take_events`], leaving `spare` (an emptied vector handed back by the consumer)
+    /// in their place, so a busy sensor reuses its capacity instead of growing a fresh vector,
+    /// page by page, for every batch.
+    pub fn take_events_into(&mut self, mut spare: Vec<Event>) -> Vec<Event> {
+        spare.clear();
+        std::mem::replace(&mut self.pipeline.handler_mut().events, spare)
     }
 
     /// Number of events waiting to be taken.

@@ -16,8 +16,9 @@ use std::thread::JoinHandle;
 
 /// Packets a worker receives at once.
 const BATCH_PACKETS: usize = 512;
-/// Batches queued per worker.
-const QUEUE_BATCHES: usize = 64;
+/// Batches queued per worker (4,096 packets: enough to ride out scheduling jitter; each batch
+/// buffer is memory the kernel must zero on first touch, so no more).
+const QUEUE_BATCHES: usize = 8;
 
 /// The worker for a packet: the same for both directions of a flow. Packets that do not decode
 /// to IP all go to worker 0.
@@ -61,11 +62,13 @@ fn new_batch() -> PacketBatch {
 }
 
 impl ShardedSensor {
-    /// Starts `shards` workers; their events go to `events` (each worker's in order).
+    /// Starts `shards` workers; their events go to `events` (each worker's in order), in
+    /// vectors taken from `spares` when the consumer hands emptied ones back.
     pub fn start(
         cfg: &SensorConfig,
         shards: usize,
         events: Sender<Vec<Event>>,
+        spares: Option<Receiver<Vec<Event>>>,
     ) -> Result<Self, String> {
         let shards = shards.max(1);
         let mut per_worker = cfg.clone();
@@ -77,11 +80,12 @@ impl ShardedSensor {
             let sensor = Sensor::new(&per_worker)?;
             let (tx, rx) = bounded(QUEUE_BATCHES);
             let (out, recycle) = (events.clone(), recycle_tx.clone());
+            let spares = spares.clone();
             txs.push(tx);
             workers.push(
                 std::thread::Builder::new()
                     .name(format!("pipeline-{i}"))
-                    .spawn(move || work(sensor, rx, out, recycle))
+                    .spawn(move || work(sensor, rx, out, recycle, spares))
                     .map_err(|e| e.to_string())?,
             );
         }
@@ -129,7 +133,14 @@ fn work(
     rx: Receiver<PacketBatch>,
     out: Sender<Vec<Event>>,
     recycle: Sender<PacketBatch>,
+    spares: Option<Receiver<Vec<Event>>>,
 ) -> WorkerReport {
+    let spare = || {
+        spares
+            .as_ref()
+            .and_then(|s| s.try_recv().ok())
+            .unwrap_or_default()
+    };
     for mut batch in rx {
         for pkt in batch.iter() {
             sensor.process(&pkt);
@@ -137,7 +148,7 @@ fn work(
         batch.clear();
         let _ = recycle.try_send(batch);
         if sensor.pending_events() >= EVENT_BATCH {
-            let _ = out.send(sensor.take_events());
+            let _ = out.send(sensor.take_events_into(spare()));
         }
     }
     sensor.finish();
