@@ -5,9 +5,9 @@
 //! database-backed one (`get_recent_threats`), against plain
 //! `GET /health` with the same clients in the same run as the reference.
 //!
-//! Run: `cargo bench --bench mcp` (CLIENTS=N, SECONDS=N).
+//! Run: `cargo bench --bench mcp` (CLIENTS=N, SECONDS=N, CONFIG=file for the service).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,30 +29,69 @@ fn env_or(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// One keep-alive HTTP/1.1 exchange; returns (status, body).
-fn exchange(r: &mut BufReader<TcpStream>, req: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
-    r.get_mut().write_all(req)?;
-    let mut line = String::new();
-    r.read_line(&mut line)?;
-    let status = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let mut len = 0usize;
-    loop {
-        line.clear();
-        r.read_line(&mut line)?;
-        if line == "\r\n" || line.is_empty() {
-            break;
-        }
-        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-            len = v.trim().parse().unwrap_or(0);
-        }
+/// One client's keep-alive connection, reading responses into one reused buffer: the client
+/// shares the two cores with the server, so it must cost as little as possible and the same for
+/// every endpoint.
+struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    fn open(port: u16) -> std::io::Result<Conn> {
+        let stream = TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_nodelay(true)?;
+        Ok(Conn {
+            stream,
+            buf: Vec::with_capacity(16 * 1024),
+        })
     }
-    let mut body = vec![0; len];
-    r.read_exact(&mut body)?;
-    Ok((status, body))
+
+    /// Sends `req` and reads one response; returns (status, body).
+    fn exchange(&mut self, req: &[u8]) -> std::io::Result<(u16, &[u8])> {
+        self.stream.write_all(req)?;
+        self.buf.clear();
+        let mut chunk = [0u8; 16 * 1024];
+        let head_end = loop {
+            let n = self.stream.read(&mut chunk)?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+            if let Some(i) = find(&self.buf, b"\r\n\r\n") {
+                break i + 4;
+            }
+        };
+        let head = &self.buf[..head_end];
+        let status = head
+            .get(9..12)
+            .and_then(|s| std::str::from_utf8(s).ok())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let len = head
+            .split(|b| *b == b'\n')
+            .find_map(|line| {
+                let (name, value) = line.split_at(line.iter().position(|b| *b == b':')?);
+                name.eq_ignore_ascii_case(b"content-length").then(|| {
+                    std::str::from_utf8(&value[1..])
+                        .ok()
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                })?
+            })
+            .unwrap_or(0);
+        while self.buf.len() < head_end + len {
+            let n = self.stream.read(&mut chunk)?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+        Ok((status, &self.buf[head_end..head_end + len]))
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 fn request(
@@ -92,16 +131,15 @@ fn load(port: u16, clients: u64, secs: u64, req: Vec<u8>, ok: fn(u16, &[u8]) -> 
             std::thread::spawn(move || {
                 let mut lat = Vec::with_capacity(100_000);
                 let mut errors = 0u64;
-                let mut r = BufReader::new(TcpStream::connect(("127.0.0.1", port)).unwrap());
-                r.get_ref().set_nodelay(true).unwrap();
+                let mut conn = Conn::open(port).unwrap();
                 while !stop.load(Ordering::Relaxed) {
                     let t = Instant::now();
-                    match exchange(&mut r, &req) {
-                        Ok((status, body)) if ok(status, &body) => lat.push(t.elapsed()),
+                    match conn.exchange(&req) {
+                        Ok((status, body)) if ok(status, body) => lat.push(t.elapsed()),
                         Ok(_) => errors += 1,
                         Err(_) => {
                             errors += 1;
-                            r = BufReader::new(TcpStream::connect(("127.0.0.1", port)).unwrap());
+                            conn = Conn::open(port).unwrap();
                         }
                     }
                 }
@@ -149,8 +187,12 @@ fn main() {
         .unwrap()
         .port();
     let bin = env!("CARGO_BIN_EXE_netmonitor");
+    let mut service = Command::new(bin);
+    if let Some(config) = std::env::var_os("CONFIG") {
+        service.arg("--config").arg(config);
+    }
     let _svc = Service(
-        Command::new(bin)
+        service
             .arg("--data-dir")
             .arg(dir.path())
             .arg("run")
@@ -163,12 +205,8 @@ fn main() {
     );
     let health = request(port, "GET", "/health", &[], "");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect(("127.0.0.1", port))
-        .map(|s| {
-            exchange(&mut BufReader::new(s), &health)
-                .map(|r| r.0)
-                .unwrap_or(0)
-        })
+    while Conn::open(port)
+        .and_then(|mut c| c.exchange(&health).map(|r| r.0))
         .unwrap_or(0)
         != 200
     {

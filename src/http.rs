@@ -70,6 +70,41 @@ async fn metrics_text(state: web::Data<OpsState>) -> HttpResponse {
         .body(state.prometheus.render())
 }
 
+/// Method label for metrics (static, so recording allocates nothing); unusual ones as `other`.
+fn method_label(m: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::HEAD => "HEAD",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
+}
+
+/// Status label for metrics, without formatting a string per request.
+fn status_label(s: actix_web::http::StatusCode) -> &'static str {
+    const CODES: &[&str] = &[
+        "200", "202", "204", "400", "401", "403", "404", "405", "406", "413", "415", "429", "500",
+        "503",
+    ];
+    let code = s.as_str();
+    CODES
+        .iter()
+        .find(|c| **c == code)
+        .copied()
+        .unwrap_or(match s.as_u16() {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        })
+}
+
 /// Route label for metrics: known paths by name, everything else as `other` (bounded cardinality).
 fn route_label(path: &str) -> &'static str {
     match path {
@@ -92,15 +127,15 @@ where
 {
     let started = Instant::now();
     let route = route_label(req.path());
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     let fut = srv.call(req);
     async move {
         let res = fut.await;
-        let status = match &res {
-            Ok(r) => r.status().as_u16().to_string(),
-            Err(e) => e.as_response_error().status_code().as_u16().to_string(),
-        };
-        metrics::counter!("netmonitor_http_requests_total", "route" => route, "method" => method.clone(), "status" => status)
+        let status = status_label(match &res {
+            Ok(r) => r.status(),
+            Err(e) => e.as_response_error().status_code(),
+        });
+        metrics::counter!("netmonitor_http_requests_total", "route" => route, "method" => method, "status" => status)
             .increment(1);
         metrics::histogram!("netmonitor_http_request_duration_seconds", "route" => route, "method" => method)
             .record(started.elapsed().as_secs_f64());

@@ -61,51 +61,40 @@ fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-fn media_types(req: &HttpRequest, name: &str) -> Option<Vec<String>> {
-    let values: Vec<&HeaderValue> = req.headers().get_all(name).collect();
-    if values.is_empty() {
-        return None;
-    }
+/// The media types listed in header `name` (parameters dropped, compared case-insensitively by
+/// the callers); `None` when the header is absent. Checked on every request, so nothing is
+/// allocated.
+fn media_types<'a>(req: &'a HttpRequest, name: &str) -> Option<impl Iterator<Item = &'a str> + 'a> {
+    let headers = req.headers();
+    headers.get(name)?;
     Some(
-        values
-            .iter()
+        headers
+            .get_all(name)
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .map(|m| {
-                m.split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase()
-            })
-            .collect(),
+            .map(|m| m.split(';').next().unwrap_or("").trim()),
     )
 }
 
 /// (accepts JSON, accepts SSE); a missing Accept header accepts both.
 fn accepts(req: &HttpRequest) -> (bool, bool) {
-    match media_types(req, "accept") {
-        None => (true, true),
-        Some(types) => {
-            let any = types.iter().any(|t| t == "*/*");
-            let json = any
-                || types
-                    .iter()
-                    .any(|t| t == "application/json" || t == "application/*");
-            let sse = any
-                || types
-                    .iter()
-                    .any(|t| t == "text/event-stream" || t == "text/*");
-            (json, sse)
-        }
+    let Some(types) = media_types(req, "accept") else {
+        return (true, true);
+    };
+    let (mut json, mut sse) = (false, false);
+    for t in types {
+        let is = |name: &str| t.eq_ignore_ascii_case(name);
+        let any = is("*/*");
+        json |= any || is("application/json") || is("application/*");
+        sse |= any || is("text/event-stream") || is("text/*");
     }
+    (json, sse)
 }
 
 fn content_type_json(req: &HttpRequest) -> bool {
     media_types(req, "content-type")
-        .and_then(|t| t.into_iter().next())
-        .map(|t| t == "application/json")
-        .unwrap_or(false)
+        .and_then(|mut t| t.next())
+        .is_some_and(|t| t.eq_ignore_ascii_case("application/json"))
 }
 
 /// Decodes the `=?base64?...?=` sentinel of 2026-07-28 header values.
@@ -292,9 +281,19 @@ impl McpServer {
             }
         }
         if let Some(r) = hc.rate {
-            set_header(&mut resp, "x-ratelimit-limit", &r.limit.to_string());
-            set_header(&mut resp, "x-ratelimit-remaining", &r.remaining.to_string());
-            set_header(&mut resp, "x-ratelimit-reset", &r.reset_unix.to_string());
+            let h = resp.headers_mut();
+            h.insert(
+                HeaderName::from_static("x-ratelimit-limit"),
+                HeaderValue::from(r.limit),
+            );
+            h.insert(
+                HeaderName::from_static("x-ratelimit-remaining"),
+                HeaderValue::from(r.remaining),
+            );
+            h.insert(
+                HeaderName::from_static("x-ratelimit-reset"),
+                HeaderValue::from(r.reset_unix),
+            );
         }
         resp
     }
