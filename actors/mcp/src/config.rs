@@ -234,7 +234,9 @@ impl McpConfig {
         }
         let any = self.cors_origins.iter().any(|o| o == "*");
         match origin {
-            None => any.then(|| "*".to_string()),
+            // CORS headers are read by browsers only, and a browser sends Origin on every
+            // cross-origin request: without one there is nobody to tell
+            None => None,
             Some(o) => {
                 if any {
                     return Some(o.to_string());
