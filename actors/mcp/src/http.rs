@@ -908,12 +908,12 @@ impl McpServer {
             Some(&sid),
             None,
         );
-        let resp_msg = jsonrpc::result_response(&id, result);
+        let reply = Reply::result(&id, &jsonrpc::ResultBody::Value(result));
         let mut resp = if acc_json || !acc_sse {
-            json_response(StatusCode::OK, &resp_msg)
+            reply_response(StatusCode::OK, reply)
         } else {
             let (tx, rx) = mpsc::channel(4);
-            let _ = tx.try_send(sse::message_frame(None, &jsonrpc::encode(&resp_msg)));
+            let _ = tx.try_send(sse::message_frame(None, &reply.json));
             drop(tx);
             sse_response(SseBody::new(
                 rx,

@@ -264,15 +264,6 @@ pub fn error_response(id: Option<&RequestId>, err: &RpcError) -> Value {
     ])
 }
 
-/// A success response.
-pub fn result_response(id: &RequestId, result: Value) -> Value {
-    json_object([
-        ("jsonrpc", Value::from("2.0")),
-        ("id", id.to_value()),
-        ("result", result),
-    ])
-}
-
 /// A notification from server to client.
 pub fn notification(method: &str, params: Value) -> Value {
     json_object([
