@@ -147,17 +147,11 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-fn json_response(status: StatusCode, body: &Value) -> HttpResponse {
+/// Serialized JSON as an HTTP response.
+fn json_response(status: StatusCode, json: Vec<u8>) -> HttpResponse {
     HttpResponse::build(status)
         .content_type("application/json")
-        .body(jsonrpc::encode(body))
-}
-
-/// A serialized reply as an HTTP response.
-fn reply_response(status: StatusCode, reply: Reply) -> HttpResponse {
-    HttpResponse::build(status)
-        .content_type("application/json")
-        .body(reply.json)
+        .body(json)
 }
 
 fn sse_response(body: SseBody) -> HttpResponse {
@@ -321,10 +315,7 @@ impl McpServer {
             session_id,
             Some(err.message.clone()),
         );
-        self.finish(
-            hc,
-            json_response(status, &jsonrpc::error_response(id, &err)),
-        )
+        self.finish(hc, json_response(status, Reply::error(id, &err).json))
     }
 
     fn bad(msg: &str) -> RpcError {
@@ -434,7 +425,7 @@ impl McpServer {
             &hc,
             json_response(
                 StatusCode::METHOD_NOT_ALLOWED,
-                &jsonrpc::error_response(None, &Self::bad("Method Not Allowed")),
+                Reply::error(None, &Self::bad("Method Not Allowed")).json,
             ),
         );
         set_header(&mut resp, "allow", methods);
@@ -454,9 +445,33 @@ impl McpServer {
             &hc,
             json_response(
                 StatusCode::NOT_FOUND,
-                &json!({"error": "not_found", "error_description": "this server does not use OAuth; send a bearer token created with `netmonitor tokens create`"}),
+                jsonrpc::encode(&json!({"error": "not_found", "error_description": "this server does not use OAuth; send a bearer token created with `netmonitor tokens create`"})),
             ),
         )
+    }
+
+    /// The request's JSON body: 415 unless it is declared JSON, then the size limit (413) and
+    /// the parse (-32700), each as a ready, audited response on failure.
+    async fn json_body(
+        &self,
+        hc: &HttpCtx,
+        req: &HttpRequest,
+        payload: web::Payload,
+        session_id: Option<&str>,
+    ) -> Result<Value, HttpResponse> {
+        if !content_type_json(req) {
+            return Err(self.reject(
+                hc,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                None,
+                Self::bad("Unsupported Media Type: Content-Type must be application/json"),
+                AuditStatus::Error,
+                session_id,
+                None,
+            ));
+        }
+        let body = self.read_body(hc, req, payload).await?;
+        self.parse_json(hc, &body)
     }
 
     /// Reads the body within the size limit; 413/400 as a ready response on failure.
@@ -564,22 +579,7 @@ impl McpServer {
                 None,
             );
         }
-        if !content_type_json(&req) {
-            return self.reject(
-                &hc,
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                None,
-                Self::bad("Unsupported Media Type: Content-Type must be application/json"),
-                AuditStatus::Error,
-                None,
-                None,
-            );
-        }
-        let body = match self.read_body(&hc, &req, payload).await {
-            Ok(b) => b,
-            Err(r) => return r,
-        };
-        let value = match self.parse_json(&hc, &body) {
+        let value = match self.json_body(&hc, &req, payload, None).await {
             Ok(v) => v,
             Err(r) => return r,
         };
@@ -696,11 +696,8 @@ impl McpServer {
         if responses.is_empty() {
             self.finish(&hc, HttpResponse::Accepted().finish())
         } else {
-            let batch = Reply {
-                json: jsonrpc::encode_batch(&responses),
-                error_code: None,
-            };
-            self.finish(&hc, reply_response(StatusCode::OK, batch))
+            let batch = jsonrpc::encode_batch(&responses);
+            self.finish(&hc, json_response(StatusCode::OK, batch))
         }
     }
 
@@ -796,7 +793,7 @@ impl McpServer {
                 meta: hc.meta.clone(),
             };
             return match self.run_request(&ctx, &id, &method, params).await {
-                Some(resp) => self.finish(&hc, reply_response(StatusCode::OK, resp)),
+                Some(resp) => self.finish(&hc, json_response(StatusCode::OK, resp.json)),
                 None => self.finish(&hc, HttpResponse::Accepted().finish()),
             };
         }
@@ -873,7 +870,7 @@ impl McpServer {
                 );
                 return self.finish(
                     &hc,
-                    json_response(StatusCode::OK, &jsonrpc::error_response(Some(&id), &e)),
+                    json_response(StatusCode::OK, Reply::error(Some(&id), &e).json),
                 );
             }
         };
@@ -910,7 +907,7 @@ impl McpServer {
         );
         let reply = Reply::result(&id, &jsonrpc::ResultBody::Value(result));
         let mut resp = if acc_json || !acc_sse {
-            reply_response(StatusCode::OK, reply)
+            json_response(StatusCode::OK, reply.json)
         } else {
             let (tx, rx) = mpsc::channel(4);
             let _ = tx.try_send(sse::message_frame(None, &reply.json));
@@ -1062,7 +1059,7 @@ impl McpServer {
                         .map(protocol::modern_http_status)
                         .unwrap_or(200);
                     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-                    self.finish(&hc, reply_response(status, resp))
+                    self.finish(&hc, json_response(status, resp.json))
                 }
                 None => self.finish(&hc, HttpResponse::Accepted().finish()),
             };
@@ -1432,22 +1429,7 @@ impl McpServer {
                 Err(r) => return r,
             },
         };
-        if !content_type_json(&req) {
-            return self.reject(
-                &hc,
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                None,
-                Self::bad("Unsupported Media Type: Content-Type must be application/json"),
-                AuditStatus::Error,
-                Some(&session.id),
-                None,
-            );
-        }
-        let body = match self.read_body(&hc, &req, payload).await {
-            Ok(b) => b,
-            Err(r) => return r,
-        };
-        let value = match self.parse_json(&hc, &body) {
+        let value = match self.json_body(&hc, &req, payload, Some(&session.id)).await {
             Ok(v) => v,
             Err(r) => return r,
         };

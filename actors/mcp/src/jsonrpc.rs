@@ -185,22 +185,6 @@ impl Reply {
             error_code: Some(err.code),
         }
     }
-
-    /// Any message built as a value.
-    pub fn from_value(v: &Value) -> Reply {
-        Reply {
-            json: encode(v),
-            error_code: v
-                .get("error")
-                .and_then(|e| e.get("code"))
-                .and_then(Value::as_i64),
-        }
-    }
-
-    /// The message as a value (tests and diagnostics).
-    pub fn to_value(&self) -> Value {
-        serde_json::from_slice(&self.json).unwrap_or(Value::Null)
-    }
 }
 
 /// A JSON-RPC batch answer: the replies as one array.
