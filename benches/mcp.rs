@@ -268,8 +268,7 @@ fn main() {
     // a successful tool result; a substring test keeps the client's own CPU (it shares the two
     // cores with the server) close to what the /health check costs
     let ok_tool: fn(u16, &[u8]) -> bool = |s, b| {
-        let has = |needle: &[u8]| b.windows(needle.len()).any(|w| w == needle);
-        s == 200 && has(br#""result":{"#) && has(br#""isError":false"#)
+        s == 200 && find(b, br#""result":{"#).is_some() && find(b, br#""isError":false"#).is_some()
     };
     println!(
         "mcp bench: {clients} keep-alive clients, {secs} s each, auth + rate limiting + audit on"

@@ -203,7 +203,7 @@ fn run_files(
             Sensor::new(&sensor_cfg).map_err(anyhow::Error::msg)?,
         )),
         n => Engine::Sharded(
-            ShardedSensor::start(&sensor_cfg, n, out.clone(), Some(spares.clone()))
+            ShardedSensor::start(&sensor_cfg, n, out.clone(), spares.clone())
                 .map_err(anyhow::Error::msg)?,
         ),
     };

@@ -63,12 +63,12 @@ fn new_batch() -> PacketBatch {
 
 impl ShardedSensor {
     /// Starts `shards` workers; their events go to `events` (each worker's in order), in
-    /// vectors taken from `spares` when the consumer hands emptied ones back.
+    /// vectors taken from `spares` whenever the consumer has handed emptied ones back.
     pub fn start(
         cfg: &SensorConfig,
         shards: usize,
         events: Sender<Vec<Event>>,
-        spares: Option<Receiver<Vec<Event>>>,
+        spares: Receiver<Vec<Event>>,
     ) -> Result<Self, String> {
         let shards = shards.max(1);
         let mut per_worker = cfg.clone();
@@ -133,14 +133,9 @@ fn work(
     rx: Receiver<PacketBatch>,
     out: Sender<Vec<Event>>,
     recycle: Sender<PacketBatch>,
-    spares: Option<Receiver<Vec<Event>>>,
+    spares: Receiver<Vec<Event>>,
 ) -> WorkerReport {
-    let spare = || {
-        spares
-            .as_ref()
-            .and_then(|s| s.try_recv().ok())
-            .unwrap_or_default()
-    };
+    let spare = || spares.try_recv().unwrap_or_default();
     for mut batch in rx {
         for pkt in batch.iter() {
             sensor.process(&pkt);
