@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use netmonitor_mcp::auth::BoxFuture;
 use netmonitor_mcp::{AuditEntry, AuditSink, Scope, TokenInfo, TokenStore};
 use netmonitor_store::actor::{PersistAudit, StoreActor};
-use netmonitor_store::writer::AuditRecord;
+use netmonitor_store::AuditRecord;
 use netmonitor_store::DbPool;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};

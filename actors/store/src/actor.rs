@@ -1,7 +1,8 @@
 //! The store actor: the supervised face of the writer thread. Other actors send it event batches
 //! and audit records; it hands them to the writer, which batches, copies and spools.
 
-use crate::writer::{AuditRecord, StoreHandle, StoreItem, StoreStats};
+use crate::audit::AuditRecord;
+use crate::writer::{StoreHandle, StoreItem, StoreStats};
 use actix::prelude::*;
 use netmonitor_runtime::{contained, injected_fault, note_restart, EventBatch, InjectFault, Ping};
 use std::sync::Arc;

@@ -4,6 +4,7 @@
 #![deny(missing_docs)]
 
 pub mod actor;
+pub mod audit;
 pub mod cluster;
 pub mod db;
 pub mod queries;
@@ -14,8 +15,9 @@ pub mod testing;
 pub mod tokens;
 pub mod writer;
 
+pub use audit::AuditRecord;
 pub use db::{Database, DbPool, DbTarget};
-pub use writer::{AuditRecord, StoreConfig, StoreHandle, StoreItem, StoreStats};
+pub use writer::{StoreConfig, StoreHandle, StoreItem, StoreStats};
 
 /// What can go wrong in storage.
 #[derive(Debug, thiserror::Error)]

@@ -96,7 +96,7 @@ impl Spool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::writer::AuditRecord;
+    use crate::audit::AuditRecord;
 
     fn item(n: i64) -> StoreItem {
         StoreItem::Audit(AuditRecord {

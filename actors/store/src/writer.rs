@@ -5,11 +5,11 @@
 //! It uses diesel's synchronous `PgConnection` because `COPY ... FROM STDIN` (binary) is the
 //! fastest path into PostgreSQL and diesel-async does not offer it; query paths use the async pool.
 
+use crate::audit::{copy_audit, AuditRecord};
 use crate::rows::RowBatch;
 use crate::schema::*;
 use crate::spool::Spool;
 use crate::StoreError;
-use chrono::{DateTime, Utc};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use diesel::prelude::*;
 use diesel::upsert::excluded;
@@ -28,25 +28,6 @@ pub enum StoreItem {
     Event(Event),
     /// An MCP audit record.
     Audit(AuditRecord),
-}
-
-/// One audited MCP request or tool call (`api_token_usage`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Insertable)]
-#[diesel(table_name = api_token_usage, treat_none_as_default_value = false)]
-#[allow(missing_docs)]
-pub struct AuditRecord {
-    pub ts: DateTime<Utc>,
-    pub token_id: Option<i64>,
-    pub token_name: Option<String>,
-    pub method: String,
-    pub tool: Option<String>,
-    pub status: String,
-    pub http_status: i32,
-    pub duration_us: i64,
-    pub client_addr: Option<String>,
-    pub user_agent: Option<String>,
-    pub session_id: Option<String>,
-    pub error: Option<String>,
 }
 
 /// Writer settings (`[store]` in the configuration).
@@ -142,6 +123,7 @@ impl StoreHandle {
             spool,
             stats: stats.clone(),
             next_attempt: Instant::now(),
+            copy_buf: Vec::new(),
         };
         let join = std::thread::Builder::new()
             .name("store-writer".into())
@@ -222,11 +204,15 @@ struct Writer {
     spool: Spool,
     stats: Arc<StoreStats>,
     next_attempt: Instant,
+    /// Encoding buffer for audit `COPY`s, kept between batches.
+    copy_buf: Vec<u8>,
 }
 
 impl Writer {
     fn run(&mut self, rx: Receiver<Msg>) {
         let interval = Duration::from_millis(self.config.flush_interval_ms);
+        // one buffer for the writer's life: batches are written from it and it is cleared, so
+        // its pages are not faulted in afresh for every batch
         let mut buf: Vec<StoreItem> = Vec::with_capacity(self.config.batch_size);
         let mut oldest: Option<Instant> = None;
         loop {
@@ -236,21 +222,23 @@ impl Writer {
                     oldest.get_or_insert_with(Instant::now);
                     buf.extend(items);
                     while buf.len() >= self.config.batch_size {
-                        let rest = buf.split_off(self.config.batch_size);
-                        self.persist(std::mem::replace(&mut buf, rest));
+                        self.persist(&buf[..self.config.batch_size]);
+                        buf.drain(..self.config.batch_size);
                     }
                 }
                 Ok(Msg::Flush(ack)) => {
-                    self.persist(std::mem::take(&mut buf));
+                    self.persist(&buf);
+                    buf.clear();
                     oldest = None;
                     let _ = ack.send(());
                 }
                 Err(RecvTimeoutError::Timeout) => {
-                    self.persist(std::mem::take(&mut buf));
+                    self.persist(&buf);
+                    buf.clear();
                     oldest = None;
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    self.persist(std::mem::take(&mut buf));
+                    self.persist(&buf);
                     break;
                 }
             }
@@ -259,19 +247,19 @@ impl Writer {
 
     /// Writes a batch, draining the spool first so order is kept; spools it when the database
     /// cannot take it.
-    fn persist(&mut self, batch: Vec<StoreItem>) {
+    fn persist(&mut self, batch: &[StoreItem]) {
         if !self.spool.is_empty() && !self.drain_spool() {
-            self.spool_batch(&batch);
+            self.spool_batch(batch);
             return;
         }
         if batch.is_empty() {
             return;
         }
         if Instant::now() < self.next_attempt && self.conn.is_none() {
-            self.spool_batch(&batch);
+            self.spool_batch(batch);
             return;
         }
-        match self.write(&batch) {
+        match self.write(batch) {
             Ok(n) => {
                 self.stats
                     .rows_written
@@ -280,7 +268,7 @@ impl Writer {
             }
             Err(e) => {
                 self.database_failed(&e);
-                self.spool_batch(&batch);
+                self.spool_batch(batch);
             }
         }
     }
@@ -397,8 +385,10 @@ impl Writer {
         // One row per certificate fingerprint per batch: ON CONFLICT cannot touch a row twice.
         rows.certs.sort_by(|a, b| a.fingerprint.cmp(&b.fingerprint));
         rows.certs.dedup_by(|a, b| a.fingerprint == b.fingerprint);
+        // the COPY buffer is lent out for the transaction and kept for the next batch
+        let mut copy_buf = std::mem::take(&mut self.copy_buf);
         let conn = self.connection()?;
-        conn.transaction::<_, diesel::result::Error, _>(|c| {
+        let written = conn.transaction::<_, diesel::result::Error, _>(|c| {
             if !rows.flows.is_empty() {
                 diesel::copy_from(flows::table)
                     .from_insertable(&rows.flows)
@@ -433,12 +423,12 @@ impl Writer {
                     .execute(c)?;
             }
             if !audits.is_empty() {
-                diesel::copy_from(api_token_usage::table)
-                    .from_insertable(audits)
-                    .execute(c)?;
+                copy_audit(c, audits.iter().copied(), &mut copy_buf)?;
             }
             Ok(())
-        })?;
+        });
+        self.copy_buf = copy_buf;
+        written?;
         metrics::histogram!("netmonitor_store_batch_seconds")
             .record(started.elapsed().as_secs_f64());
         Ok(batch.len())

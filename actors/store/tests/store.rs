@@ -108,3 +108,99 @@ fn database_outage_loses_nothing() {
         .unwrap();
     assert_eq!(n.n, 3500);
 }
+
+/// Audit rows are encoded by hand in the binary COPY format: every column must read back as
+/// written, NULLs, non-ASCII text and timestamps on both sides of PostgreSQL's 2000 epoch
+/// included.
+#[test]
+fn audit_rows_read_back_exactly_as_written() {
+    use chrono::{DateTime, Utc};
+    use diesel::prelude::*;
+    use netmonitor_store::{AuditRecord, StoreItem};
+
+    let t = TestDatabase::start().expect("test database");
+    let store = StoreHandle::spawn(t.conninfo(), config(&t)).unwrap();
+    let ts = |us: i64| DateTime::<Utc>::from_timestamp_micros(us).unwrap();
+    let rows: Vec<AuditRecord> = (0..1200)
+        .map(|i: i64| AuditRecord {
+            ts: ts(if i % 2 == 0 {
+                1_795_000_000_123_456 + i
+            } else {
+                631_152_000_000_001 - i
+            }),
+            token_id: (i % 3 != 0).then_some(i * 1_000_000_007),
+            token_name: (i % 5 != 0).then(|| format!("analyst-é-{i}")),
+            method: if i % 2 == 0 {
+                "tools/call".into()
+            } else {
+                "GET /mcp".into()
+            },
+            tool: (i % 2 == 0).then(|| "get_sensor_status".into()),
+            status: ["ok", "error", "denied", "rate_limited", "unauthorized"][i as usize % 5]
+                .into(),
+            http_status: [200, 400, 403, 429, 401][i as usize % 5],
+            duration_us: i64::MAX - i,
+            client_addr: (i % 7 != 0).then(|| format!("[::1]:{}", 40000 + i)),
+            user_agent: (i % 4 != 0).then(|| "python-httpx/0.27 ✓".into()),
+            session_id: (i % 6 != 0).then(|| format!("{i:032x}")),
+            error: (i % 5 != 0).then(|| format!("bad \"field\"\n\t{i}")),
+        })
+        .collect();
+    store
+        .send(rows.iter().cloned().map(StoreItem::Audit).collect())
+        .unwrap();
+    store.flush().unwrap();
+
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+        ts: DateTime<Utc>,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+        token_id: Option<i64>,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        token_name: Option<String>,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        method: String,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        tool: Option<String>,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        status: String,
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        http_status: i32,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        duration_us: i64,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        client_addr: Option<String>,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        user_agent: Option<String>,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        session_id: Option<String>,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        error: Option<String>,
+    }
+    let mut conn = PgConnection::establish(&t.conninfo()).unwrap();
+    let back: Vec<Row> = diesel::sql_query(
+        "SELECT ts, token_id, token_name, method, tool, status, http_status, duration_us, \
+         client_addr, user_agent, session_id, error FROM api_token_usage ORDER BY id",
+    )
+    .load(&mut conn)
+    .unwrap();
+    assert_eq!(back.len(), rows.len());
+    for (r, w) in back.into_iter().zip(&rows) {
+        let read = AuditRecord {
+            ts: r.ts,
+            token_id: r.token_id,
+            token_name: r.token_name,
+            method: r.method,
+            tool: r.tool,
+            status: r.status,
+            http_status: r.http_status,
+            duration_us: r.duration_us,
+            client_addr: r.client_addr,
+            user_agent: r.user_agent,
+            session_id: r.session_id,
+            error: r.error,
+        };
+        assert_eq!(&read, w);
+    }
+}
