@@ -21,6 +21,15 @@ pub enum AuditStatus {
 }
 
 impl AuditStatus {
+    /// Every status, in declaration order (`status as usize` indexes it).
+    pub const ALL: [AuditStatus; 5] = [
+        AuditStatus::Ok,
+        AuditStatus::Error,
+        AuditStatus::Denied,
+        AuditStatus::RateLimited,
+        AuditStatus::Unauthorized,
+    ];
+
     /// The stored spelling.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -2,6 +2,9 @@
 //! human should know). Metric names follow `netmonitor_mcp_<thing>_<unit>`; labels are kept
 //! low-cardinality (unknown methods and tools are folded into "other").
 
+use crate::audit::AuditStatus;
+use metrics::{Counter, Histogram};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// JSON-RPC methods used as metric labels; anything else is "other".
@@ -32,57 +35,74 @@ const KNOWN_METHODS: &[&str] = &[
     "batch",
 ];
 
-/// The metric label for a method name.
-pub fn method_label(method: &str) -> &'static str {
-    KNOWN_METHODS
-        .iter()
-        .find(|m| **m == method)
-        .copied()
-        .unwrap_or(if method.starts_with("notifications/") {
-            "notifications/other"
-        } else {
-            "other"
-        })
-}
+/// Method labels: the known methods, then the two folds.
+const METHOD_LABELS: usize = KNOWN_METHODS.len() + 2;
 
-/// One request or message handled.
-pub struct RequestHandled<'a> {
-    /// Method (folded to a known label).
-    pub method: &'a str,
-    /// Audit status.
-    pub status: &'static str,
-    /// Time taken.
-    pub duration: Duration,
-}
-
-impl RequestHandled<'_> {
-    /// Updates `netmonitor_mcp_requests_total` and `netmonitor_mcp_request_duration_seconds`.
-    pub fn emit(&self) {
-        let method = method_label(self.method);
-        metrics::counter!("netmonitor_mcp_requests_total", "method" => method, "status" => self.status)
-            .increment(1);
-        metrics::histogram!("netmonitor_mcp_request_duration_seconds", "method" => method)
-            .record(self.duration.as_secs_f64());
+/// The metric label for a method name, with its index among the labels.
+fn method_label_at(method: &str) -> (usize, &'static str) {
+    match KNOWN_METHODS.iter().position(|m| *m == method) {
+        Some(i) => (i, KNOWN_METHODS[i]),
+        None if method.starts_with("notifications/") => {
+            (KNOWN_METHODS.len(), "notifications/other")
+        }
+        None => (KNOWN_METHODS.len() + 1, "other"),
     }
 }
 
-/// One tool call finished.
-pub struct ToolCalled<'a> {
-    /// A registered tool name (unknown names are never reported).
-    pub tool: &'a str,
-    /// ok, error or denied.
-    pub status: &'static str,
+/// The request metrics of one server, each handle registered with the recorder on first use:
+/// the recorder hashes a metric's name and labels on every `counter!`, which was a measurable
+/// share of a cheap tool call.
+pub struct RequestMeters {
+    /// `netmonitor_mcp_requests_total` by method label and audit status.
+    counts: [[OnceLock<Counter>; AuditStatus::ALL.len()]; METHOD_LABELS],
+    /// `netmonitor_mcp_request_duration_seconds` by method label.
+    durations: [OnceLock<Histogram>; METHOD_LABELS],
 }
 
-impl ToolCalled<'_> {
-    /// Updates `netmonitor_mcp_tool_calls_total`.
-    pub fn emit(&self) {
-        metrics::counter!(
-            "netmonitor_mcp_tool_calls_total",
-            "tool" => self.tool.to_string(),
-            "status" => self.status
-        )
-        .increment(1);
+impl Default for RequestMeters {
+    fn default() -> Self {
+        RequestMeters {
+            counts: std::array::from_fn(|_| std::array::from_fn(|_| OnceLock::new())),
+            durations: std::array::from_fn(|_| OnceLock::new()),
+        }
+    }
+}
+
+impl RequestMeters {
+    /// One request or message handled: updates `netmonitor_mcp_requests_total` and
+    /// `netmonitor_mcp_request_duration_seconds`.
+    pub fn handled(&self, method: &str, status: AuditStatus, duration: Duration) {
+        let (i, label) = method_label_at(method);
+        self.counts[i][status as usize]
+            .get_or_init(|| {
+                metrics::counter!("netmonitor_mcp_requests_total", "method" => label, "status" => status.as_str())
+            })
+            .increment(1);
+        self.durations[i]
+            .get_or_init(|| {
+                metrics::histogram!("netmonitor_mcp_request_duration_seconds", "method" => label)
+            })
+            .record(duration.as_secs_f64());
+    }
+}
+
+/// `netmonitor_mcp_tool_calls_total` handles of one registered tool, by audit status,
+/// registered on first use (see [`RequestMeters`]).
+#[derive(Clone, Default)]
+pub struct ToolMeters([OnceLock<Counter>; AuditStatus::ALL.len()]);
+
+impl ToolMeters {
+    /// One call of the tool `tool` finished.
+    pub fn called(&self, tool: &str, status: AuditStatus) {
+        self.0[status as usize]
+            .get_or_init(|| {
+                metrics::counter!(
+                    "netmonitor_mcp_tool_calls_total",
+                    "tool" => tool.to_string(),
+                    "status" => status.as_str()
+                )
+            })
+            .increment(1);
     }
 }
 
@@ -116,23 +136,11 @@ mod tests {
         let recorder = metrics_util::debugging::DebuggingRecorder::new();
         let snapshotter = recorder.snapshotter();
         metrics::with_local_recorder(&recorder, || {
-            RequestHandled {
-                method: "tools/call",
-                status: "ok",
-                duration: Duration::from_millis(3),
-            }
-            .emit();
-            RequestHandled {
-                method: "evil/method",
-                status: "error",
-                duration: Duration::from_millis(1),
-            }
-            .emit();
-            ToolCalled {
-                tool: "echo",
-                status: "denied",
-            }
-            .emit();
+            let requests = RequestMeters::default();
+            requests.handled("tools/call", AuditStatus::Ok, Duration::from_millis(3));
+            requests.handled("tools/call", AuditStatus::Ok, Duration::from_millis(3));
+            requests.handled("evil/method", AuditStatus::Error, Duration::from_millis(1));
+            ToolMeters::default().called("echo", AuditStatus::Denied);
             SessionsActive(3).emit();
         });
         let snap = snapshotter.snapshot().into_vec();
@@ -149,6 +157,12 @@ mod tests {
             "netmonitor_mcp_requests_total",
             &[("method", "tools/call"), ("status", "ok")]
         ));
+        // the cached handle counts every call
+        assert!(snap.iter().any(|(k, _, _, v)| {
+            k.key().name() == "netmonitor_mcp_requests_total"
+                && k.key().labels().any(|l| l.value() == "tools/call")
+                && *v == metrics_util::debugging::DebugValue::Counter(2)
+        }));
         assert!(find(
             "netmonitor_mcp_requests_total",
             &[("method", "other"), ("status", "error")]
@@ -166,8 +180,14 @@ mod tests {
 
     #[test]
     fn labels_are_bounded() {
-        assert_eq!(method_label("tools/call"), "tools/call");
-        assert_eq!(method_label("x/evil-12345"), "other");
-        assert_eq!(method_label("notifications/foo"), "notifications/other");
+        assert_eq!(method_label_at("tools/call").1, "tools/call");
+        assert_eq!(
+            method_label_at("x/evil-12345"),
+            (METHOD_LABELS - 1, "other")
+        );
+        assert_eq!(
+            method_label_at("notifications/foo"),
+            (METHOD_LABELS - 2, "notifications/other")
+        );
     }
 }

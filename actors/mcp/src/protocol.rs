@@ -6,7 +6,6 @@
 use crate::audit::AuditStatus;
 use crate::auth::Identity;
 use crate::jsonrpc::{self, Reply, RequestId, ResultBody, RpcError};
-use crate::obs;
 use crate::registry::{
     CancelToken, LogLevel, NotifySink, Registry, ResourceRequest, ToolCtx, ToolCtxParts, ToolError,
 };
@@ -494,15 +493,11 @@ impl McpServer {
             Ok(n) => n,
             Err(e) => return Outcome::err(e),
         };
-        let Some(tool) = reg.tool(name) else {
+        let Some((tool, meters)) = reg.tool_with_meters(name) else {
             return Outcome::err(RpcError::invalid_params(format!("Unknown tool: {name}")));
         };
         let finish = |result: ResultBody, status: AuditStatus, error: Option<String>| {
-            obs::ToolCalled {
-                tool: &tool.name,
-                status: status.as_str(),
-            }
-            .emit();
+            meters.called(&tool.name, status);
             Outcome {
                 result: Ok(result),
                 tool: Some(tool.name.clone()),

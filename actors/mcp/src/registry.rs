@@ -640,6 +640,8 @@ fn check_schema(tool: &str, which: &str, s: &Value) -> Result<(), RegistryError>
 #[derive(Clone, Default)]
 pub struct Registry {
     tools: Vec<ToolDef>,
+    /// Each tool's metric handles, by the tool's index.
+    tool_meters: Vec<crate::obs::ToolMeters>,
     resources: Vec<ResourceDef>,
     templates: Vec<(ResourceTemplateDef, UriTemplate)>,
     prompts: Vec<PromptDef>,
@@ -668,6 +670,7 @@ impl Registry {
         check_schema(&tool.name, "inputSchema", &tool.input_schema)?;
         check_schema(&tool.name, "outputSchema", &tool.output_schema)?;
         self.tools.push(tool);
+        self.tool_meters.push(Default::default());
         Ok(self)
     }
 
@@ -731,6 +734,15 @@ impl Registry {
     /// A tool by name.
     pub fn tool(&self, name: &str) -> Option<&ToolDef> {
         self.tools.iter().find(|t| t.name == name)
+    }
+
+    /// A tool by name with its metric handles.
+    pub(crate) fn tool_with_meters(
+        &self,
+        name: &str,
+    ) -> Option<(&ToolDef, &crate::obs::ToolMeters)> {
+        let i = self.tools.iter().position(|t| t.name == name)?;
+        Some((&self.tools[i], &self.tool_meters[i]))
     }
 
     /// All fixed resources.

@@ -52,6 +52,7 @@ pub struct McpServer {
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     pub(crate) listeners: Mutex<Vec<Listener>>,
     pub(crate) results: ResultCache,
+    meters: obs::RequestMeters,
 }
 
 /// Why a session could not be created.
@@ -84,6 +85,7 @@ impl McpServer {
             limiter: RateLimiter::new(),
             sessions: Mutex::new(HashMap::new()),
             results: ResultCache::default(),
+            meters: obs::RequestMeters::default(),
             listeners: Mutex::new(Vec::new()),
         }
     }
@@ -288,12 +290,7 @@ impl McpServer {
         error: Option<String>,
     ) {
         let elapsed = started.1.elapsed();
-        obs::RequestHandled {
-            method,
-            status: status.as_str(),
-            duration: elapsed,
-        }
-        .emit();
+        self.meters.handled(method, status, elapsed);
         self.audit.record(AuditEntry {
             ts: started.0,
             token_id: identity.and_then(Identity::token_id),
