@@ -5,7 +5,8 @@
 //! database-backed one (`get_recent_threats`), against plain
 //! `GET /health` with the same clients in the same run as the reference.
 //!
-//! Run: `cargo bench --bench mcp` (CLIENTS=N, SECONDS=N, CONFIG=file for the service).
+//! Run: `cargo bench --bench mcp` (CLIENTS=N, SECONDS=N, CONFIG=file for the service,
+//! TOOLS=a,b to pick the tools).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -31,7 +32,7 @@ fn env_or(name: &str, default: u64) -> u64 {
 
 /// One client's keep-alive connection, reading responses into one reused buffer: the client
 /// shares the two cores with the server, so it must cost as little as possible and the same for
-/// every endpoint.
+/// every endpoint (no per-request zeroing, allocation or scan of the body).
 struct Conn {
     stream: TcpStream,
     buf: Vec<u8>,
@@ -43,24 +44,28 @@ impl Conn {
         stream.set_nodelay(true)?;
         Ok(Conn {
             stream,
-            buf: Vec::with_capacity(16 * 1024),
+            buf: vec![0; 64 * 1024],
         })
+    }
+
+    /// Reads more bytes after the first `filled`; fails on end of stream or a full buffer.
+    fn fill(&mut self, filled: usize) -> std::io::Result<usize> {
+        let n = self.stream.read(&mut self.buf[filled..])?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        Ok(filled + n)
     }
 
     /// Sends `req` and reads one response; returns (status, body).
     fn exchange(&mut self, req: &[u8]) -> std::io::Result<(u16, &[u8])> {
         self.stream.write_all(req)?;
-        self.buf.clear();
-        let mut chunk = [0u8; 16 * 1024];
+        let mut filled = self.fill(0)?;
         let head_end = loop {
-            let n = self.stream.read(&mut chunk)?;
-            if n == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
-            if let Some(i) = find(&self.buf, b"\r\n\r\n") {
+            if let Some(i) = find(&self.buf[..filled], b"\r\n\r\n") {
                 break i + 4;
             }
+            filled = self.fill(filled)?;
         };
         let head = &self.buf[..head_end];
         let status = head
@@ -79,12 +84,11 @@ impl Conn {
                 })?
             })
             .unwrap_or(0);
-        while self.buf.len() < head_end + len {
-            let n = self.stream.read(&mut chunk)?;
-            if n == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
+        if head_end + len > self.buf.len() {
+            return Err(std::io::ErrorKind::InvalidData.into());
+        }
+        while filled < head_end + len {
+            filled = self.fill(filled)?;
         }
         Ok((status, &self.buf[head_end..head_end + len]))
     }
@@ -188,7 +192,7 @@ fn main() {
         .port();
     let bin = env!("CARGO_BIN_EXE_netmonitor");
     let mut service = Command::new(bin);
-    if let Some(config) = std::env::var_os("CONFIG") {
+    if let Some(config) = std::env::var_os("CONFIG").filter(|c| !c.is_empty()) {
         service.arg("--config").arg(config);
     }
     let _svc = Service(
@@ -265,10 +269,14 @@ fn main() {
     base.push(("MCP-Protocol-Version".to_owned(), "2025-11-25".to_owned()));
 
     let ok_health: fn(u16, &[u8]) -> bool = |s, _| s == 200;
-    // a successful tool result; a substring test keeps the client's own CPU (it shares the two
-    // cores with the server) close to what the /health check costs
+    // a successful tool result for this request: the server writes `jsonrpc`, `id` and `result`
+    // first and ends a tool result with `isError`, so a prefix and a suffix test tell success
+    // from a JSON-RPC error or an isError result without scanning the body (the client shares
+    // the two cores with the server and must cost the same for every endpoint)
     let ok_tool: fn(u16, &[u8]) -> bool = |s, b| {
-        s == 200 && find(b, br#""result":{"#).is_some() && find(b, br#""isError":false"#).is_some()
+        s == 200
+            && b.starts_with(br#"{"jsonrpc":"2.0","id":7,"result":{"#)
+            && b.ends_with(br#""isError":false}}"#)
     };
     println!(
         "mcp bench: {clients} keep-alive clients, {secs} s each, auth + rate limiting + audit on"
@@ -279,11 +287,10 @@ fn main() {
         "  GET /health (reference)          {:>8.0} req/s  p50 {:>8.2?}  p99 {:>8.2?}  errors {}",
         ref_rps, reference.p50, reference.p99, reference.errors
     );
-    for tool in [
-        "get_sensor_status",
-        "get_packet_buffer_summary",
-        "get_recent_threats",
-    ] {
+    let tools = std::env::var("TOOLS").unwrap_or_else(|_| {
+        "get_sensor_status,get_packet_buffer_summary,get_recent_threats".into()
+    });
+    for tool in tools.split(',') {
         let body = format!(
             r#"{{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{{"name":"{tool}","arguments":{{}}}}}}"#
         );
