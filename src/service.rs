@@ -108,7 +108,7 @@ async fn serve(
     let _ = mcp_slot.set(mcp.clone());
     let mcp_for_stdio = mcp.clone();
     let ops_for_app = ops.clone();
-    let mut server = HttpServer::new(move || {
+    let server = HttpServer::new(move || {
         let ops = ops_for_app.clone();
         let mcp = mcp.clone();
         App::new()
@@ -119,10 +119,8 @@ async fn serve(
     .shutdown_timeout(5)
     // Signals are ours: actix-web's own handling would stop the whole System, actors included,
     // before the store could be flushed through them.
-    .disable_signals();
-    if cfg.http.workers > 0 {
-        server = server.workers(cfg.http.workers);
-    }
+    .disable_signals()
+    .workers(cfg.http.worker_threads());
     let server = server
         .bind((cfg.http.host.as_str(), cfg.http.port))
         .with_context(|| format!("binding {}:{}", cfg.http.host, cfg.http.port))?
