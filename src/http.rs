@@ -3,12 +3,13 @@
 
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::{web, HttpResponse};
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::PrometheusHandle;
 use netmonitor_store::StoreStats;
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 /// What the operational endpoints read.
 #[derive(Clone)]
@@ -70,55 +71,97 @@ async fn metrics_text(state: web::Data<OpsState>) -> HttpResponse {
         .body(state.prometheus.render())
 }
 
-/// Method label for metrics (static, so recording allocates nothing); unusual ones as `other`.
-fn method_label(m: &actix_web::http::Method) -> &'static str {
+/// Method labels for metrics; unusual methods count as the last, `other`.
+const METHODS: [&str; 8] = [
+    "GET", "POST", "DELETE", "OPTIONS", "HEAD", "PUT", "PATCH", "other",
+];
+
+/// Index of a request method among [`METHODS`].
+fn method_index(m: &actix_web::http::Method) -> usize {
     use actix_web::http::Method;
     match *m {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::DELETE => "DELETE",
-        Method::OPTIONS => "OPTIONS",
-        Method::HEAD => "HEAD",
-        Method::PUT => "PUT",
-        Method::PATCH => "PATCH",
-        _ => "other",
+        Method::GET => 0,
+        Method::POST => 1,
+        Method::DELETE => 2,
+        Method::OPTIONS => 3,
+        Method::HEAD => 4,
+        Method::PUT => 5,
+        Method::PATCH => 6,
+        _ => 7,
     }
 }
 
-/// Status label for metrics, without formatting a string per request.
-fn status_label(s: actix_web::http::StatusCode) -> &'static str {
-    const CODES: &[&str] = &[
-        "200", "202", "204", "400", "401", "403", "404", "405", "406", "413", "415", "429", "500",
-        "503",
-    ];
+/// Status labels for metrics: the codes this server answers by name, others by class.
+const STATUSES: [&str; 19] = [
+    "200", "202", "204", "400", "401", "403", "404", "405", "406", "413", "415", "429", "500",
+    "503", "1xx", "2xx", "3xx", "4xx", "5xx",
+];
+
+/// Index of a status among [`STATUSES`].
+fn status_index(s: actix_web::http::StatusCode) -> usize {
     let code = s.as_str();
-    CODES
+    STATUSES[..14]
         .iter()
-        .find(|c| **c == code)
-        .copied()
+        .position(|c| *c == code)
         .unwrap_or(match s.as_u16() {
-            100..=199 => "1xx",
-            200..=299 => "2xx",
-            300..=399 => "3xx",
-            400..=499 => "4xx",
-            _ => "5xx",
+            100..=199 => 14,
+            200..=299 => 15,
+            300..=399 => 16,
+            400..=499 => 17,
+            _ => 18,
         })
 }
 
-/// Route label for metrics: known paths by name, everything else as `other` (bounded cardinality).
-fn route_label(path: &str) -> &'static str {
-    match path {
-        "/mcp" => "/mcp",
-        "/sse" => "/sse",
-        "/messages" => "/messages",
-        "/health" => "/health",
-        "/metrics" => "/metrics",
-        _ => "other",
+/// Route labels for metrics: known paths by name, everything else as `other` (bounded cardinality).
+const ROUTES: [&str; 6] = ["/mcp", "/sse", "/messages", "/health", "/metrics", "other"];
+
+/// Index of a request path among [`ROUTES`].
+fn route_index(path: &str) -> usize {
+    ROUTES[..5].iter().position(|r| *r == path).unwrap_or(5)
+}
+
+/// The HTTP request metrics, each handle registered with the recorder on first use of its
+/// labels: the recorder hashes name and labels on every `counter!`, a visible share of a
+/// request as cheap as /health.
+pub struct HttpMeters {
+    /// `netmonitor_http_requests_total` by route, method and status.
+    requests: Vec<OnceLock<Counter>>,
+    /// `netmonitor_http_request_duration_seconds` by route and method.
+    durations: Vec<OnceLock<Histogram>>,
+}
+
+impl Default for HttpMeters {
+    fn default() -> Self {
+        let slots = ROUTES.len() * METHODS.len();
+        HttpMeters {
+            requests: (0..slots * STATUSES.len())
+                .map(|_| OnceLock::new())
+                .collect(),
+            durations: (0..slots).map(|_| OnceLock::new()).collect(),
+        }
+    }
+}
+
+impl HttpMeters {
+    fn record(&self, route: usize, method: usize, status: usize, elapsed: Duration) {
+        let slot = route * METHODS.len() + method;
+        let (route, method) = (ROUTES[route], METHODS[method]);
+        self.requests[slot * STATUSES.len() + status]
+            .get_or_init(|| {
+                metrics::counter!("netmonitor_http_requests_total", "route" => route, "method" => method, "status" => STATUSES[status])
+            })
+            .increment(1);
+        self.durations[slot]
+            .get_or_init(|| {
+                metrics::histogram!("netmonitor_http_request_duration_seconds", "route" => route, "method" => method)
+            })
+            .record(elapsed.as_secs_f64());
     }
 }
 
 /// Middleware body: counts requests and records latency per route and status.
 pub fn record_request<S, B>(
+    meters: Arc<HttpMeters>,
     req: ServiceRequest,
     srv: &S,
 ) -> impl std::future::Future<Output = Result<ServiceResponse<B>, actix_web::Error>>
@@ -126,19 +169,37 @@ where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
 {
     let started = Instant::now();
-    let route = route_label(req.path());
-    let method = method_label(req.method());
+    let route = route_index(req.path());
+    let method = method_index(req.method());
     let fut = srv.call(req);
     async move {
         let res = fut.await;
-        let status = status_label(match &res {
+        let status = status_index(match &res {
             Ok(r) => r.status(),
             Err(e) => e.as_response_error().status_code(),
         });
-        metrics::counter!("netmonitor_http_requests_total", "route" => route, "method" => method, "status" => status)
-            .increment(1);
-        metrics::histogram!("netmonitor_http_request_duration_seconds", "route" => route, "method" => method)
-            .record(started.elapsed().as_secs_f64());
+        meters.record(route, method, status, started.elapsed());
         res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::{Method, StatusCode};
+
+    #[test]
+    fn metric_labels_are_bounded() {
+        assert_eq!(ROUTES[route_index("/mcp")], "/mcp");
+        assert_eq!(ROUTES[route_index("/etc/passwd")], "other");
+        assert_eq!(METHODS[method_index(&Method::POST)], "POST");
+        assert_eq!(METHODS[method_index(&Method::TRACE)], "other");
+        assert_eq!(STATUSES[status_index(StatusCode::TOO_MANY_REQUESTS)], "429");
+        assert_eq!(STATUSES[status_index(StatusCode::IM_A_TEAPOT)], "4xx");
+        assert_eq!(
+            STATUSES[status_index(StatusCode::SWITCHING_PROTOCOLS)],
+            "1xx"
+        );
+        assert_eq!(STATUSES[status_index(StatusCode::BAD_GATEWAY)], "5xx");
     }
 }

@@ -108,11 +108,13 @@ async fn serve(
     let _ = mcp_slot.set(mcp.clone());
     let mcp_for_stdio = mcp.clone();
     let ops_for_app = ops.clone();
+    let http_meters = Arc::new(http::HttpMeters::default());
     let server = HttpServer::new(move || {
         let ops = ops_for_app.clone();
         let mcp = mcp.clone();
+        let meters = http_meters.clone();
         App::new()
-            .wrap_fn(http::record_request)
+            .wrap_fn(move |req, srv| http::record_request(meters.clone(), req, srv))
             .configure(move |c| http::configure(c, ops))
             .configure(move |c| mcp.configure(c))
     })

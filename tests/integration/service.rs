@@ -29,6 +29,24 @@ fn run_serves_health_and_metrics_and_shuts_down_cleanly() {
         "{metrics}"
     );
     assert!(metrics.contains("process_resident_memory_bytes"));
+    // the middleware keeps its metric handles: each further request still counts
+    let health_count = |metrics: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(
+                    "netmonitor_http_requests_total{route=\"/health\",method=\"GET\",status=\"200\"} ",
+                )
+            })
+            .and_then(|v| v.trim().parse().ok())
+            .expect("a /health request count")
+    };
+    let before = health_count(&metrics);
+    for _ in 0..3 {
+        assert_eq!(http(port, "GET", "/health", &[], "").unwrap().0, 200);
+    }
+    let (_, _, metrics) = http(port, "GET", "/metrics", &[], "").unwrap();
+    assert_eq!(health_count(&metrics), before + 3);
 
     // A second command talks to the running cluster instead of starting another.
     let out = netmonitor(dir.path())
