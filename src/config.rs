@@ -47,8 +47,9 @@ pub struct HttpConfig {
 impl HttpConfig {
     /// The HTTP worker threads to start. By default half the cores, at least one: the packet
     /// pipeline, the store writer and PostgreSQL run on the same machine; on the 2-core
-    /// development VM one worker (handlers are async) gave a lower MCP p99 under 64 clients than
-    /// two (2.9–5.1 ms against 5.2–5.9 ms) at about the same request rate.
+    /// development VM one worker gave a lower MCP p99 under 64 clients than two (2.9–5.1 ms
+    /// against 5.2–5.9 ms) at about the same request rate. This relies on handlers never
+    /// blocking their thread: slow work (database, pcap export, DNS) is awaited or runs elsewhere.
     pub fn worker_threads(&self) -> usize {
         if self.workers > 0 {
             return self.workers;
