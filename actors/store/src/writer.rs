@@ -356,7 +356,8 @@ impl Writer {
         metrics::counter!("netmonitor_store_errors_total", "error_type" => "database").increment(1);
     }
 
-    fn connection(&mut self) -> Result<&mut PgConnection, StoreError> {
+    /// Connects unless connected.
+    fn ensure_connected(&mut self) -> Result<(), StoreError> {
         if self.conn.is_none() {
             let conn = PgConnection::establish(&self.conninfo)?;
             if !self.stats.database_up.swap(true, Ordering::Relaxed) {
@@ -365,9 +366,7 @@ impl Writer {
             metrics::gauge!("netmonitor_store_database_up").set(1.0);
             self.conn = Some(conn);
         }
-        self.conn
-            .as_mut()
-            .ok_or_else(|| StoreError::Invalid("no connection".into()))
+        Ok(())
     }
 
     /// Writes one batch in one transaction; returns the number of items.
@@ -385,10 +384,13 @@ impl Writer {
         // One row per certificate fingerprint per batch: ON CONFLICT cannot touch a row twice.
         rows.certs.sort_by(|a, b| a.fingerprint.cmp(&b.fingerprint));
         rows.certs.dedup_by(|a, b| a.fingerprint == b.fingerprint);
-        // the COPY buffer is lent out for the transaction and kept for the next batch
-        let mut copy_buf = std::mem::take(&mut self.copy_buf);
-        let conn = self.connection()?;
-        let written = conn.transaction::<_, diesel::result::Error, _>(|c| {
+        self.ensure_connected()?;
+        let copy_buf = &mut self.copy_buf;
+        let conn = self
+            .conn
+            .as_mut()
+            .ok_or_else(|| StoreError::Invalid("no connection".into()))?;
+        conn.transaction::<_, diesel::result::Error, _>(|c| {
             if !rows.flows.is_empty() {
                 diesel::copy_from(flows::table)
                     .from_insertable(&rows.flows)
@@ -423,12 +425,10 @@ impl Writer {
                     .execute(c)?;
             }
             if !audits.is_empty() {
-                copy_audit(c, audits.iter().copied(), &mut copy_buf)?;
+                copy_audit(c, audits.iter().copied(), copy_buf)?;
             }
             Ok(())
-        });
-        self.copy_buf = copy_buf;
-        written?;
+        })?;
         metrics::histogram!("netmonitor_store_batch_seconds")
             .record(started.elapsed().as_secs_f64());
         Ok(batch.len())
