@@ -87,37 +87,39 @@ fn method_index(m: &actix_web::http::Method) -> usize {
         Method::HEAD => 4,
         Method::PUT => 5,
         Method::PATCH => 6,
-        _ => 7,
+        _ => METHODS.len() - 1,
     }
 }
 
-/// Status labels for metrics: the codes this server answers by name, others by class.
+/// Status labels for metrics: the codes this server answers by name, then one per class
+/// (`1xx` … `5xx`) for any other.
 const STATUSES: [&str; 19] = [
     "200", "202", "204", "400", "401", "403", "404", "405", "406", "413", "415", "429", "500",
     "503", "1xx", "2xx", "3xx", "4xx", "5xx",
 ];
 
+/// Where the class labels start in [`STATUSES`].
+const STATUS_CLASSES: usize = STATUSES.len() - 5;
+
 /// Index of a status among [`STATUSES`].
 fn status_index(s: actix_web::http::StatusCode) -> usize {
     let code = s.as_str();
-    STATUSES[..14]
+    STATUSES[..STATUS_CLASSES]
         .iter()
         .position(|c| *c == code)
-        .unwrap_or(match s.as_u16() {
-            100..=199 => 14,
-            200..=299 => 15,
-            300..=399 => 16,
-            400..=499 => 17,
-            _ => 18,
-        })
+        .unwrap_or_else(|| STATUS_CLASSES + usize::from(s.as_u16() / 100).clamp(1, 5) - 1)
 }
 
 /// Route labels for metrics: known paths by name, everything else as `other` (bounded cardinality).
 const ROUTES: [&str; 6] = ["/mcp", "/sse", "/messages", "/health", "/metrics", "other"];
 
-/// Index of a request path among [`ROUTES`].
+/// Index of a request path among [`ROUTES`] (the last, `other`, for any unknown path).
 fn route_index(path: &str) -> usize {
-    ROUTES[..5].iter().position(|r| *r == path).unwrap_or(5)
+    let other = ROUTES.len() - 1;
+    ROUTES[..other]
+        .iter()
+        .position(|r| *r == path)
+        .unwrap_or(other)
 }
 
 /// The HTTP request metrics, each handle registered with the recorder on first use of its
