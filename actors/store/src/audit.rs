@@ -11,8 +11,10 @@ use diesel::pg::CopyFormat;
 use diesel::prelude::*;
 use serde::{Deserialize, Serialize};
 
-/// One audited MCP request or tool call (`api_token_usage`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// One audited MCP request or tool call (`api_token_usage`); written by [`copy_audit`], read
+/// back with `AuditRecord::as_select()`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Queryable, Selectable)]
+#[diesel(table_name = api_token_usage)]
 #[allow(missing_docs)]
 pub struct AuditRecord {
     pub ts: DateTime<Utc>,

@@ -151,56 +151,12 @@ fn audit_rows_read_back_exactly_as_written() {
         .unwrap();
     store.flush().unwrap();
 
-    #[derive(QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = diesel::sql_types::Timestamptz)]
-        ts: DateTime<Utc>,
-        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
-        token_id: Option<i64>,
-        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-        token_name: Option<String>,
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        method: String,
-        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-        tool: Option<String>,
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        status: String,
-        #[diesel(sql_type = diesel::sql_types::Integer)]
-        http_status: i32,
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        duration_us: i64,
-        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-        client_addr: Option<String>,
-        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-        user_agent: Option<String>,
-        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-        session_id: Option<String>,
-        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-        error: Option<String>,
-    }
+    use netmonitor_store::schema::api_token_usage;
     let mut conn = PgConnection::establish(&t.conninfo()).unwrap();
-    let back: Vec<Row> = diesel::sql_query(
-        "SELECT ts, token_id, token_name, method, tool, status, http_status, duration_us, \
-         client_addr, user_agent, session_id, error FROM api_token_usage ORDER BY id",
-    )
-    .load(&mut conn)
-    .unwrap();
-    assert_eq!(back.len(), rows.len());
-    for (r, w) in back.into_iter().zip(&rows) {
-        let read = AuditRecord {
-            ts: r.ts,
-            token_id: r.token_id,
-            token_name: r.token_name,
-            method: r.method,
-            tool: r.tool,
-            status: r.status,
-            http_status: r.http_status,
-            duration_us: r.duration_us,
-            client_addr: r.client_addr,
-            user_agent: r.user_agent,
-            session_id: r.session_id,
-            error: r.error,
-        };
-        assert_eq!(&read, w);
-    }
+    let back: Vec<AuditRecord> = api_token_usage::table
+        .select(AuditRecord::as_select())
+        .order(api_token_usage::id)
+        .load(&mut conn)
+        .unwrap();
+    assert_eq!(back, rows);
 }
