@@ -200,6 +200,9 @@ impl Config {
         if cfg.store.spool_dir.as_os_str().is_empty() {
             cfg.store.spool_dir = data.join("spool");
         }
+        if cfg.store.dead_letter_dir.as_os_str().is_empty() {
+            cfg.store.dead_letter_dir = data.join("deadletter");
+        }
         cfg.store.sensor_name = cfg.sensor_name.clone();
         cfg.validate()?;
         Ok(cfg)
@@ -312,6 +315,8 @@ impl Config {
                 "flush_interval_ms": self.store.flush_interval_ms,
                 "queue_capacity": self.store.queue_capacity,
                 "spool_dir": self.store.spool_dir,
+                "spool_max_bytes": self.store.spool_max_bytes,
+                "dead_letter_dir": self.store.dead_letter_dir,
             },
             "ollama": {"base_url": self.ollama.base_url, "model": self.ollama.model},
         })

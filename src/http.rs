@@ -50,6 +50,8 @@ async fn health(state: web::Data<OpsState>) -> HttpResponse {
             "rows_written": state.store.rows_written.load(Ordering::Relaxed),
             "rows_spooled": state.store.rows_spooled.load(Ordering::Relaxed),
             "spool_batches": spooled,
+            "rows_rejected": state.store.rows_rejected.load(Ordering::Relaxed),
+            "rows_dropped": state.store.rows_dropped.load(Ordering::Relaxed),
         },
     });
     if db_up {

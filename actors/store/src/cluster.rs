@@ -296,15 +296,45 @@ pub fn find_pg_bin_dir() -> Option<PathBuf> {
 
 fn lookup_user(name: &str) -> Option<(u32, u32)> {
     let c = CString::new(name).ok()?;
-    let pw = unsafe { libc::getpwnam(c.as_ptr()) };
-    if pw.is_null() {
+    // getpwnam_r: getpwnam's static buffer is shared by every thread of the process.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    let rc = unsafe {
+        libc::getpwnam_r(
+            c.as_ptr(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    if rc != 0 || result.is_null() {
         None
     } else {
-        Some(unsafe { ((*pw).pw_uid, (*pw).pw_gid) })
+        Some((pwd.pw_uid, pwd.pw_gid))
     }
 }
 
+/// Serializes the creation of the system user between the threads of this process (tests start
+/// many clusters at once) and, through a lock file, between processes.
+static USER_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn ensure_system_user() -> Result<(u32, u32), StoreError> {
+    if let Some(ids) = lookup_user(PG_SYSTEM_USER) {
+        return Ok(ids);
+    }
+    let _guard = USER_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let lock_path = std::env::temp_dir().join(".netmonitor-useradd.lock");
+    let lock_file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| io_err("open", &lock_path, e))?;
+    use std::os::fd::AsRawFd;
+    // Released when the file is closed at the end of this function.
+    unsafe { libc::flock(lock_file.as_raw_fd(), libc::LOCK_EX) };
     if let Some(ids) = lookup_user(PG_SYSTEM_USER) {
         return Ok(ids);
     }

@@ -6,7 +6,9 @@
 pub mod actor;
 pub mod audit;
 pub mod cluster;
+pub mod copy;
 pub mod db;
+pub mod deadletter;
 pub mod queries;
 pub mod rows;
 pub mod schema;

@@ -6,6 +6,7 @@
 //! inputs are bound parameters; nothing a caller passes is ever spliced into SQL. All
 //! functions take the async connection the query paths share (see [`crate::DbPool`]).
 
+use crate::copy::{clean_json, clean_text};
 use crate::schema::*;
 use crate::StoreError;
 use chrono::{DateTime, Utc};
@@ -293,6 +294,7 @@ pub async fn acknowledge_alert(
     id: i64,
     by: &str,
 ) -> Result<Option<(AckOutcome, AlertRecord)>, StoreError> {
+    let by = &*clean_text(by);
     let updated = diesel::update(
         alerts::table
             .filter(alerts::id.eq(id))
@@ -817,6 +819,7 @@ pub async fn upsert_ja3_block(
     reason: &str,
     source: &str,
 ) -> Result<(Ja3BlockRecord, Option<Ja3BlockRecord>), StoreError> {
+    let (reason, source) = (&*clean_text(reason), &*clean_text(source));
     let previous = ja3_block(conn, ja3).await?;
     let row = diesel::insert_into(ja3_blocklist::table)
         .values((
@@ -1190,6 +1193,8 @@ pub async fn add_whitelist(
     if let Some(e) = existing {
         return Ok((e, false));
     }
+    let description = description.map(clean_text);
+    let description = description.as_deref();
     let row = diesel::insert_into(whitelist::table)
         .values((
             whitelist::ip_cidr.eq(ip_cidr),
@@ -1294,6 +1299,7 @@ pub async fn set_config_parameter(
         .await
         .optional()?;
     let now = Utc::now();
+    let (value, by) = (&*clean_json(value), &*clean_text(by));
     let row = diesel::insert_into(config_parameters::table)
         .values((
             config_parameters::key.eq(key),

@@ -1,7 +1,11 @@
-//! Table rows built from events: one plain struct per table, so the writer can `COPY` them.
+//! Store items encoded straight into one binary `COPY` stream per table (no intermediate row
+//! structs, no per-row binds), and the statements that hand those streams to PostgreSQL.
 
-use crate::schema::*;
+use crate::audit::AuditRecord;
+use crate::copy::CopyBuf;
+use crate::writer::StoreItem;
 use chrono::{DateTime, Utc};
+use diesel::pg::CopyFormat;
 use diesel::prelude::*;
 use netmonitor_common::eve::to_eve;
 use netmonitor_common::krb::is_weak_etype;
@@ -12,284 +16,367 @@ pub fn ts(t: Timestamp) -> DateTime<Utc> {
     DateTime::<Utc>::from_timestamp_micros(t.0).unwrap_or_default()
 }
 
-/// A `flows` row.
-#[derive(Insertable, Debug, Clone)]
-#[diesel(table_name = flows, treat_none_as_default_value = false)]
-#[allow(missing_docs)]
-pub struct FlowRow {
-    pub sensor: String,
-    pub flow_id: i64,
-    pub ts: DateTime<Utc>,
-    pub start_ts: DateTime<Utc>,
-    pub end_ts: DateTime<Utc>,
-    pub src_ip: String,
-    pub src_port: i32,
-    pub dest_ip: String,
-    pub dest_port: i32,
-    pub proto: i16,
-    pub app_proto: Option<String>,
-    pub pkts_toserver: i64,
-    pub pkts_toclient: i64,
-    pub bytes_toserver: i64,
-    pub bytes_toclient: i64,
-    pub state: String,
-    pub reason: String,
-    pub tcp_flags: i16,
-    pub alerted: bool,
-}
+/// Bytes handed to libpq per call.
+const COPY_CHUNK: usize = 64 * 1024;
 
-/// An `alerts` row.
-#[derive(Insertable, Debug, Clone)]
-#[diesel(table_name = alerts, treat_none_as_default_value = false)]
-#[allow(missing_docs)]
-pub struct AlertRow {
-    pub sensor: String,
-    pub flow_id: i64,
-    pub ts: DateTime<Utc>,
-    pub src_ip: String,
-    pub src_port: i32,
-    pub dest_ip: String,
-    pub dest_port: i32,
-    pub proto: i16,
-    pub signature_id: i64,
-    pub signature: String,
-    pub category: String,
-    pub severity: i16,
-    pub threat_type: String,
-    pub mitre: Vec<String>,
-    pub evidence: serde_json::Value,
-}
+/// Statements run once per writer connection: certificates are upserted through this
+/// per-session staging table, which `COPY` can fill (an upsert cannot be a `COPY`).
+pub const SESSION_SETUP: &str = "CREATE TEMP TABLE IF NOT EXISTS certificates_stage \
+     (LIKE certificates) ON COMMIT DELETE ROWS";
 
-/// A `tls_sessions` row.
-#[derive(Insertable, Debug, Clone)]
-#[diesel(table_name = tls_sessions, treat_none_as_default_value = false)]
-#[allow(missing_docs)]
-pub struct TlsRow {
-    pub sensor: String,
-    pub flow_id: i64,
-    pub ts: DateTime<Utc>,
-    pub src_ip: String,
-    pub src_port: i32,
-    pub dest_ip: String,
-    pub dest_port: i32,
-    pub transport: String,
-    pub sni: Option<String>,
-    pub version: Option<String>,
-    pub ja3: Option<String>,
-    pub ja3_string: Option<String>,
-    pub ja3s: Option<String>,
-    pub ja3s_string: Option<String>,
-    pub ja4: Option<String>,
-    pub alpn: Vec<String>,
-    pub cipher_selected: Option<i32>,
-    pub cert_fingerprint: Option<String>,
-}
+/// Moves the staged certificates into `certificates`: one row per fingerprint, first seen kept,
+/// last seen advanced.
+const CERT_UPSERT: &str = "INSERT INTO certificates \
+     SELECT DISTINCT ON (fingerprint) * FROM certificates_stage ORDER BY fingerprint, last_seen DESC \
+     ON CONFLICT (fingerprint) DO UPDATE SET last_seen = GREATEST(certificates.last_seen, EXCLUDED.last_seen)";
 
-/// A `certificates` row (upserted by fingerprint).
-#[derive(Insertable, Debug, Clone)]
-#[diesel(table_name = certificates)]
-#[allow(missing_docs)]
-pub struct CertRow {
-    pub fingerprint: String,
-    pub subject: String,
-    pub issuer: String,
-    pub serial: String,
-    pub not_before: DateTime<Utc>,
-    pub not_after: DateTime<Utc>,
-    pub sans: Vec<String>,
-    pub self_signed: bool,
-    pub is_ca: bool,
-    pub key_type: Option<String>,
-    pub key_bits: Option<i32>,
-    pub first_seen: DateTime<Utc>,
-    pub last_seen: DateTime<Utc>,
-}
-
-/// A `kerberos_events` row.
-#[derive(Insertable, Debug, Clone)]
-#[diesel(table_name = kerberos_events, treat_none_as_default_value = false)]
-#[allow(missing_docs)]
-pub struct KrbRow {
-    pub sensor: String,
-    pub flow_id: i64,
-    pub ts: DateTime<Utc>,
-    pub src_ip: String,
-    pub src_port: i32,
-    pub dest_ip: String,
-    pub dest_port: i32,
-    pub proto: i16,
-    pub msg_type: String,
-    pub cname: Option<String>,
-    pub realm: Option<String>,
-    pub sname: Option<String>,
-    pub encryption: Option<i32>,
-    pub ticket_encryption: Option<i32>,
-    pub requested_etypes: Vec<i32>,
-    pub padata_types: Vec<i32>,
-    pub error_code: Option<i32>,
-    pub failed_request: Option<String>,
-    pub weak_encryption: bool,
-}
-
-/// An `app_events` row (EVE JSON of events without a table of their own).
-#[derive(Insertable, Debug, Clone)]
-#[diesel(table_name = app_events, treat_none_as_default_value = false)]
-#[allow(missing_docs)]
-pub struct AppEventRow {
-    pub sensor: String,
-    pub flow_id: i64,
-    pub ts: DateTime<Utc>,
-    pub event_type: String,
-    pub src_ip: String,
-    pub dest_ip: String,
-    pub eve: serde_json::Value,
-}
-
-/// Rows of one batch, grouped by table.
+/// One `COPY` stream per table, filled from store items and reused between batches.
 #[derive(Default, Debug)]
-#[allow(missing_docs)]
-pub struct RowBatch {
-    pub flows: Vec<FlowRow>,
-    pub alerts: Vec<AlertRow>,
-    pub tls: Vec<TlsRow>,
-    pub certs: Vec<CertRow>,
-    pub krb: Vec<KrbRow>,
-    pub app: Vec<AppEventRow>,
+pub struct TableCopies {
+    flows: CopyBuf,
+    alerts: CopyBuf,
+    tls: CopyBuf,
+    certs: CopyBuf,
+    krb: CopyBuf,
+    app: CopyBuf,
+    audit: CopyBuf,
 }
 
-impl RowBatch {
-    /// Number of event rows (certificates are a side table and not counted).
-    pub fn len(&self) -> usize {
-        self.flows.len() + self.alerts.len() + self.tls.len() + self.krb.len() + self.app.len()
+impl TableCopies {
+    /// Forgets every row, keeping the buffers.
+    pub fn clear(&mut self) {
+        for b in self.all_mut() {
+            b.clear();
+        }
     }
 
-    /// True when nothing is to be written.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0 && self.certs.is_empty()
+    fn all_mut(&mut self) -> [&mut CopyBuf; 7] {
+        [
+            &mut self.flows,
+            &mut self.alerts,
+            &mut self.tls,
+            &mut self.certs,
+            &mut self.krb,
+            &mut self.app,
+            &mut self.audit,
+        ]
     }
 
-    /// Adds one event's rows.
-    pub fn push(&mut self, sensor: &str, event: &Event) {
+    /// Encodes one item into the streams of the tables it fills.
+    pub fn push(&mut self, sensor: &str, item: &StoreItem) {
+        match item {
+            StoreItem::Event(e) => self.push_event(sensor, e),
+            StoreItem::Audit(a) => a.encode(&mut self.audit),
+        }
+    }
+
+    /// Sends every non-empty stream with `COPY` (inside the caller's transaction).
+    pub fn write(&mut self, conn: &mut PgConnection) -> QueryResult<()> {
+        use crate::schema::*;
+        if !self.flows.is_empty() {
+            use flows::*;
+            let cols = (
+                sensor,
+                flow_id,
+                ts,
+                start_ts,
+                end_ts,
+                src_ip,
+                src_port,
+                dest_ip,
+                dest_port,
+                proto,
+                app_proto,
+                pkts_toserver,
+                pkts_toclient,
+                bytes_toserver,
+                bytes_toclient,
+                state,
+                reason,
+                tcp_flags,
+                alerted,
+            );
+            copy(conn, table, cols, &mut self.flows)?;
+        }
+        if !self.alerts.is_empty() {
+            use alerts::*;
+            let cols = (
+                sensor,
+                flow_id,
+                ts,
+                src_ip,
+                src_port,
+                dest_ip,
+                dest_port,
+                proto,
+                signature_id,
+                signature,
+                category,
+                severity,
+                threat_type,
+                mitre,
+                evidence,
+            );
+            copy(conn, table, cols, &mut self.alerts)?;
+        }
+        if !self.tls.is_empty() {
+            use tls_sessions::*;
+            let cols = (
+                sensor,
+                flow_id,
+                ts,
+                src_ip,
+                src_port,
+                dest_ip,
+                dest_port,
+                transport,
+                sni,
+                version,
+                ja3,
+                ja3_string,
+                ja3s,
+                ja3s_string,
+                ja4,
+                alpn,
+                cipher_selected,
+                cert_fingerprint,
+            );
+            copy(conn, table, cols, &mut self.tls)?;
+        }
+        if !self.certs.is_empty() {
+            use certificates_stage::*;
+            let cols = (
+                fingerprint,
+                subject,
+                issuer,
+                serial,
+                not_before,
+                not_after,
+                sans,
+                self_signed,
+                is_ca,
+                key_type,
+                key_bits,
+                first_seen,
+                last_seen,
+            );
+            copy(conn, table, cols, &mut self.certs)?;
+            diesel::sql_query(CERT_UPSERT).execute(conn)?;
+        }
+        if !self.krb.is_empty() {
+            use kerberos_events::*;
+            let cols = (
+                sensor,
+                flow_id,
+                ts,
+                src_ip,
+                src_port,
+                dest_ip,
+                dest_port,
+                proto,
+                msg_type,
+                cname,
+                realm,
+                sname,
+                encryption,
+                ticket_encryption,
+                requested_etypes,
+                padata_types,
+                error_code,
+                failed_request,
+                weak_encryption,
+            );
+            copy(conn, table, cols, &mut self.krb)?;
+        }
+        if !self.app.is_empty() {
+            use app_events::*;
+            let cols = (sensor, flow_id, ts, event_type, src_ip, dest_ip, eve);
+            copy(conn, table, cols, &mut self.app)?;
+        }
+        if !self.audit.is_empty() {
+            use api_token_usage::*;
+            let cols = (
+                ts,
+                token_id,
+                token_name,
+                method,
+                tool,
+                status,
+                http_status,
+                duration_us,
+                client_addr,
+                user_agent,
+                session_id,
+                error,
+            );
+            copy(conn, table, cols, &mut self.audit)?;
+        }
+        Ok(())
+    }
+
+    fn push_event(&mut self, sensor: &str, event: &Event) {
         let h = &event.header;
         match &event.kind {
-            EventKind::Flow(f) => self.flows.push(FlowRow {
-                sensor: sensor.to_owned(),
-                flow_id: h.flow_id as i64,
-                ts: ts(h.ts),
-                start_ts: ts(f.start),
-                end_ts: ts(f.end),
-                src_ip: h.key.src_ip.to_string(),
-                src_port: i32::from(h.key.src_port),
-                dest_ip: h.key.dst_ip.to_string(),
-                dest_port: i32::from(h.key.dst_port),
-                proto: i16::from(h.key.proto),
-                app_proto: f.app_proto.clone(),
-                pkts_toserver: f.pkts_toserver as i64,
-                pkts_toclient: f.pkts_toclient as i64,
-                bytes_toserver: f.bytes_toserver as i64,
-                bytes_toclient: f.bytes_toclient as i64,
-                state: f.state.clone(),
-                reason: f.reason.clone(),
-                tcp_flags: i16::from(f.tcp_flags),
-                alerted: f.alerted,
-            }),
-            EventKind::Alert(a) => self.alerts.push(AlertRow {
-                sensor: sensor.to_owned(),
-                flow_id: h.flow_id as i64,
-                ts: ts(h.ts),
-                src_ip: h.key.src_ip.to_string(),
-                src_port: i32::from(h.key.src_port),
-                dest_ip: h.key.dst_ip.to_string(),
-                dest_port: i32::from(h.key.dst_port),
-                proto: i16::from(h.key.proto),
-                signature_id: i64::from(a.signature_id),
-                signature: a.signature.clone(),
-                category: a.category.clone(),
-                severity: i16::from(a.severity),
-                threat_type: a.threat_type.clone(),
-                mitre: a.mitre.clone(),
-                evidence: a.evidence.clone(),
-            }),
+            EventKind::Flow(f) => {
+                let b = &mut self.flows;
+                b.row(19);
+                b.text(sensor);
+                b.int8(h.flow_id as i64);
+                b.timestamptz_us(h.ts.0);
+                b.timestamptz_us(f.start.0);
+                b.timestamptz_us(f.end.0);
+                endpoints(b, h);
+                b.int2(i16::from(h.key.proto));
+                b.opt_text(f.app_proto.as_deref());
+                b.int8(clamp_u64(f.pkts_toserver));
+                b.int8(clamp_u64(f.pkts_toclient));
+                b.int8(clamp_u64(f.bytes_toserver));
+                b.int8(clamp_u64(f.bytes_toclient));
+                b.text(&f.state);
+                b.text(&f.reason);
+                b.int2(i16::from(f.tcp_flags));
+                b.bool(f.alerted);
+            }
+            EventKind::Alert(a) => {
+                let b = &mut self.alerts;
+                b.row(15);
+                b.text(sensor);
+                b.int8(h.flow_id as i64);
+                b.timestamptz_us(h.ts.0);
+                endpoints(b, h);
+                b.int2(i16::from(h.key.proto));
+                b.int8(i64::from(a.signature_id));
+                b.text(&a.signature);
+                b.text(&a.category);
+                b.int2(i16::from(a.severity));
+                b.text(&a.threat_type);
+                b.text_array(&a.mitre);
+                b.jsonb(&a.evidence);
+            }
             EventKind::Tls(t) => {
                 for c in &t.certificates {
-                    self.certs.push(CertRow {
-                        fingerprint: c.fingerprint.clone(),
-                        subject: c.subject.clone(),
-                        issuer: c.issuer.clone(),
-                        serial: c.serial.clone(),
-                        not_before: DateTime::<Utc>::from_timestamp(c.not_before, 0)
-                            .unwrap_or_default(),
-                        not_after: DateTime::<Utc>::from_timestamp(c.not_after, 0)
-                            .unwrap_or_default(),
-                        sans: c.sans.clone(),
-                        self_signed: c.self_signed,
-                        is_ca: c.is_ca,
-                        key_type: c.key_type.clone(),
-                        key_bits: c.key_bits.and_then(|b| i32::try_from(b).ok()),
-                        first_seen: ts(h.ts),
-                        last_seen: ts(h.ts),
-                    });
+                    let b = &mut self.certs;
+                    b.row(13);
+                    b.text(&c.fingerprint);
+                    b.text(&c.subject);
+                    b.text(&c.issuer);
+                    b.text(&c.serial);
+                    b.timestamptz_us(c.not_before.saturating_mul(1_000_000));
+                    b.timestamptz_us(c.not_after.saturating_mul(1_000_000));
+                    b.text_array(&c.sans);
+                    b.bool(c.self_signed);
+                    b.bool(c.is_ca);
+                    b.opt_text(c.key_type.as_deref());
+                    b.opt_int4(c.key_bits.and_then(|v| i32::try_from(v).ok()));
+                    b.timestamptz_us(h.ts.0);
+                    b.timestamptz_us(h.ts.0);
                 }
-                self.tls.push(TlsRow {
-                    sensor: sensor.to_owned(),
-                    flow_id: h.flow_id as i64,
-                    ts: ts(h.ts),
-                    src_ip: h.key.src_ip.to_string(),
-                    src_port: i32::from(h.key.src_port),
-                    dest_ip: h.key.dst_ip.to_string(),
-                    dest_port: i32::from(h.key.dst_port),
-                    transport: if t.quic_version.is_some() {
-                        "quic"
-                    } else {
-                        "tcp"
-                    }
-                    .to_owned(),
-                    sni: t.sni.clone(),
-                    version: t.version.clone(),
-                    ja3: t.ja3.as_ref().map(|f| f.hash.clone()),
-                    ja3_string: t.ja3.as_ref().map(|f| f.string.clone()),
-                    ja3s: t.ja3s.as_ref().map(|f| f.hash.clone()),
-                    ja3s_string: t.ja3s.as_ref().map(|f| f.string.clone()),
-                    ja4: t.ja4.clone(),
-                    alpn: t.alpn_offered.clone(),
-                    cipher_selected: t.cipher_selected.map(i32::from),
-                    cert_fingerprint: t.certificates.first().map(|c| c.fingerprint.clone()),
+                let b = &mut self.tls;
+                b.row(18);
+                b.text(sensor);
+                b.int8(h.flow_id as i64);
+                b.timestamptz_us(h.ts.0);
+                endpoints(b, h);
+                b.text(if t.quic_version.is_some() {
+                    "quic"
+                } else {
+                    "tcp"
                 });
+                b.opt_text(t.sni.as_deref());
+                b.opt_text(t.version.as_deref());
+                b.opt_text(t.ja3.as_ref().map(|f| f.hash.as_str()));
+                b.opt_text(t.ja3.as_ref().map(|f| f.string.as_str()));
+                b.opt_text(t.ja3s.as_ref().map(|f| f.hash.as_str()));
+                b.opt_text(t.ja3s.as_ref().map(|f| f.string.as_str()));
+                b.opt_text(t.ja4.as_deref());
+                b.text_array(&t.alpn_offered);
+                b.opt_int4(t.cipher_selected.map(i32::from));
+                b.opt_text(t.certificates.first().map(|c| c.fingerprint.as_str()));
             }
-            EventKind::Krb5(k) => self.krb.push(KrbRow {
-                sensor: sensor.to_owned(),
-                flow_id: h.flow_id as i64,
-                ts: ts(h.ts),
-                src_ip: h.key.src_ip.to_string(),
-                src_port: i32::from(h.key.src_port),
-                dest_ip: h.key.dst_ip.to_string(),
-                dest_port: i32::from(h.key.dst_port),
-                proto: i16::from(h.key.proto),
-                msg_type: k.msg_type.name().to_owned(),
-                cname: k.cname.clone(),
-                realm: k.realm.clone(),
-                sname: k.sname.clone(),
-                encryption: k.encryption,
-                ticket_encryption: k.ticket_encryption,
-                requested_etypes: k.requested_etypes.clone(),
-                padata_types: k.padata_types.clone(),
-                error_code: k.error_code,
-                failed_request: k.failed_request.map(|r| r.name().to_owned()),
-                weak_encryption: k.encryption.is_some_and(is_weak_etype),
-            }),
-            EventKind::Dns(_) | EventKind::Dhcp(_) => self.app.push(app_row(sensor, h, event)),
+            EventKind::Krb5(k) => {
+                let b = &mut self.krb;
+                b.row(19);
+                b.text(sensor);
+                b.int8(h.flow_id as i64);
+                b.timestamptz_us(h.ts.0);
+                endpoints(b, h);
+                b.int2(i16::from(h.key.proto));
+                b.text(k.msg_type.name());
+                b.opt_text(k.cname.as_deref());
+                b.opt_text(k.realm.as_deref());
+                b.opt_text(k.sname.as_deref());
+                b.opt_int4(k.encryption);
+                b.opt_int4(k.ticket_encryption);
+                b.int4_array(&k.requested_etypes);
+                b.int4_array(&k.padata_types);
+                b.opt_int4(k.error_code);
+                b.opt_text(k.failed_request.map(|r| r.name()));
+                b.bool(k.encryption.is_some_and(is_weak_etype));
+            }
+            EventKind::Dns(_) | EventKind::Dhcp(_) => {
+                let b = &mut self.app;
+                b.row(7);
+                b.text(sensor);
+                b.int8(h.flow_id as i64);
+                b.timestamptz_us(h.ts.0);
+                b.text(event.kind.event_type());
+                b.text(&h.key.src_ip.to_string());
+                b.text(&h.key.dst_ip.to_string());
+                b.jsonb(&to_eve(event));
+            }
         }
     }
 }
 
-fn app_row(sensor: &str, h: &EventHeader, event: &Event) -> AppEventRow {
-    AppEventRow {
-        sensor: sensor.to_owned(),
-        flow_id: h.flow_id as i64,
-        ts: ts(h.ts),
-        event_type: event.kind.event_type().to_owned(),
-        src_ip: h.key.src_ip.to_string(),
-        dest_ip: h.key.dst_ip.to_string(),
-        eve: to_eve(event),
+/// `src_ip, src_port, dest_ip, dest_port` as every event table has them.
+fn endpoints(b: &mut CopyBuf, h: &EventHeader) {
+    b.text(&h.key.src_ip.to_string());
+    b.int4(i32::from(h.key.src_port));
+    b.text(&h.key.dst_ip.to_string());
+    b.int4(i32::from(h.key.dst_port));
+}
+
+fn clamp_u64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// One binary `COPY` of `buf` into `columns` of `table`.
+fn copy<T, C>(conn: &mut PgConnection, table: T, columns: C, buf: &mut CopyBuf) -> QueryResult<()>
+where
+    T: diesel::Table,
+    C: diesel::pg::CopyTarget<Table = T>,
+{
+    let data = buf.finish();
+    let result = diesel::copy_from(table)
+        .from_raw_data(columns, |w| {
+            for chunk in data.chunks(COPY_CHUNK) {
+                w.write_all(chunk)
+                    .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+            }
+            Ok::<_, diesel::result::Error>(())
+        })
+        .with_format(CopyFormat::Binary)
+        .execute(conn)
+        .map(|_| ());
+    buf.unfinish();
+    result
+}
+
+impl AuditRecord {
+    /// Appends this row to the audit stream.
+    pub(crate) fn encode(&self, b: &mut CopyBuf) {
+        b.row(12);
+        b.timestamptz_us(self.ts.timestamp_micros());
+        b.opt_int8(self.token_id);
+        b.opt_text(self.token_name.as_deref());
+        b.text(&self.method);
+        b.opt_text(self.tool.as_deref());
+        b.text(&self.status);
+        b.int4(self.http_status);
+        b.int8(self.duration_us);
+        b.opt_text(self.client_addr.as_deref());
+        b.opt_text(self.user_agent.as_deref());
+        b.opt_text(self.session_id.as_deref());
+        b.opt_text(self.error.as_deref());
     }
 }

@@ -92,6 +92,25 @@ diesel::table! {
     }
 }
 
+// The writer's per-session staging table for certificate upserts (`rows.rs`).
+diesel::table! {
+    certificates_stage (fingerprint) {
+        fingerprint -> Text,
+        subject -> Text,
+        issuer -> Text,
+        serial -> Text,
+        not_before -> Timestamptz,
+        not_after -> Timestamptz,
+        sans -> Array<Text>,
+        self_signed -> Bool,
+        is_ca -> Bool,
+        key_type -> Nullable<Text>,
+        key_bits -> Nullable<Int4>,
+        first_seen -> Timestamptz,
+        last_seen -> Timestamptz,
+    }
+}
+
 diesel::table! {
     ja3_blocklist (ja3) {
         ja3 -> Text,

@@ -47,8 +47,12 @@ pub async fn create(conn: &mut AsyncPgConnection, token: &NewToken) -> Result<i6
             token.scope
         )));
     }
+    let token = NewToken {
+        name: crate::copy::clean_text(&token.name).into_owned(),
+        ..token.clone()
+    };
     Ok(diesel::insert_into(api_tokens::table)
-        .values(token)
+        .values(&token)
         .returning(api_tokens::id)
         .get_result(conn)
         .await?)

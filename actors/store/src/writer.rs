@@ -1,18 +1,26 @@
 //! The store writer: one thread that turns batches of events into `COPY` statements, and spools
-//! to disk while PostgreSQL is away. It never drops an item: producers block when its bounded
-//! queue is full (back-pressure), and an outage moves batches to disk instead of memory.
+//! to disk while PostgreSQL is away. Producers block when its bounded queue is full
+//! (back-pressure), and an outage moves batches to disk instead of memory.
+//!
+//! Failures are told apart by what the database does next. When the connection is gone (or
+//! does not answer a ping), it is an outage: the batch is spooled and retried later, in order.
+//! When the database still answers, it refused the data: the batch is tried once more (a
+//! transient conflict passes), then split in halves until the refused rows are isolated; the
+//! others are written and the refused ones go to the dead-letter directory with the error. A
+//! row can therefore never stop the rows behind it.
 //!
 //! It uses diesel's synchronous `PgConnection` because `COPY ... FROM STDIN` (binary) is the
 //! fastest path into PostgreSQL and diesel-async does not offer it; query paths use the async pool.
 
-use crate::audit::{copy_audit, AuditRecord};
-use crate::rows::RowBatch;
-use crate::schema::*;
-use crate::spool::Spool;
+use crate::audit::AuditRecord;
+use crate::deadletter::DeadLetters;
+use crate::rows::{TableCopies, SESSION_SETUP};
+use crate::spool::{Oldest, Spool};
 use crate::StoreError;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use diesel::upsert::excluded;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use netmonitor_common::Event;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -44,9 +52,18 @@ pub struct StoreConfig {
     pub queue_capacity: usize,
     /// Where batches go while the database is down (default: `<data_dir>/spool`).
     pub spool_dir: PathBuf,
+    /// Most bytes the spool may hold; past it the oldest batches are dropped (counted).
+    pub spool_max_bytes: u64,
+    /// Where rows PostgreSQL refused for their content go (default: `deadletter` beside the
+    /// spool directory).
+    pub dead_letter_dir: PathBuf,
     /// How often to retry the database during an outage.
     pub retry_interval_ms: u64,
 }
+
+/// The spool's default bound: a day of a busy sensor (about 500 events a second at the ~390
+/// bytes a spooled event takes) fits.
+pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 16 << 30;
 
 impl Default for StoreConfig {
     fn default() -> Self {
@@ -56,6 +73,8 @@ impl Default for StoreConfig {
             flush_interval_ms: 250,
             queue_capacity: 256,
             spool_dir: PathBuf::new(),
+            spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
+            dead_letter_dir: PathBuf::new(),
             retry_interval_ms: 1000,
         }
     }
@@ -73,7 +92,19 @@ impl StoreConfig {
         if self.flush_interval_ms == 0 {
             return Err("store.flush_interval_ms must be at least 1".into());
         }
+        if self.spool_max_bytes < 1 << 20 {
+            return Err("store.spool_max_bytes must be at least 1048576 (1 MiB)".into());
+        }
         Ok(())
+    }
+
+    /// The dead-letter directory, defaulting to `deadletter` beside the spool.
+    pub fn dead_letter_dir(&self) -> PathBuf {
+        if self.dead_letter_dir.as_os_str().is_empty() {
+            self.spool_dir.with_file_name("deadletter")
+        } else {
+            self.dead_letter_dir.clone()
+        }
     }
 }
 
@@ -88,6 +119,12 @@ pub struct StoreStats {
     pub rows_replayed: AtomicU64,
     /// Batches currently on disk.
     pub spool_batches: AtomicU64,
+    /// Rows PostgreSQL refused for their content (now in the dead-letter directory).
+    pub rows_rejected: AtomicU64,
+    /// Spooled rows dropped to keep the spool within its bound.
+    pub rows_dropped: AtomicU64,
+    /// Spool files that could not be read back and were moved aside.
+    pub spool_corrupt_files: AtomicU64,
     /// Whether the last attempt to reach PostgreSQL succeeded.
     pub database_up: AtomicBool,
     /// The last database error, for operators.
@@ -110,7 +147,8 @@ impl StoreHandle {
     /// Starts the writer thread for the database at `conninfo`.
     pub fn spawn(conninfo: String, config: StoreConfig) -> Result<Self, StoreError> {
         config.validate().map_err(StoreError::Invalid)?;
-        let spool = Spool::open(&config.spool_dir)?;
+        let spool = Spool::open(&config.spool_dir, config.spool_max_bytes)?;
+        let dead_letters = DeadLetters::open(&config.dead_letter_dir())?;
         let stats = Arc::new(StoreStats::default());
         stats
             .spool_batches
@@ -121,9 +159,10 @@ impl StoreHandle {
             config,
             conn: None,
             spool,
+            dead_letters,
             stats: stats.clone(),
             next_attempt: Instant::now(),
-            copy_buf: Vec::new(),
+            copies: TableCopies::default(),
         };
         let join = std::thread::Builder::new()
             .name("store-writer".into())
@@ -202,10 +241,17 @@ struct Writer {
     config: StoreConfig,
     conn: Option<PgConnection>,
     spool: Spool,
+    dead_letters: DeadLetters,
     stats: Arc<StoreStats>,
     next_attempt: Instant,
-    /// Encoding buffer for audit `COPY`s, kept between batches.
-    copy_buf: Vec<u8>,
+    /// Encoding buffers, kept between batches.
+    copies: TableCopies,
+}
+
+/// How a write ended when it did not end well.
+enum Failure {
+    /// The database is unreachable: nothing from `from` on (index into the items) was written.
+    Outage { from: usize },
 }
 
 impl Writer {
@@ -259,17 +305,9 @@ impl Writer {
             self.spool_batch(batch);
             return;
         }
-        match self.write(batch) {
-            Ok(n) => {
-                self.stats
-                    .rows_written
-                    .fetch_add(n as u64, Ordering::Relaxed);
-                metrics::counter!("netmonitor_store_rows_written_total").increment(n as u64);
-            }
-            Err(e) => {
-                self.database_failed(&e);
-                self.spool_batch(batch);
-            }
+        match self.write_all(batch) {
+            Ok(n) => self.count_written(n, false),
+            Err(Failure::Outage { from }) => self.spool_batch(&batch[from..]),
         }
     }
 
@@ -280,41 +318,67 @@ impl Writer {
         }
         while !self.spool.is_empty() {
             let batch = match self.spool.peek_oldest() {
-                Ok(Some(b)) => b,
-                Ok(None) => break,
+                Ok(Oldest::Batch(b)) => b,
+                Ok(Oldest::Empty) => break,
+                Ok(Oldest::Corrupt { path, error }) => {
+                    tracing::error!(file = %path.display(), %error, "unreadable spool file moved aside; replaying the rest");
+                    self.stats
+                        .spool_corrupt_files
+                        .fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("netmonitor_store_spool_corrupt_files_total").increment(1);
+                    self.publish_spool_size();
+                    continue;
+                }
                 Err(e) => {
-                    tracing::error!(error = %e, "unreadable spool batch; it stays on disk for inspection");
+                    tracing::error!(error = %e, "cannot read the spool; it stays on disk");
                     metrics::counter!("netmonitor_store_errors_total", "error_type" => "spool_read").increment(1);
                     return false;
                 }
             };
-            match self.write(&batch) {
+            let result = self.write_all(&batch);
+            let done = match result {
                 Ok(n) => {
-                    if let Err(e) = self.spool.pop_oldest() {
-                        tracing::error!(error = %e, "cannot remove replayed spool batch");
-                    }
-                    self.stats
-                        .rows_written
-                        .fetch_add(n as u64, Ordering::Relaxed);
-                    self.stats
-                        .rows_replayed
-                        .fetch_add(n as u64, Ordering::Relaxed);
-                    self.stats
-                        .spool_batches
-                        .store(self.spool.pending() as u64, Ordering::Relaxed);
-                    metrics::counter!("netmonitor_store_rows_written_total").increment(n as u64);
-                    metrics::counter!("netmonitor_store_rows_replayed_total").increment(n as u64);
-                    metrics::gauge!("netmonitor_store_spool_batches")
-                        .set(self.spool.pending() as f64);
+                    self.count_written(n, true);
+                    self.spool.pop_oldest()
                 }
-                Err(e) => {
-                    self.database_failed(&e);
+                Err(Failure::Outage { from }) => {
+                    let kept = if from > 0 {
+                        self.count_written(from, true);
+                        self.spool.replace_oldest(&batch[from..])
+                    } else {
+                        Ok(())
+                    };
+                    if let Err(e) = kept {
+                        tracing::error!(error = %e, "cannot rewrite a partly replayed spool batch");
+                    }
+                    self.publish_spool_size();
                     return false;
                 }
+            };
+            if let Err(e) = done {
+                tracing::error!(error = %e, "cannot remove a replayed spool batch");
             }
+            self.publish_spool_size();
         }
         tracing::info!("store spool drained");
         true
+    }
+
+    fn count_written(&self, n: usize, replayed: bool) {
+        let n = n as u64;
+        self.stats.rows_written.fetch_add(n, Ordering::Relaxed);
+        metrics::counter!("netmonitor_store_rows_written_total").increment(n);
+        if replayed {
+            self.stats.rows_replayed.fetch_add(n, Ordering::Relaxed);
+            metrics::counter!("netmonitor_store_rows_replayed_total").increment(n);
+        }
+    }
+
+    fn publish_spool_size(&self) {
+        let pending = self.spool.pending() as u64;
+        self.stats.spool_batches.store(pending, Ordering::Relaxed);
+        metrics::gauge!("netmonitor_store_spool_batches").set(pending as f64);
+        metrics::gauge!("netmonitor_store_spool_bytes").set(self.spool.bytes() as f64);
     }
 
     fn spool_batch(&mut self, batch: &[StoreItem]) {
@@ -322,23 +386,32 @@ impl Writer {
             return;
         }
         // The spool is the last line of defence: retry until the disk takes it.
-        loop {
+        let dropped = loop {
             match self.spool.append(batch) {
-                Ok(()) => break,
+                Ok(d) => break d,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot write spool batch; retrying");
                     metrics::counter!("netmonitor_store_errors_total", "error_type" => "spool_write").increment(1);
                     std::thread::sleep(Duration::from_millis(self.config.retry_interval_ms));
                 }
             }
-        }
+        };
         let n = batch.len() as u64;
         self.stats.rows_spooled.fetch_add(n, Ordering::Relaxed);
-        self.stats
-            .spool_batches
-            .store(self.spool.pending() as u64, Ordering::Relaxed);
         metrics::counter!("netmonitor_store_rows_spooled_total").increment(n);
-        metrics::gauge!("netmonitor_store_spool_batches").set(self.spool.pending() as f64);
+        if dropped.rows > 0 {
+            tracing::error!(
+                batches = dropped.batches,
+                rows = dropped.rows,
+                max_bytes = self.config.spool_max_bytes,
+                "spool full: dropped its oldest batches"
+            );
+            self.stats
+                .rows_dropped
+                .fetch_add(dropped.rows, Ordering::Relaxed);
+            metrics::counter!("netmonitor_store_spool_dropped_rows_total").increment(dropped.rows);
+        }
+        self.publish_spool_size();
     }
 
     fn database_failed(&mut self, e: &StoreError) {
@@ -356,79 +429,143 @@ impl Writer {
         metrics::counter!("netmonitor_store_errors_total", "error_type" => "database").increment(1);
     }
 
-    /// Connects unless connected.
-    fn ensure_connected(&mut self) -> Result<(), StoreError> {
-        if self.conn.is_none() {
-            let conn = PgConnection::establish(&self.conninfo)?;
-            if !self.stats.database_up.swap(true, Ordering::Relaxed) {
-                tracing::info!("database connection established");
+    /// Connects unless connected, and prepares the session.
+    fn ensure_connected(&mut self) -> Result<&mut PgConnection, StoreError> {
+        let conn = match self.conn.take() {
+            Some(c) => c,
+            None => {
+                let mut conn = PgConnection::establish(&self.conninfo)?;
+                conn.batch_execute(SESSION_SETUP)?;
+                if !self.stats.database_up.swap(true, Ordering::Relaxed) {
+                    tracing::info!("database connection established");
+                }
+                metrics::gauge!("netmonitor_store_database_up").set(1.0);
+                conn
             }
-            metrics::gauge!("netmonitor_store_database_up").set(1.0);
-            self.conn = Some(conn);
+        };
+        Ok(self.conn.insert(conn))
+    }
+
+    /// True when `e` means the database is out of reach rather than that it refused the data:
+    /// a failed connect, a connection diesel saw close, or one that no longer answers a ping.
+    fn is_outage(&mut self, e: &StoreError) -> bool {
+        let closed = match e {
+            StoreError::Connect(_) => true,
+            StoreError::Query(DieselError::DatabaseError(kind, _)) => matches!(
+                kind,
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand
+            ),
+            StoreError::Query(DieselError::BrokenTransactionManager) => true,
+            _ => false,
+        };
+        closed
+            || self
+                .conn
+                .as_mut()
+                .map_or(true, |c| c.batch_execute("SELECT 1").is_err())
+    }
+
+    /// Writes `items`; rows the database refuses are isolated and dead-lettered. Returns the
+    /// rows written, or where an outage stopped the work.
+    fn write_all(&mut self, items: &[StoreItem]) -> Result<usize, Failure> {
+        let err = match self.write(items) {
+            Ok(n) => return Ok(n),
+            Err(e) => e,
+        };
+        if self.is_outage(&err) {
+            self.database_failed(&err);
+            return Err(Failure::Outage { from: 0 });
+        }
+        // Refused while the database answers: once more in case it was transient, then isolate.
+        let err = match self.write(items) {
+            Ok(n) => return Ok(n),
+            Err(e) if self.is_outage(&e) => {
+                self.database_failed(&e);
+                return Err(Failure::Outage { from: 0 });
+            }
+            Err(e) => e,
+        };
+        tracing::warn!(error = %err, rows = items.len(), "database refused a batch; isolating the refused rows");
+        let mut written = 0;
+        let mut rejected = Vec::new();
+        let outcome = self.isolate(items, 0, err, &mut written, &mut rejected);
+        self.dead_letter(rejected, written);
+        outcome.map(|()| written).map_err(|from| {
+            // the rows before `from` are settled: written or dead-lettered
+            Failure::Outage { from }
+        })
+    }
+
+    /// Splits `items` (which failed with `err`) until the refused rows stand alone; `offset` is
+    /// their index in the batch. On an outage, returns the index from which nothing is settled.
+    fn isolate(
+        &mut self,
+        items: &[StoreItem],
+        offset: usize,
+        err: StoreError,
+        written: &mut usize,
+        rejected: &mut Vec<(StoreItem, String)>,
+    ) -> Result<(), usize> {
+        if let [one] = items {
+            rejected.push((one.clone(), err.to_string()));
+            return Ok(());
+        }
+        let mid = items.len() / 2;
+        for (part, at) in [(&items[..mid], offset), (&items[mid..], offset + mid)] {
+            match self.write(part) {
+                Ok(n) => *written += n,
+                Err(e) if self.is_outage(&e) => {
+                    self.database_failed(&e);
+                    return Err(at);
+                }
+                Err(e) => self.isolate(part, at, e, written, rejected)?,
+            }
         }
         Ok(())
+    }
+
+    fn dead_letter(&mut self, rejected: Vec<(StoreItem, String)>, written: usize) {
+        if rejected.is_empty() {
+            return;
+        }
+        let n = rejected.len() as u64;
+        if written == 0 {
+            tracing::error!(rows = n, error = %rejected[0].1, "the database refused every row of a batch; this looks like a database fault, not bad data");
+        }
+        self.stats.rows_rejected.fetch_add(n, Ordering::Relaxed);
+        metrics::counter!("netmonitor_store_rows_rejected_total").increment(n);
+        // Like the spool, the dead-letter file is the last line of defence: retry until written.
+        loop {
+            match self.dead_letters.write(&rejected) {
+                Ok(path) => {
+                    tracing::error!(rows = n, file = %path.display(), error = %rejected[0].1, "rows refused by the database were moved to the dead-letter file");
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, dir = %self.dead_letters.dir().display(), "cannot write the dead-letter file; retrying");
+                    metrics::counter!("netmonitor_store_errors_total", "error_type" => "dead_letter_write").increment(1);
+                    std::thread::sleep(Duration::from_millis(self.config.retry_interval_ms));
+                }
+            }
+        }
     }
 
     /// Writes one batch in one transaction; returns the number of items.
     fn write(&mut self, batch: &[StoreItem]) -> Result<usize, StoreError> {
         let started = Instant::now();
-        let sensor = self.config.sensor_name.clone();
-        let mut rows = RowBatch::default();
-        let mut audits = Vec::new();
+        let mut copies = std::mem::take(&mut self.copies);
+        copies.clear();
         for item in batch {
-            match item {
-                StoreItem::Event(e) => rows.push(&sensor, e),
-                StoreItem::Audit(a) => audits.push(a),
-            }
+            copies.push(&self.config.sensor_name, item);
         }
-        // One row per certificate fingerprint per batch: ON CONFLICT cannot touch a row twice.
-        rows.certs.sort_by(|a, b| a.fingerprint.cmp(&b.fingerprint));
-        rows.certs.dedup_by(|a, b| a.fingerprint == b.fingerprint);
-        self.ensure_connected()?;
-        let copy_buf = &mut self.copy_buf;
-        let conn = self
-            .conn
-            .as_mut()
-            .ok_or_else(|| StoreError::Invalid("no connection".into()))?;
-        conn.transaction::<_, diesel::result::Error, _>(|c| {
-            if !rows.flows.is_empty() {
-                diesel::copy_from(flows::table)
-                    .from_insertable(&rows.flows)
-                    .execute(c)?;
-            }
-            if !rows.alerts.is_empty() {
-                diesel::copy_from(alerts::table)
-                    .from_insertable(&rows.alerts)
-                    .execute(c)?;
-            }
-            if !rows.tls.is_empty() {
-                diesel::copy_from(tls_sessions::table)
-                    .from_insertable(&rows.tls)
-                    .execute(c)?;
-            }
-            for chunk in rows.certs.chunks(1000) {
-                diesel::insert_into(certificates::table)
-                    .values(chunk)
-                    .on_conflict(certificates::fingerprint)
-                    .do_update()
-                    .set(certificates::last_seen.eq(excluded(certificates::last_seen)))
-                    .execute(c)?;
-            }
-            if !rows.krb.is_empty() {
-                diesel::copy_from(kerberos_events::table)
-                    .from_insertable(&rows.krb)
-                    .execute(c)?;
-            }
-            if !rows.app.is_empty() {
-                diesel::copy_from(app_events::table)
-                    .from_insertable(&rows.app)
-                    .execute(c)?;
-            }
-            if !audits.is_empty() {
-                copy_audit(c, audits.iter().copied(), copy_buf)?;
-            }
-            Ok(())
-        })?;
+        let result = match self.ensure_connected() {
+            Ok(conn) => conn
+                .transaction::<_, DieselError, _>(|c| copies.write(c))
+                .map_err(StoreError::from),
+            Err(e) => Err(e),
+        };
+        self.copies = copies;
+        result?;
         metrics::histogram!("netmonitor_store_batch_seconds")
             .record(started.elapsed().as_secs_f64());
         Ok(batch.len())

@@ -160,3 +160,266 @@ fn audit_rows_read_back_exactly_as_written() {
         .unwrap();
     assert_eq!(back, rows);
 }
+
+fn count_where(t: &TestDatabase, sql: &str) -> i64 {
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut conn = PgConnection::establish(&t.conninfo()).unwrap();
+    let n: N = diesel::sql_query(sql).get_result(&mut conn).unwrap();
+    n.n
+}
+
+fn load(stat: &std::sync::atomic::AtomicU64) -> u64 {
+    stat.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Every text a packet or a caller can put in a row, with a NUL byte and with the U+FFFD that
+/// lossy decoding leaves for invalid UTF-8: PostgreSQL refuses NUL in text and `\u0000` in
+/// jsonb, and before the store cleaned text one such row stopped every write for good.
+#[test]
+fn nul_bytes_in_every_text_column_are_written_not_spooled() {
+    use netmonitor_common::krb::{KrbMessage, KrbMsgType};
+    use netmonitor_common::{Alert, Certificate, DhcpRecord, DnsRecord, Fingerprint, TlsHandshake};
+    use netmonitor_store::{AuditRecord, StoreItem};
+    let t = TestDatabase::start().expect("test database");
+    let store = StoreHandle::spawn(t.conninfo(), config(&t)).unwrap();
+    let bad = |s: &str| format!("{s}\0x\u{FFFD}{}", String::from_utf8_lossy(b"\xff\xfe"));
+    let header = flow_event(1).header;
+    let ev = |kind| {
+        StoreItem::Event(Event {
+            header: header.clone(),
+            kind,
+        })
+    };
+    let mut flow = match flow_event(1).kind {
+        EventKind::Flow(f) => f,
+        _ => unreachable!(),
+    };
+    flow.state = bad("closed");
+    flow.reason = bad("timeout");
+    flow.app_proto = Some(bad("tls"));
+    let mut krb = KrbMessage::new(KrbMsgType::AsReq);
+    krb.cname = Some(bad("alice"));
+    krb.realm = Some(bad("EXAMPLE.COM"));
+    krb.sname = Some(bad("krbtgt"));
+    krb.e_text = Some(bad("e-text"));
+    let items = vec![
+        ev(EventKind::Flow(flow)),
+        ev(EventKind::Tls(TlsHandshake {
+            sni: Some(bad("evil.example")),
+            version: Some(bad("TLS 1.2")),
+            ja3: Some(Fingerprint {
+                hash: bad("h"),
+                string: bad("s"),
+            }),
+            ja4: Some(bad("t13d")),
+            alpn_offered: vec![bad("h2")],
+            certificates: vec![Certificate {
+                subject: bad("CN=a"),
+                issuer: bad("CN=b"),
+                serial: bad("01"),
+                fingerprint: bad("aa:bb"),
+                sans: vec![bad("a.example")],
+                key_type: Some(bad("RSA")),
+                ..Certificate::default()
+            }],
+            ..TlsHandshake::default()
+        })),
+        ev(EventKind::Krb5(krb)),
+        ev(EventKind::Dhcp(DhcpRecord {
+            kind: "request".into(),
+            dhcp_type: bad("request"),
+            client_mac: bad("00:11"),
+            hostname: Some(bad("printer")),
+            ..DhcpRecord::default()
+        })),
+        ev(EventKind::Dns(DnsRecord {
+            kind: "query".into(),
+            rrname: bad("a.example"),
+            rrtype: "A".into(),
+            answers: vec![bad("1.2.3.4")],
+            ..DnsRecord::default()
+        })),
+        ev(EventKind::Alert(Alert {
+            signature_id: 1,
+            signature: bad("sig"),
+            category: bad("cat"),
+            severity: 2,
+            threat_type: bad("tt"),
+            mitre: vec![bad("T1")],
+            evidence: serde_json::json!({ bad("key"): bad("value"), "list": [bad("x")] }),
+        })),
+        StoreItem::Audit(AuditRecord {
+            ts: chrono::Utc::now(),
+            token_id: None,
+            token_name: Some(bad("name")),
+            method: "\0".into(),
+            tool: Some(bad("tool")),
+            status: bad("error"),
+            http_status: 400,
+            duration_us: 1,
+            client_addr: Some(bad("addr")),
+            user_agent: Some(bad("ua")),
+            session_id: Some(bad("sid")),
+            error: Some(bad("err")),
+        }),
+    ];
+    store.send(items).unwrap();
+    store.flush().unwrap();
+    let stats = store.stats();
+    assert_eq!(load(&stats.rows_spooled), 0);
+    assert_eq!(load(&stats.rows_rejected), 0);
+    assert_eq!(load(&stats.rows_written), 7);
+    for (table, column) in [
+        ("flows", "state"),
+        ("tls_sessions", "sni"),
+        ("certificates", "subject"),
+        ("kerberos_events", "cname"),
+        ("alerts", "evidence::text"),
+        ("app_events", "eve->>'dhcp'"),
+        ("app_events", "eve->'dns'->>'rrname'"),
+        ("api_token_usage", "error"),
+    ] {
+        let sql = format!(
+            "SELECT count(*) AS n FROM {table} WHERE {column} LIKE '%' || U&'\\FFFD' || 'x%'"
+        );
+        assert!(count_where(&t, &sql) >= 1, "{table}.{column} lost its text");
+    }
+    assert_eq!(
+        count_where(
+            &t,
+            "SELECT count(*) AS n FROM api_token_usage WHERE method = U&'\\FFFD'"
+        ),
+        1
+    );
+}
+
+/// A row the database refuses for its content (here a CHECK constraint the test adds) sits in
+/// the middle of a 20,000-row batch: the other 19,999 are written, the one is dead-lettered with
+/// the error, and the rows behind it keep flowing.
+#[test]
+fn a_refused_row_is_dead_lettered_and_its_batch_written() {
+    use diesel::connection::SimpleConnection;
+    use diesel::prelude::*;
+    let t = TestDatabase::start().expect("test database");
+    let mut conn = PgConnection::establish(&t.conninfo()).unwrap();
+    conn.batch_execute("ALTER TABLE flows ADD CONSTRAINT no_flow_12345 CHECK (flow_id <> 12345)")
+        .unwrap();
+    let cfg = StoreConfig {
+        batch_size: 20_000,
+        flush_interval_ms: 60_000,
+        ..config(&t)
+    };
+    let store = StoreHandle::spawn(t.conninfo(), cfg.clone()).unwrap();
+    store.send_events((0..20_000).map(flow_event)).unwrap();
+    store.flush().unwrap();
+    store.send_events((20_000..20_010).map(flow_event)).unwrap();
+    store.flush().unwrap();
+    let stats = store.stats();
+    assert_eq!(t.count("flows").unwrap(), 20_009);
+    assert_eq!(load(&stats.rows_rejected), 1);
+    assert_eq!(load(&stats.rows_written), 20_009);
+    assert_eq!(load(&stats.rows_spooled), 0);
+    let dir = cfg.dead_letter_dir();
+    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+    assert_eq!(files.len(), 1);
+    let text = std::fs::read_to_string(files[0].path()).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert!(lines[0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("no_flow_12345"));
+    assert_eq!(lines[0]["item"]["Event"]["header"]["flow_id"], 12345);
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(files[0].metadata().unwrap().mode() & 0o777, 0o600);
+}
+
+/// Spool files left by an earlier run are replayed at start; one that was truncated (a crash,
+/// a full disk) is moved aside and counted instead of blocking the others.
+#[test]
+fn a_corrupt_spool_file_is_moved_aside_and_the_rest_replayed() {
+    let mut t = TestDatabase::start().expect("test database");
+    let cfg = config(&t);
+    {
+        t.db.cluster_mut().unwrap().force_stop().unwrap();
+        let store = StoreHandle::spawn(t.conninfo(), cfg.clone()).unwrap();
+        for i in 0..3u64 {
+            store
+                .send_events((i * 100..i * 100 + 100).map(flow_event))
+                .unwrap();
+            store.flush().unwrap();
+        }
+        assert_eq!(load(&store.stats().spool_batches), 3);
+        store.close();
+    }
+    let mut files: Vec<_> = std::fs::read_dir(&cfg.spool_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    files.sort();
+    let text = std::fs::read(&files[1]).unwrap();
+    std::fs::write(&files[1], &text[..text.len() / 2]).unwrap();
+    t.db.cluster_mut().unwrap().restart().unwrap();
+    let store = StoreHandle::spawn(t.conninfo(), cfg.clone()).unwrap();
+    store.send_events((1000..1001).map(flow_event)).unwrap();
+    store.flush().unwrap();
+    let stats = store.stats();
+    assert_eq!(t.count("flows").unwrap(), 201);
+    assert_eq!(load(&stats.spool_corrupt_files), 1);
+    assert_eq!(load(&stats.spool_batches), 0);
+    let aside: Vec<_> = std::fs::read_dir(cfg.spool_dir.join("corrupt"))
+        .unwrap()
+        .collect();
+    assert_eq!(aside.len(), 1);
+}
+
+/// During a long outage the spool stays within its byte bound by dropping its oldest batches,
+/// and says how many rows that cost.
+#[test]
+fn the_spool_is_bounded_and_drops_its_oldest_batches() {
+    let mut t = TestDatabase::start().expect("test database");
+    let cfg = StoreConfig {
+        spool_max_bytes: 1 << 20,
+        ..config(&t)
+    };
+    t.db.cluster_mut().unwrap().force_stop().unwrap();
+    let store = StoreHandle::spawn(t.conninfo(), cfg.clone()).unwrap();
+    // about 500 bytes a spooled flow: 3 MiB of events against a 1 MiB bound
+    for i in 0..12u64 {
+        store
+            .send_events((i * 500..i * 500 + 500).map(flow_event))
+            .unwrap();
+        store.flush().unwrap();
+    }
+    let stats = store.stats();
+    assert_eq!(load(&stats.rows_spooled), 6000);
+    let dropped = load(&stats.rows_dropped);
+    assert!(dropped >= 3000, "dropped {dropped}");
+    let on_disk: u64 = std::fs::read_dir(&cfg.spool_dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_file())
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+    assert!(on_disk <= 1 << 20, "{on_disk} bytes on disk");
+    t.db.cluster_mut().unwrap().restart().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    store.send_events((10_000..10_001).map(flow_event)).unwrap();
+    store.flush().unwrap();
+    // what was kept arrives, newest included; nothing twice
+    assert_eq!(t.count("flows").unwrap() as u64, 6001 - dropped);
+    assert_eq!(
+        count_where(&t, "SELECT count(DISTINCT flow_id) AS n FROM flows"),
+        t.count("flows").unwrap()
+    );
+}
