@@ -18,6 +18,8 @@ pub struct OpsState {
     pub started: Instant,
     /// Result of the last database probe.
     pub database_up: Arc<AtomicBool>,
+    /// Whether the private cluster's postmaster runs (embedded default only).
+    pub cluster_alive: Option<Arc<AtomicBool>>,
     /// Tools the MCP server offers.
     pub tools: Arc<AtomicUsize>,
     /// The store writer's figures.
@@ -35,8 +37,20 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: OpsState) {
         .route("/metrics", web::get().to(metrics_text));
 }
 
+impl OpsState {
+    /// The database answered the last probe and, for the embedded default, its postmaster
+    /// still runs (checked twice a second, so a crash shows at once rather than at the next probe).
+    fn database_up(&self) -> bool {
+        self.database_up.load(Ordering::Relaxed)
+            && self
+                .cluster_alive
+                .as_ref()
+                .is_none_or(|a| a.load(Ordering::Relaxed))
+    }
+}
+
 async fn health(state: web::Data<OpsState>) -> HttpResponse {
-    let db_up = state.database_up.load(Ordering::Relaxed);
+    let db_up = state.database_up();
     let spooled = state.store.spool_batches.load(Ordering::Relaxed);
     let body = json!({
         "status": if db_up { "healthy" } else { "degraded" },
@@ -63,11 +77,7 @@ async fn health(state: web::Data<OpsState>) -> HttpResponse {
 
 async fn metrics_text(state: web::Data<OpsState>) -> HttpResponse {
     crate::telemetry::update_process_metrics(state.started);
-    metrics::gauge!("netmonitor_database_up").set(if state.database_up.load(Ordering::Relaxed) {
-        1.0
-    } else {
-        0.0
-    });
+    metrics::gauge!("netmonitor_database_up").set(if state.database_up() { 1.0 } else { 0.0 });
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(state.prometheus.render())

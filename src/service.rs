@@ -28,7 +28,9 @@ const RESOURCE_NOTICE_INTERVAL: Duration = Duration::from_secs(1);
 const INVENTORY_RESOURCES: [&str; 3] = ["network://hosts", "network://events", "network://map"];
 
 /// How often the database probe behind /health runs.
-const DB_PROBE_INTERVAL: Duration = Duration::from_secs(5);
+const DB_PROBE_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the private cluster's postmaster is checked (and restarted when it died).
+const CLUSTER_CHECK_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Runs the service until a termination signal.
 pub fn run(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
@@ -39,6 +41,7 @@ pub fn run(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
     let prometheus = crate::telemetry::prometheus();
     let mut db = Database::open(&cfg.db_target()).context("opening the database")?;
     tracing::info!("database ready");
+    let keeper = db.keep_alive(CLUSTER_CHECK_INTERVAL);
     let store = Arc::new(StoreHandle::spawn(
         db.conninfo().to_owned(),
         cfg.store.clone(),
@@ -46,6 +49,7 @@ pub fn run(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
     let ops = OpsState {
         started,
         database_up: Arc::new(AtomicBool::new(true)),
+        cluster_alive: keeper.as_ref().map(|k| k.alive_flag()),
         tools: Arc::new(AtomicUsize::new(0)),
         store: store.stats(),
         prometheus,
@@ -62,6 +66,7 @@ pub fn run(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
             }
         }
     }
+    drop(keeper);
     db.shutdown()?;
     tracing::info!("netmonitor stopped");
     outcome

@@ -4,6 +4,7 @@
 mod live;
 mod mcp;
 mod oracles;
+mod resilience;
 mod service;
 mod supervision;
 mod util;

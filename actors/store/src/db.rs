@@ -9,6 +9,10 @@ use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::AsyncPgConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// The schema, compiled into the binary and applied at start and by `netmonitor migrate`.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
@@ -34,7 +38,7 @@ pub enum DbTarget {
 #[derive(Debug)]
 pub struct Database {
     conninfo: String,
-    cluster: Option<PrivateCluster>,
+    cluster: Option<Arc<Mutex<PrivateCluster>>>,
 }
 
 impl Database {
@@ -48,7 +52,10 @@ impl Database {
                 (conninfo, Some(cluster))
             }
         };
-        let db = Database { conninfo, cluster };
+        let db = Database {
+            conninfo,
+            cluster: cluster.map(|c| Arc::new(Mutex::new(c))),
+        };
         db.migrate()?;
         Ok(db)
     }
@@ -71,8 +78,32 @@ impl Database {
     }
 
     /// The private cluster, when this is the embedded default.
-    pub fn cluster_mut(&mut self) -> Option<&mut PrivateCluster> {
-        self.cluster.as_mut()
+    pub fn cluster_mut(&mut self) -> Option<MutexGuard<'_, PrivateCluster>> {
+        self.cluster
+            .as_ref()
+            .map(|c| c.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// For the embedded default, starts a thread that checks every `interval` that the private
+    /// cluster still runs and starts it again when it does not (with backoff, counted, logged):
+    /// the service owns that cluster, so nobody else would. `None` for an external database,
+    /// which is only ever reconnected.
+    pub fn keep_alive(&self, interval: Duration) -> Option<ClusterKeeper> {
+        let cluster = self.cluster.clone()?;
+        let shared = Arc::new(KeeperShared {
+            stop: Mutex::new(false),
+            wake: std::sync::Condvar::new(),
+            alive: Arc::new(AtomicBool::new(true)),
+        });
+        let state = shared.clone();
+        let join = std::thread::Builder::new()
+            .name("pg-keeper".into())
+            .spawn(move || keep(&cluster, &state, interval))
+            .ok()?;
+        Some(ClusterKeeper {
+            shared,
+            join: Some(join),
+        })
     }
 
     /// Builds the async pool. Call it on the runtime that lives as long as the pool's users:
@@ -87,8 +118,8 @@ impl Database {
 
     /// Stops the private cluster if this process started it.
     pub fn shutdown(&mut self) -> Result<(), StoreError> {
-        match self.cluster.as_mut() {
-            Some(c) => c.stop(),
+        match self.cluster_mut() {
+            Some(mut c) => c.stop(),
             None => Ok(()),
         }
     }
@@ -98,6 +129,88 @@ impl Drop for Database {
     fn drop(&mut self) {
         if let Err(e) = self.shutdown() {
             tracing::warn!(error = %e, "stopping the private PostgreSQL cluster failed");
+        }
+    }
+}
+
+/// Longest wait between two restart attempts of a cluster that will not start.
+const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(30);
+
+struct KeeperShared {
+    stop: Mutex<bool>,
+    wake: std::sync::Condvar,
+    alive: Arc<AtomicBool>,
+}
+
+/// The thread that keeps the private cluster running; stopped when dropped (before the
+/// cluster itself is stopped).
+pub struct ClusterKeeper {
+    shared: Arc<KeeperShared>,
+    join: Option<JoinHandle<()>>,
+}
+
+impl ClusterKeeper {
+    /// Whether the postmaster was alive at the last check.
+    pub fn alive(&self) -> bool {
+        self.shared.alive.load(Ordering::Relaxed)
+    }
+
+    /// The flag behind [`ClusterKeeper::alive`], for /health.
+    pub fn alive_flag(&self) -> Arc<AtomicBool> {
+        self.shared.alive.clone()
+    }
+}
+
+impl Drop for ClusterKeeper {
+    fn drop(&mut self) {
+        *self.shared.stop.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.shared.wake.notify_all();
+        if let Some(j) = self.join.take() {
+            let _ = j.join();
+        }
+    }
+}
+
+fn keep(cluster: &Mutex<PrivateCluster>, state: &KeeperShared, interval: Duration) {
+    let mut wait = interval;
+    loop {
+        {
+            let stop = state.stop.lock().unwrap_or_else(|p| p.into_inner());
+            let (stop, _) = state
+                .wake
+                .wait_timeout_while(stop, wait, |s| !*s)
+                .unwrap_or_else(|p| p.into_inner());
+            if *stop {
+                return;
+            }
+        }
+        let mut c = cluster.lock().unwrap_or_else(|p| p.into_inner());
+        if c.is_running() {
+            state.alive.store(true, Ordering::Relaxed);
+            wait = interval;
+            continue;
+        }
+        if state.alive.swap(false, Ordering::Relaxed) {
+            tracing::error!("the private PostgreSQL cluster stopped; starting it again");
+            metrics::gauge!("netmonitor_store_cluster_up").set(0.0);
+        }
+        let started = std::time::Instant::now();
+        match c.restart() {
+            Ok(()) => {
+                state.alive.store(true, Ordering::Relaxed);
+                wait = interval;
+                metrics::counter!("netmonitor_store_cluster_restarts_total").increment(1);
+                metrics::gauge!("netmonitor_store_cluster_up").set(1.0);
+                tracing::warn!(
+                    seconds = started.elapsed().as_secs_f64(),
+                    "private PostgreSQL cluster restarted"
+                );
+            }
+            Err(e) => {
+                wait = (wait * 2).min(MAX_RESTART_BACKOFF);
+                metrics::counter!("netmonitor_store_cluster_restart_failures_total").increment(1);
+                tracing::error!(error = %e, retry_in_s = wait.as_secs_f64(), "cannot restart the private PostgreSQL cluster");
+            }
         }
     }
 }
