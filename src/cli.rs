@@ -91,8 +91,8 @@ pub struct TokenCreateArgs {
     /// read_only, read_write or admin.
     #[arg(long, default_value = "read_only", value_parser = ["read_only", "read_write", "admin"])]
     pub scope: String,
-    /// Requests per minute (default 60).
-    #[arg(long, default_value_t = 60)]
+    /// Requests per minute (default 60); `--rate-limit-minute` is the seed's spelling.
+    #[arg(long, alias = "rate-limit-minute", default_value_t = 60)]
     pub rate_limit: u32,
     /// Requests per hour (default 1000).
     #[arg(long, default_value_t = 1000)]

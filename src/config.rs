@@ -30,6 +30,8 @@ pub struct Config {
     pub sensor: netmonitor_sensor::SensorConfig,
     /// Optional local LLM endpoint (the seed's OLLAMA_* settings), used by assistant tools.
     pub ollama: OllamaConfig,
+    /// Whitelist policy.
+    pub whitelist: netmonitor_tools::WhitelistPolicy,
 }
 
 /// The HTTP listener.
@@ -42,6 +44,9 @@ pub struct HttpConfig {
     pub port: u16,
     /// actix-web worker threads (0 = half the cores, at least one; see [`HttpConfig::worker_threads`]).
     pub workers: usize,
+    /// Whether `/metrics` needs a bearer token (any scope), as the seed documents it. Unset: on
+    /// when the server binds a non-loopback address, off on loopback.
+    pub metrics_auth: Option<bool>,
 }
 
 impl HttpConfig {
@@ -113,6 +118,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             sensor: netmonitor_sensor::SensorConfig::default(),
             ollama: OllamaConfig::default(),
+            whitelist: netmonitor_tools::WhitelistPolicy::default(),
         }
     }
 }
@@ -123,6 +129,7 @@ impl Default for HttpConfig {
             host: "127.0.0.1".into(),
             port: 8000,
             workers: 0,
+            metrics_auth: None,
         }
     }
 }
@@ -273,6 +280,7 @@ impl Config {
         })?;
         self.store.validate().map_err(|m| bad("store", m))?;
         self.sensor.validate().map_err(|m| bad("sensor", m))?;
+        self.whitelist.validate().map_err(|m| bad("whitelist", m))?;
         if self.database.pool_size == Some(0) {
             return Err(bad("database.pool_size", "expected at least 1"));
         }
@@ -320,6 +328,11 @@ impl Config {
             },
             "ollama": {"base_url": self.ollama.base_url, "model": self.ollama.model},
         })
+    }
+
+    /// Whether `/metrics` asks for a token (`http.metrics_auth`, by default only off loopback).
+    pub fn metrics_need_token(&self) -> bool {
+        self.http.metrics_auth.unwrap_or(!self.binds_loopback())
     }
 
     /// True when the listener only accepts local connections.

@@ -28,6 +28,8 @@ pub struct OpsState {
     pub prometheus: PrometheusHandle,
     /// Sensor name.
     pub sensor: String,
+    /// When set, `/metrics` needs a bearer token this server accepts.
+    pub metrics_guard: Option<Arc<netmonitor_mcp::McpServer>>,
 }
 
 /// Registers /health and /metrics.
@@ -75,7 +77,20 @@ async fn health(state: web::Data<OpsState>) -> HttpResponse {
     }
 }
 
-async fn metrics_text(state: web::Data<OpsState>) -> HttpResponse {
+async fn metrics_text(req: actix_web::HttpRequest, state: web::Data<OpsState>) -> HttpResponse {
+    if let Some(server) = &state.metrics_guard {
+        let header = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        let client = req.peer_addr().map(|a| a.ip());
+        if let Err(f) = server.authenticate(header, client).await {
+            return HttpResponse::Unauthorized()
+                .insert_header(("www-authenticate", f.www_authenticate("netmonitor")))
+                .content_type("text/plain; charset=utf-8")
+                .body(format!("{}\n", f.describe()));
+        }
+    }
     crate::telemetry::update_process_metrics(state.started);
     metrics::gauge!("netmonitor_database_up").set(if state.database_up() { 1.0 } else { 0.0 });
     HttpResponse::Ok()

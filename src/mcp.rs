@@ -63,6 +63,23 @@ impl TokenStore for PgTokenStore {
             })
         })
     }
+
+    fn unusable(&self, ids: Vec<i64>) -> BoxFuture<Vec<i64>> {
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            let mut conn = match pool.get().await {
+                Ok(c) => c,
+                // unreachable database: keep sessions; requests re-check within a second
+                Err(_) => return Vec::new(),
+            };
+            netmonitor_store::tokens::unusable(&mut conn, &ids)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "token re-check failed");
+                    Vec::new()
+                })
+        })
+    }
 }
 
 /// Collects audit entries in a shared buffer that a background thread hands, in batches, to the
@@ -118,6 +135,7 @@ impl AuditSink for StoreAuditSink {
             user_agent: e.user_agent,
             session_id: e.session_id,
             error: e.error,
+            arguments: e.arguments,
         };
         let mut rows = self.shared.rows.lock().unwrap_or_else(|p| p.into_inner());
         if rows.len() >= AUDIT_QUEUE {

@@ -54,6 +54,7 @@ pub fn run(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
         store: store.stats(),
         prometheus,
         sensor: cfg.sensor_name.clone(),
+        metrics_guard: None,
     };
 
     let system = actix_rt::System::new();
@@ -111,6 +112,12 @@ async fn serve(
         Arc::new(StoreAuditSink::start(store_addr.clone())?),
     ));
     let _ = mcp_slot.set(mcp.clone());
+    mcp.start_sweeper();
+    let mut ops = ops;
+    if cfg.metrics_need_token() {
+        tracing::info!("/metrics requires a bearer token (http.metrics_auth)");
+        ops.metrics_guard = Some(mcp.clone());
+    }
     let mcp_for_stdio = mcp.clone();
     let ops_for_app = ops.clone();
     let http_meters = Arc::new(http::HttpMeters::default());
@@ -232,6 +239,7 @@ async fn build_registry(
         captures_dir: cfg.data_dir().join("captures"),
         config: cfg.redacted(),
         started: Instant::now(),
+        whitelist: cfg.whitelist.clone(),
     });
     match netmonitor_tools::load_ja3_blocklist(&ctx).await {
         Ok(0) => {}

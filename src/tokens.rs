@@ -63,8 +63,8 @@ async fn create(conn: &mut AsyncPgConnection, args: TokenCreateArgs) -> anyhow::
 async fn list(conn: &mut AsyncPgConnection) -> anyhow::Result<()> {
     let rows = tokens::list(conn).await?;
     println!(
-        "{:>4}  {:<24} {:<10} {:>8} {:>8} {:>8}  {:<20} {:<20} STATUS",
-        "ID", "NAME", "SCOPE", "PER-MIN", "PER-HOUR", "PER-DAY", "CREATED", "EXPIRES"
+        "{:>4}  {:<24} {:<10} {:>8} {:>8} {:>8}  {:<20} {:<20} {:<20} STATUS",
+        "ID", "NAME", "SCOPE", "PER-MIN", "PER-HOUR", "PER-DAY", "CREATED", "EXPIRES", "LAST USED"
     );
     let now = chrono::Utc::now();
     for r in rows {
@@ -77,7 +77,7 @@ async fn list(conn: &mut AsyncPgConnection) -> anyhow::Result<()> {
         };
         let fmt = |v: Option<i32>| v.map_or("-".to_owned(), |n| n.to_string());
         println!(
-            "{:>4}  {:<24} {:<10} {:>8} {:>8} {:>8}  {:<20} {:<20} {}",
+            "{:>4}  {:<24} {:<10} {:>8} {:>8} {:>8}  {:<20} {:<20} {:<20} {}",
             r.id,
             r.name,
             r.scope,
@@ -86,6 +86,9 @@ async fn list(conn: &mut AsyncPgConnection) -> anyhow::Result<()> {
             fmt(r.rate_per_day),
             r.created_at.format("%Y-%m-%d %H:%M:%S"),
             r.expires_at.map_or("never".to_owned(), |e| e
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()),
+            r.last_used_at.map_or("never".to_owned(), |e| e
                 .format("%Y-%m-%d %H:%M:%S")
                 .to_string()),
             status

@@ -257,3 +257,117 @@ fn stdio_transport_for_clients_that_launch_the_binary() {
     );
     assert!(exited.unwrap().success());
 }
+
+/// What a running service enforces against careless or hostile callers: a token revoked by
+/// `tokens revoke` in another process stops working within a second or two, its open stream
+/// included; `/metrics` can require a token; whitelisting all of IPv4 needs admin; the token's
+/// last use is recorded.
+#[test]
+fn revocation_metrics_auth_and_broad_whitelists() {
+    let dir = data_dir();
+    let cfg = dir.path().join("netmonitor.toml");
+    std::fs::write(&cfg, "[http]\nmetrics_auth = true\n").unwrap();
+    let cfg_arg = cfg.to_string_lossy().into_owned();
+    let (_child, port) = start_service_with(dir.path(), &[], &["--config", &cfg_arg]);
+    let writer = create_token(dir.path(), "writer", "read_write");
+    let admin = create_token(dir.path(), "boss", "admin");
+
+    let (status, head, _) = http(port, "GET", "/metrics", &[], "").unwrap();
+    assert_eq!(status, 401);
+    assert!(head.to_lowercase().contains("www-authenticate: bearer"));
+    let auth = format!("Bearer {writer}");
+    let (status, _, body) = http(port, "GET", "/metrics", &[("Authorization", &auth)], "").unwrap();
+    assert_eq!(status, 200);
+    assert!(body.contains("netmonitor_http_requests_total"));
+
+    let w = McpSession::open(port, &writer);
+    let r = w.call(
+        "add_whitelist_entry",
+        serde_json::json!({"ip_cidr": "0.0.0.0/0"}),
+    );
+    assert_eq!(r["isError"], true, "{r}");
+    assert!(r["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("Permission denied"));
+    let r = w.call(
+        "add_whitelist_entry",
+        serde_json::json!({"ip_cidr": "10.1.0.0/16"}),
+    );
+    assert_eq!(r["isError"], false, "{r}");
+    let a = McpSession::open(port, &admin);
+    let r = a.call(
+        "add_whitelist_entry",
+        serde_json::json!({"ip_cidr": "0.0.0.0/0"}),
+    );
+    assert_eq!(r["isError"], false, "{r}");
+
+    // the writer's last use reaches api_tokens (batched with the audit rows)
+    let conninfo = format!(
+        "host={} port=5432 user=postgres dbname=netmonitor",
+        dir.path().join("run").display()
+    );
+    wait_for("last_used_at", Duration::from_secs(10), || {
+        let mut conn = PgConnection::establish(&conninfo).unwrap();
+        use netmonitor_store::schema::api_tokens::dsl::*;
+        api_tokens
+            .filter(name.eq("writer"))
+            .select(last_used_at)
+            .first::<Option<chrono::DateTime<chrono::Utc>>>(&mut conn)
+            .unwrap()
+            .is_some()
+    });
+
+    // a GET stream of the writer's session, then `tokens revoke` from another process
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    use std::io::{Read, Write};
+    write!(
+        stream,
+        "GET /mcp HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nAuthorization: Bearer {writer}\r\nMcp-Session-Id: {}\r\nMCP-Protocol-Version: 2025-11-25\r\n\r\n",
+        w.session
+    )
+    .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = stream.read(&mut buf).unwrap_or(0);
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let list = netmonitor(dir.path())
+        .args(["tokens", "list"])
+        .output()
+        .unwrap();
+    let id = String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .find(|l| l.contains("writer"))
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap();
+    let out = netmonitor(dir.path())
+        .args(["tokens", "revoke", "--token-id", &id])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let revoked = std::time::Instant::now();
+    let mut closed = false;
+    while revoked.elapsed() < Duration::from_secs(5) {
+        match stream.read(&mut buf) {
+            Ok(0) => {
+                closed = true;
+                break;
+            }
+            Ok(n) if String::from_utf8_lossy(&buf[..n]).contains("0\r\n\r\n") => {
+                closed = true;
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(closed, "the revoked token's stream was closed");
+    assert!(
+        revoked.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        revoked.elapsed()
+    );
+    let (status, _) = w.post(r#"{"jsonrpc":"2.0","id":7,"method":"ping"}"#);
+    assert_eq!(status, 401);
+}

@@ -131,3 +131,152 @@ fn a_killed_private_cluster_is_restarted_and_nothing_is_lost() {
     );
     assert!(metric(port, "netmonitor_store_cluster_restarts_total") >= 1.0);
 }
+
+/// A DHCP REQUEST whose host name option carries `hostname` as raw bytes.
+fn dhcp_request(hostname: &[u8]) -> Vec<u8> {
+    let mut m = vec![0u8; 236];
+    m[0] = 1; // BOOTREQUEST
+    m[1] = 1;
+    m[2] = 6;
+    m[4..8].copy_from_slice(&[9, 8, 7, 6]);
+    m[28..34].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x42]);
+    m.extend_from_slice(&[99, 130, 83, 99, 53, 1, 3, 12, hostname.len() as u8]);
+    m.extend_from_slice(hostname);
+    m.push(255);
+    m
+}
+
+/// NUL bytes (and bytes that are not UTF-8) in the SNI and certificate names of a TLS
+/// handshake, a Kerberos client name, a DHCP host name and a DNS name, replayed into the
+/// database: every row is written, none spooled or refused; the EVE output stays valid JSON.
+#[test]
+fn hostile_bytes_from_the_wire_reach_the_database() {
+    let dir = data_dir();
+    let pcap = dir.path().join("hostile.pcap");
+    let mut synth = Synth::new(
+        std::fs::File::create(&pcap).unwrap(),
+        3,
+        Timestamp::from_secs_micros(1_750_000_000, 0),
+    )
+    .unwrap();
+    synth
+        .tls_session([10, 0, 0, 2], [10, 0, 0, 9], 40_001, "evil\0zz.example")
+        .unwrap();
+    synth
+        .kerberos_exchange(
+            [10, 0, 0, 2],
+            [10, 0, 0, 10],
+            "EXAMPLE.TEST",
+            "ali\0ce",
+            &["cifs", "srv\0one"],
+            18,
+        )
+        .unwrap();
+    let dhcp = dhcp_request(b"pr\0in\xffter");
+    synth
+        .frame(&build::eth_ipv4_udp([0; 4], [255; 4], 68, 67, &dhcp))
+        .unwrap();
+    synth
+        .dns_lookup([10, 0, 0, 2], [10, 0, 0, 53], "a\0b.example")
+        .unwrap();
+    synth.finish().unwrap();
+
+    let eve = dir.path().join("eve.json");
+    let out = netmonitor(dir.path())
+        .arg("replay")
+        .arg("--eve")
+        .arg(&eve)
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in std::fs::read_to_string(&eve).unwrap().lines() {
+        serde_json::from_str::<serde_json::Value>(line).expect("EVE line is JSON");
+    }
+    // `replay` stopped the cluster it started; start it again to look.
+    let db = netmonitor_store::Database::open(&netmonitor_store::DbTarget::Private {
+        data_dir: dir.path().to_owned(),
+        fsync: false,
+    })
+    .unwrap();
+    let n = |sql: &str| count(dir.path(), sql).unwrap();
+    let rep = "U&'\\FFFD'";
+    assert_eq!(
+        n(&format!(
+            "SELECT count(*) AS n FROM tls_sessions WHERE sni = 'evil' || {rep} || 'zz.example'"
+        )),
+        1
+    );
+    assert_eq!(
+        n(&format!(
+            "SELECT count(*) AS n FROM certificates WHERE subject LIKE '%evil' || {rep} || 'zz%'"
+        )),
+        1
+    );
+    assert!(
+        n(&format!(
+            "SELECT count(*) AS n FROM kerberos_events WHERE cname = 'ali' || {rep} || 'ce'"
+        )) >= 1
+    );
+    assert!(
+        n(&format!(
+            "SELECT count(*) AS n FROM kerberos_events WHERE sname LIKE '%srv' || {rep} || 'one'"
+        )) >= 1
+    );
+    assert_eq!(n(&format!("SELECT count(*) AS n FROM app_events WHERE eve->'dhcp'->>'hostname' = 'pr' || {rep} || 'in' || {rep} || 'ter'")), 1);
+    assert!(
+        n("SELECT count(*) AS n FROM app_events WHERE eve->'dns'->>'rrname' = 'a?b.example'") >= 1,
+        "the DNS name has its NUL shown as ?"
+    );
+    assert!(
+        !dir.path().join("deadletter").exists()
+            || std::fs::read_dir(dir.path().join("deadletter"))
+                .unwrap()
+                .count()
+                == 0
+    );
+    let spooled = std::fs::read_dir(dir.path().join("spool")).map_or(0, |d| d.count());
+    assert_eq!(spooled, 0, "nothing spooled");
+    drop(db);
+}
+
+/// The exact request that once stopped every database write (a NUL as the JSON-RPC method, no
+/// session, any token), and NULs in a tool's name and arguments: audited, and writes go on.
+#[test]
+fn a_nul_in_an_mcp_request_is_audited_and_writes_go_on() {
+    let dir = data_dir();
+    let (_child, port) = start_service(dir.path(), &[]);
+    let token = create_token(dir.path(), "reader", "read_only");
+    let auth = format!("Bearer {token}");
+    let headers = [
+        ("Accept", "application/json, text/event-stream"),
+        ("Content-Type", "application/json"),
+        ("Authorization", auth.as_str()),
+    ];
+    let (status, _, _) = http(
+        port,
+        "POST",
+        "/mcp",
+        &headers,
+        r#"{"jsonrpc":"2.0","id":1,"method":"\u0000"}"#,
+    )
+    .unwrap();
+    assert!(status >= 400, "{status}");
+    let s = McpSession::open(port, &token);
+    s.post(r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get_\u0000status","arguments":{"q":"\u0000"}}}"#);
+    s.call("get_sensor_status", serde_json::json!({}));
+    let rep = "U&'\\FFFD'";
+    wait_for("the audit rows", Duration::from_secs(10), || {
+        count(dir.path(), &format!("SELECT count(*) AS n FROM api_token_usage WHERE method = {rep}")) == Some(1)
+            && count(dir.path(), &format!("SELECT count(*) AS n FROM api_token_usage WHERE tool = 'get_' || {rep} || 'status'")) == Some(1)
+            && count(dir.path(), "SELECT count(*) AS n FROM api_token_usage WHERE tool = 'get_sensor_status'") == Some(1)
+    });
+    let (_, _, body) = http(port, "GET", "/health", &[], "").unwrap();
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["store"]["rows_spooled"], 0, "{health}");
+    assert_eq!(health["store"]["rows_rejected"], 0, "{health}");
+}

@@ -43,7 +43,7 @@ impl AuditStatus {
 }
 
 /// One audited request or tool call.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct AuditEntry {
     /// When the request arrived.
     pub ts: Timestamp,
@@ -53,8 +53,10 @@ pub struct AuditEntry {
     pub token_name: String,
     /// JSON-RPC method, or the HTTP method and path for transport-level rows (`GET /mcp`).
     pub method: String,
-    /// Tool name for tools/call.
+    /// Tool name for tools/call (as requested, also when no such tool exists).
     pub tool: Option<String>,
+    /// The tool's arguments as JSON, secrets redacted and cut at the configured size.
+    pub arguments: Option<String>,
     /// ok | error | denied | rate_limited | unauthorized.
     pub status: String,
     /// HTTP status answered (200 for messages delivered over SSE/stdio).
@@ -69,6 +71,59 @@ pub struct AuditEntry {
     pub session_id: Option<String>,
     /// Error text, when not ok.
     pub error: Option<String>,
+}
+
+/// Argument names whose values never reach the audit trail.
+const SECRET_KEYS: [&str; 9] = [
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "authorization",
+    "api_key",
+    "apikey",
+    "credential",
+    "private_key",
+];
+
+/// Longest tool name recorded (a caller chooses it).
+pub const MAX_AUDIT_TOOL_NAME: usize = 128;
+
+/// Tool arguments as recorded: values of secret-looking keys (`password`, `token`, ...) replaced
+/// by `"[redacted]"` at any depth, then cut to at most `max_bytes` (on a character boundary,
+/// marked with `…`).
+pub fn audit_arguments(args: &serde_json::Value, max_bytes: usize) -> String {
+    fn redact(v: &serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Object(m) => m
+                .iter()
+                .map(|(k, v)| {
+                    let key = k.to_ascii_lowercase();
+                    if SECRET_KEYS.iter().any(|s| key.contains(s)) {
+                        (k.clone(), serde_json::Value::String("[redacted]".into()))
+                    } else {
+                        (k.clone(), redact(v))
+                    }
+                })
+                .collect(),
+            serde_json::Value::Array(a) => a.iter().map(redact).collect(),
+            other => other.clone(),
+        }
+    }
+    let text = redact(args).to_string();
+    cut(&text, max_bytes)
+}
+
+/// `s` cut to at most `max` bytes on a character boundary, `…` marking the cut.
+pub fn cut(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
 }
 
 /// Receives audit rows. Implementations must return immediately (queue and batch); they are
@@ -104,5 +159,22 @@ mod tests {
             names,
             ["ok", "error", "denied", "rate_limited", "unauthorized"]
         );
+    }
+
+    #[test]
+    fn secrets_are_redacted_at_any_depth_and_long_arguments_cut() {
+        use serde_json::json;
+        let args = json!({"ip": "10.0.0.1", "Password": "hunter2",
+            "nested": {"api_token": "nmt_x", "list": [{"client_secret": 1}]}});
+        let text = audit_arguments(&args, 4096);
+        assert!(
+            !text.contains("hunter2") && !text.contains("nmt_x"),
+            "{text}"
+        );
+        assert!(text.contains("10.0.0.1"));
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back["nested"]["list"][0]["client_secret"], "[redacted]");
+        let long = audit_arguments(&json!({"q": "é".repeat(100)}), 50);
+        assert!(long.len() <= 50 && long.ends_with('…'), "{long}");
     }
 }

@@ -17,8 +17,6 @@ use std::time::{Duration, Instant};
 pub const TOKEN_PREFIX: &str = "nmt_";
 /// Random characters after the prefix (43 × 6 bits = 258 bits of entropy).
 pub const TOKEN_RANDOM_CHARS: usize = 43;
-/// Longest bearer value even looked up; longer ones are rejected without hashing.
-pub const MAX_BEARER_LEN: usize = 512;
 /// Cached lookups kept at most; the cache is emptied when full.
 pub const MAX_TOKEN_CACHE_ENTRIES: usize = 10_000;
 /// How long a failed lookup is remembered (limits store load from guessing clients).
@@ -196,6 +194,10 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 pub trait TokenStore: Send + Sync + 'static {
     /// The token with this hash, revoked and expired ones included (the server checks them).
     fn lookup(&self, token_hash: String) -> BoxFuture<Option<TokenInfo>>;
+
+    /// Which of these token ids may no longer be used (revoked, expired or deleted), so the
+    /// server can close their open sessions and streams. Asked about once a second.
+    fn unusable(&self, ids: Vec<i64>) -> BoxFuture<Vec<i64>>;
 }
 
 /// Generates a new token secret: `nmt_` + 43 URL-safe random characters (shown once).
@@ -216,7 +218,9 @@ pub fn hash_token(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
-/// Extracts the bearer secret from an `Authorization` header value.
+/// Extracts the bearer secret from an `Authorization` header value. A value that cannot be one
+/// of our tokens (wrong prefix, length or alphabet) is refused here, before any hashing or
+/// lookup, so guessing costs the store nothing.
 pub fn parse_bearer(header: Option<&str>) -> Result<&str, AuthFailure> {
     let h = header.ok_or(AuthFailure::Missing)?;
     let (scheme, rest) = h.trim().split_once(' ').ok_or(AuthFailure::Malformed)?;
@@ -224,13 +228,67 @@ pub fn parse_bearer(header: Option<&str>) -> Result<&str, AuthFailure> {
         return Err(AuthFailure::Malformed);
     }
     let token = rest.trim();
-    if token.is_empty()
-        || token.len() > MAX_BEARER_LEN
-        || !token.bytes().all(|b| b.is_ascii_graphic())
-    {
+    if !is_token_shaped(token) {
         return Err(AuthFailure::Malformed);
     }
     Ok(token)
+}
+
+/// `nmt_` followed by exactly [`TOKEN_RANDOM_CHARS`] URL-safe characters.
+pub fn is_token_shaped(token: &str) -> bool {
+    token.len() == TOKEN_PREFIX.len() + TOKEN_RANDOM_CHARS
+        && token.starts_with(TOKEN_PREFIX)
+        && token.as_bytes()[TOKEN_PREFIX.len()..]
+            .iter()
+            .all(|b| URL_SAFE.contains(b))
+}
+
+/// Counts failed authentications per client address in one-minute windows, so a client that
+/// guesses tokens is answered 429 without reaching the token store.
+pub struct AuthThrottle {
+    per_minute: u32,
+    failures: Mutex<HashMap<std::net::IpAddr, (i64, u32)>>,
+}
+
+/// Client addresses remembered at most; the oldest windows are forgotten first when full.
+const MAX_THROTTLED_ADDRS: usize = 65_536;
+
+impl AuthThrottle {
+    /// A throttle allowing `per_minute` failures per address.
+    pub fn new(per_minute: u32) -> Self {
+        AuthThrottle {
+            per_minute,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Seconds until `addr` may try again, when it used up its failures this minute.
+    pub fn blocked(&self, addr: std::net::IpAddr, now_unix: i64) -> Option<u64> {
+        let map = self.failures.lock().ok()?;
+        let (start, n) = *map.get(&addr)?;
+        let window = now_unix - now_unix.rem_euclid(60);
+        (start == window && n >= self.per_minute)
+            .then(|| u64::try_from(window + 60 - now_unix).unwrap_or(1).max(1))
+    }
+
+    /// Counts one failure of `addr`.
+    pub fn failed(&self, addr: std::net::IpAddr, now_unix: i64) {
+        let Ok(mut map) = self.failures.lock() else {
+            return;
+        };
+        let window = now_unix - now_unix.rem_euclid(60);
+        if map.len() >= MAX_THROTTLED_ADDRS && !map.contains_key(&addr) {
+            map.retain(|_, (start, _)| *start == window);
+            if map.len() >= MAX_THROTTLED_ADDRS {
+                map.clear();
+            }
+        }
+        let e = map.entry(addr).or_insert((window, 0));
+        if e.0 != window {
+            *e = (window, 0);
+        }
+        e.1 = e.1.saturating_add(1);
+    }
 }
 
 /// A small TTL cache in front of the [`TokenStore`].
@@ -314,13 +372,42 @@ mod tests {
 
     #[test]
     fn bearer_parsing() {
-        assert_eq!(parse_bearer(Some("Bearer abc")), Ok("abc"));
-        assert_eq!(parse_bearer(Some("bearer   abc ")), Ok("abc"));
+        let t = generate_token();
+        assert_eq!(parse_bearer(Some(&format!("Bearer {t}"))), Ok(t.as_str()));
+        assert_eq!(
+            parse_bearer(Some(&format!("bearer   {t} "))),
+            Ok(t.as_str())
+        );
+        // not one of ours: wrong prefix, length or alphabet
+        assert_eq!(
+            parse_bearer(Some("Bearer abc")),
+            Err(AuthFailure::Malformed)
+        );
+        let other = format!("Bearer xyz_{}", &t[4..]);
+        assert_eq!(parse_bearer(Some(&other)), Err(AuthFailure::Malformed));
+        let short = format!("Bearer {}", &t[..t.len() - 1]);
+        assert_eq!(parse_bearer(Some(&short)), Err(AuthFailure::Malformed));
+        let odd = format!("Bearer {}.", &t[..t.len() - 1]);
+        assert_eq!(parse_bearer(Some(&odd)), Err(AuthFailure::Malformed));
         assert_eq!(parse_bearer(None), Err(AuthFailure::Missing));
         assert_eq!(parse_bearer(Some("Basic abc")), Err(AuthFailure::Malformed));
         assert_eq!(parse_bearer(Some("Bearer ")), Err(AuthFailure::Malformed));
-        let long = format!("Bearer {}", "a".repeat(MAX_BEARER_LEN + 1));
+        let long = format!("Bearer {t}{}", "a".repeat(600));
         assert_eq!(parse_bearer(Some(&long)), Err(AuthFailure::Malformed));
+    }
+
+    #[test]
+    fn failures_are_throttled_per_address_and_minute() {
+        let th = AuthThrottle::new(3);
+        let a: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+        let b: std::net::IpAddr = "192.0.2.2".parse().unwrap();
+        for _ in 0..3 {
+            assert_eq!(th.blocked(a, 120), None);
+            th.failed(a, 120);
+        }
+        assert_eq!(th.blocked(a, 150), Some(30));
+        assert_eq!(th.blocked(b, 150), None);
+        assert_eq!(th.blocked(a, 180), None, "a new minute");
     }
 
     #[test]

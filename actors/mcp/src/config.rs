@@ -64,14 +64,28 @@ pub struct McpConfig {
     pub session_idle_secs: u64,
     /// Most sessions kept at once; beyond it, idle ones are evicted, else 503.
     pub max_sessions: usize,
+    /// Most sessions one token may hold at once (all transports); beyond it, 503.
+    pub max_sessions_per_token: usize,
     /// Interval of SSE keep-alive comments on long-lived streams.
     pub sse_keepalive_secs: u64,
     /// `retry:` hint (milliseconds) sent with the priming event of a resumable stream.
     pub sse_retry_ms: u64,
     /// Events kept per SSE stream for `Last-Event-ID` resumption.
     pub replay_events_per_stream: usize,
-    /// How long a successful token lookup is cached (revocation becomes visible within it).
+    /// Bytes of SSE frames kept per session for resumption, all its streams together; the
+    /// oldest go first.
+    pub replay_bytes_per_session: usize,
+    /// How long a token lookup is cached, 0 or 1 s: a revocation by `tokens revoke` in another
+    /// process takes effect within it, and open streams of the token are closed.
     pub token_cache_secs: u64,
+    /// Failed token lookups (unknown or malformed tokens) one client address may cause per
+    /// minute; beyond it, 429 without a database lookup.
+    pub auth_failures_per_minute: u32,
+    /// Proxies (addresses or CIDRs) whose `X-Forwarded-For` is believed: the audit records the
+    /// client address they forwarded for. From any other peer the header is ignored.
+    pub trusted_proxies: Vec<String>,
+    /// Longest serialized tool arguments recorded in the audit row (longer ones are cut).
+    pub audit_arguments_max_bytes: usize,
     /// A tool call running longer than this is abandoned with an `isError` result.
     pub tool_timeout_secs: u64,
 }
@@ -92,10 +106,15 @@ impl Default for McpConfig {
             page_size: 50,
             session_idle_secs: 3600,
             max_sessions: 1000,
+            max_sessions_per_token: 32,
             sse_keepalive_secs: 15,
             sse_retry_ms: 3000,
             replay_events_per_stream: 256,
-            token_cache_secs: 30,
+            replay_bytes_per_session: 1 << 20,
+            token_cache_secs: 1,
+            auth_failures_per_minute: 30,
+            trusted_proxies: Vec::new(),
+            audit_arguments_max_bytes: 2048,
             tool_timeout_secs: 120,
         }
     }
@@ -164,6 +183,29 @@ impl McpConfig {
         if self.max_sessions == 0 {
             return Err(cfg_err("max_sessions", "must be at least 1"));
         }
+        if self.max_sessions_per_token == 0 {
+            return Err(cfg_err("max_sessions_per_token", "must be at least 1"));
+        }
+        if self.token_cache_secs > 1 {
+            return Err(cfg_err(
+                "token_cache_secs",
+                "must be 0 or 1 (a revocation must take effect within a second)",
+            ));
+        }
+        if self.replay_bytes_per_session < 4096 {
+            return Err(cfg_err("replay_bytes_per_session", "must be at least 4096"));
+        }
+        if self.auth_failures_per_minute == 0 {
+            return Err(cfg_err("auth_failures_per_minute", "must be at least 1"));
+        }
+        for p in &self.trusted_proxies {
+            if parse_net(p).is_none() {
+                return Err(cfg_err(
+                    "trusted_proxies",
+                    format!("{p:?} is not an address or CIDR"),
+                ));
+            }
+        }
         if self.sse_keepalive_secs == 0 {
             return Err(cfg_err("sse_keepalive_secs", "must be at least 1"));
         }
@@ -205,6 +247,14 @@ impl McpConfig {
                 ),
             ))
         }
+    }
+
+    /// Whether `peer` is a configured proxy whose `X-Forwarded-For` is believed.
+    pub fn is_trusted_proxy(&self, peer: IpAddr) -> bool {
+        self.trusted_proxies
+            .iter()
+            .filter_map(|p| parse_net(p))
+            .any(|n| n.contains(&peer))
     }
 
     /// Whether an `Origin` header value passes the DNS-rebinding check.
@@ -251,6 +301,15 @@ impl McpConfig {
             }
         }
     }
+}
+
+/// An address (as a one-host network) or a CIDR network.
+fn parse_net(s: &str) -> Option<ipnet::IpNet> {
+    let s = s.trim();
+    s.parse::<IpAddr>()
+        .map(ipnet::IpNet::from)
+        .ok()
+        .or_else(|| s.parse().ok())
 }
 
 fn default_port(scheme: &str) -> Option<u16> {

@@ -258,9 +258,28 @@ impl McpServer {
         );
     }
 
-    fn client_meta(req: &HttpRequest) -> ClientMeta {
+    /// The client's address and user agent for audit rows and per-address limits. Behind a
+    /// configured proxy, the client is the last `X-Forwarded-For` address that is not itself a
+    /// trusted proxy; from any other peer the header is ignored (anyone can send it).
+    fn client_meta(&self, req: &HttpRequest) -> ClientMeta {
+        let peer = req.peer_addr().map(|a| a.ip());
+        let client = match peer {
+            Some(p) if self.config.is_trusted_proxy(p) => req
+                .headers()
+                .get_all("x-forwarded-for")
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .filter_map(|a| a.trim().parse::<std::net::IpAddr>().ok())
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .find(|a| !self.config.is_trusted_proxy(*a))
+                .or(peer),
+            other => other,
+        };
         ClientMeta {
-            client_addr: req.peer_addr().map(|a| a.ip().to_string()),
+            client_ip: client,
+            client_addr: client.map(|a| a.to_string()),
             user_agent: header(req, "user-agent").map(|s| s.chars().take(512).collect()),
         }
     }
@@ -328,7 +347,7 @@ impl McpServer {
         let mut hc = HttpCtx {
             started: (Timestamp::now(), Instant::now()),
             label,
-            meta: Self::client_meta(req),
+            meta: self.client_meta(req),
             allow_origin: self.config.cors_allow_origin(origin),
             rate: None,
             identity: None,
@@ -347,7 +366,25 @@ impl McpServer {
                 ));
             }
         }
-        match self.authenticate(header(req, "authorization")).await {
+        if let Some(wait) = self.auth_throttled(hc.meta.client_ip) {
+            let mut resp = self.reject(
+                &hc,
+                StatusCode::TOO_MANY_REQUESTS,
+                None,
+                Self::bad(&format!(
+                    "Too many failed authentications from this address; retry in {wait} s"
+                )),
+                AuditStatus::RateLimited,
+                None,
+                None,
+            );
+            set_header(&mut resp, "retry-after", &wait.to_string());
+            return Err(resp);
+        }
+        match self
+            .authenticate(header(req, "authorization"), hc.meta.client_ip)
+            .await
+        {
             Ok(id) => hc.identity = Some(id),
             Err(f) => {
                 let mut resp = self.reject(
@@ -364,7 +401,7 @@ impl McpServer {
             }
         }
         if let Some(identity) = &hc.identity {
-            if let Some(decision) = self.rate_check(identity) {
+            if let Some(decision) = self.rate_check(identity, 1) {
                 hc.rate = Some(decision);
                 if !decision.allowed {
                     let mut resp = self.reject(
@@ -416,7 +453,7 @@ impl McpServer {
         let hc = HttpCtx {
             started: (Timestamp::now(), Instant::now()),
             label: "other",
-            meta: Self::client_meta(&req),
+            meta: self.client_meta(&req),
             allow_origin: self.config.cors_allow_origin(header(&req, "origin")),
             rate: None,
             identity: None,
@@ -436,7 +473,7 @@ impl McpServer {
         let hc = HttpCtx {
             started: (Timestamp::now(), Instant::now()),
             label: "other",
-            meta: Self::client_meta(&req),
+            meta: self.client_meta(&req),
             allow_origin: self.config.cors_allow_origin(header(&req, "origin")),
             rate: None,
             identity: None,
@@ -659,13 +696,82 @@ impl McpServer {
             .identity
             .clone()
             .unwrap_or_else(|| Identity::anonymous(crate::auth::Scope::ReadOnly));
+        // Limits count messages: the request itself was counted as one by the gate.
+        let extra = u32::try_from(items.len() - 1).unwrap_or(u32::MAX);
+        let mut allowed = items.len();
+        let mut hc = hc;
+        if extra > 0 {
+            if let Some(d) = self.rate_check(&identity, extra) {
+                allowed = 1 + d.granted as usize;
+                hc.rate = Some(d);
+            }
+        }
         let mut responses = Vec::new();
-        for item in items {
+        for (n, item) in items.into_iter().enumerate() {
+            let started = (Timestamp::now(), Instant::now());
+            if n >= allowed {
+                let d = hc.rate.unwrap_or(crate::ratelimit::RateDecision {
+                    allowed: false,
+                    granted: 0,
+                    limit: 0,
+                    remaining: 0,
+                    reset_unix: 0,
+                    retry_after_secs: 1,
+                });
+                let err = Self::bad(&format!(
+                    "Rate limit exceeded: {} messages per window; retry in {} s",
+                    d.limit, d.retry_after_secs
+                ));
+                let (id, method) = match jsonrpc::classify(item) {
+                    Ok(Message::Request { id, method, .. }) => (Some(id), method),
+                    Ok(Message::Notification { method, .. }) => (None, method),
+                    _ => (None, "batch".to_string()),
+                };
+                self.audit_row(
+                    started,
+                    Some(&identity),
+                    &method,
+                    None,
+                    AuditStatus::RateLimited,
+                    200,
+                    &hc.meta,
+                    Some(&session.id),
+                    Some(err.message.clone()),
+                );
+                if let Some(id) = id {
+                    responses.push(Reply::error(Some(&id), &err));
+                }
+                continue;
+            }
             match jsonrpc::classify(item) {
-                Err(inv) => responses.push(Reply::error(inv.id.as_ref(), &inv.error)),
+                Err(inv) => {
+                    self.audit_row(
+                        started,
+                        Some(&identity),
+                        "batch",
+                        None,
+                        AuditStatus::Error,
+                        200,
+                        &hc.meta,
+                        Some(&session.id),
+                        Some(inv.error.message.clone()),
+                    );
+                    responses.push(Reply::error(inv.id.as_ref(), &inv.error))
+                }
                 Ok(Message::Response) => {}
                 Ok(Message::Notification { method, params }) => {
-                    self.handle_notification(Some(&session), &method, params.as_ref())
+                    self.handle_notification(Some(&session), &method, params.as_ref());
+                    self.audit_row(
+                        started,
+                        Some(&identity),
+                        &method,
+                        None,
+                        AuditStatus::Ok,
+                        200,
+                        &hc.meta,
+                        Some(&session.id),
+                        None,
+                    );
                 }
                 Ok(Message::Request { id, method, params }) => {
                     if method == "initialize" {
@@ -875,12 +981,15 @@ impl McpServer {
             }
         };
         let token_id = hc.identity.as_ref().and_then(Identity::token_id);
-        let session = Arc::new(Session::new(
-            TransportKind::Streamable,
-            version,
-            token_id,
-            self.config.replay_events_per_stream,
-        ));
+        let session = Arc::new(
+            Session::new(
+                TransportKind::Streamable,
+                version,
+                token_id,
+                self.config.replay_events_per_stream,
+            )
+            .with_replay_bytes(self.config.replay_bytes_per_session),
+        );
         session.mark_initialized();
         let sid = session.id.clone();
         if self.insert_session(session).is_err() {
@@ -1153,6 +1262,7 @@ impl McpServer {
         });
         send(&jsonrpc::encode(&ack));
         let listener = Listener {
+            token_id: identity.token_id(),
             subscription_id: id.to_value(),
             resources,
             tools_changed: flag("toolsListChanged"),
@@ -1348,12 +1458,15 @@ impl McpServer {
             );
         }
         let token_id = hc.identity.as_ref().and_then(Identity::token_id);
-        let session = Arc::new(Session::new(
-            TransportKind::LegacySse,
-            "2024-11-05",
-            token_id,
-            self.config.replay_events_per_stream,
-        ));
+        let session = Arc::new(
+            Session::new(
+                TransportKind::LegacySse,
+                "2024-11-05",
+                token_id,
+                self.config.replay_events_per_stream,
+            )
+            .with_replay_bytes(self.config.replay_bytes_per_session),
+        );
         let (tx, rx) = mpsc::channel(STREAM_CHANNEL_CAPACITY);
         let _ = tx.try_send(sse::endpoint_frame(&format!(
             "/messages?sessionId={}",

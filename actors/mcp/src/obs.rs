@@ -116,6 +116,17 @@ impl SessionsActive {
     }
 }
 
+/// A session was refused: the server's or the token's cap was reached.
+pub struct SessionRefused(pub &'static str);
+
+impl SessionRefused {
+    /// Counts `netmonitor_mcp_sessions_refused_total{reason}` and logs it.
+    pub fn emit(&self) {
+        metrics::counter!("netmonitor_mcp_sessions_refused_total", "reason" => self.0).increment(1);
+        tracing::warn!(reason = self.0, "MCP session refused: too many sessions");
+    }
+}
+
 /// A client read an SSE stream too slowly; its connection was closed (it may resume).
 pub struct SseStreamOverflow;
 

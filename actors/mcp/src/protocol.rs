@@ -163,6 +163,8 @@ pub(crate) struct CallCtx {
 pub(crate) struct Outcome {
     pub result: Result<ResultBody, RpcError>,
     pub tool: Option<String>,
+    /// A tool call's arguments as the audit row records them.
+    pub arguments: Option<String>,
     pub status: AuditStatus,
     pub error: Option<String>,
 }
@@ -172,6 +174,7 @@ impl Outcome {
         Outcome {
             result: Ok(ResultBody::Value(v)),
             tool: None,
+            arguments: None,
             status: AuditStatus::Ok,
             error: None,
         }
@@ -182,6 +185,7 @@ impl Outcome {
         Outcome {
             result: Err(e),
             tool: None,
+            arguments: None,
             status: AuditStatus::Error,
             error: Some(msg),
         }
@@ -399,11 +403,11 @@ impl McpServer {
                     Err(e) if ctx.modern => modern_http_status(e.code),
                     Err(_) => 200,
                 };
-                self.audit_row(
+                self.audit_call(
                     started,
                     Some(&ctx.identity),
                     method,
-                    o.tool.as_deref(),
+                    (o.tool.as_deref(), o.arguments.clone()),
                     o.status,
                     http,
                     &ctx.meta,
@@ -493,14 +497,21 @@ impl McpServer {
             Ok(n) => n,
             Err(e) => return Outcome::err(e),
         };
+        let arguments = params
+            .get("arguments")
+            .map(|a| crate::audit::audit_arguments(a, self.config.audit_arguments_max_bytes));
         let Some((tool, meters)) = reg.tool_with_meters(name) else {
-            return Outcome::err(RpcError::invalid_params(format!("Unknown tool: {name}")));
+            let mut o = Outcome::err(RpcError::invalid_params(format!("Unknown tool: {name}")));
+            o.tool = Some(name.to_string());
+            o.arguments = arguments;
+            return o;
         };
         let finish = |result: ResultBody, status: AuditStatus, error: Option<String>| {
             meters.called(&tool.name, status);
             Outcome {
                 result: Ok(result),
                 tool: Some(tool.name.clone()),
+                arguments: arguments.clone(),
                 status,
                 error,
             }
@@ -576,7 +587,11 @@ impl McpServer {
             }
             Err(e) => {
                 let msg = e.to_string();
-                finish(tool_error_result(&msg), AuditStatus::Error, Some(msg))
+                let status = match e {
+                    ToolError::Forbidden(_) => AuditStatus::Denied,
+                    _ => AuditStatus::Error,
+                };
+                finish(tool_error_result(&msg), status, Some(msg))
             }
         }
     }

@@ -12,15 +12,17 @@ const DAY: i64 = 86_400;
 /// The outcome of one check, reported in `X-RateLimit-*` headers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RateDecision {
-    /// Whether the request may proceed.
+    /// Whether the first message may proceed.
     pub allowed: bool,
+    /// How many of the messages counted may proceed (the first ones).
+    pub granted: u32,
     /// Limit of the tightest window (the exceeded one when denied).
     pub limit: u32,
     /// Requests left in that window after this one.
     pub remaining: u32,
     /// When that window resets, Unix seconds.
     pub reset_unix: i64,
-    /// Seconds to wait before retrying (0 when allowed).
+    /// Seconds to wait before retrying those not granted (0 when all were).
     pub retry_after_secs: u64,
 }
 
@@ -49,6 +51,12 @@ impl RateLimiter {
 
     /// Counts one request for `token` at `now_unix`; `None` when the token has no limits.
     pub fn check(&self, token: &TokenInfo, now_unix: i64) -> Option<RateDecision> {
+        self.check_n(token, now_unix, 1)
+    }
+
+    /// Counts `n` JSON-RPC messages (a batch counts each of its messages) for `token`: as many
+    /// as every window still allows are granted and counted; `None` when the token has no limits.
+    pub fn check_n(&self, token: &TokenInfo, now_unix: i64, n: u32) -> Option<RateDecision> {
         let limits = [
             (MINUTE, token.rate_per_minute),
             (HOUR, token.rate_per_hour),
@@ -66,37 +74,34 @@ impl RateLimiter {
                 *w = Window { start, count: 0 };
             }
         }
-        // any window exhausted? report the one that frees up last
-        let mut denied: Option<RateDecision> = None;
+        let granted = limits
+            .iter()
+            .zip(counters.windows.iter())
+            .filter_map(|((_, limit), w)| limit.map(|l| l.saturating_sub(w.count)))
+            .fold(n, u32::min);
+        // the window that frees up last among those that refuse some of the messages
+        let mut blocking: Option<(u32, i64, u64)> = None;
         for ((len, limit), w) in limits.iter().zip(counters.windows.iter()) {
             let Some(limit) = *limit else { continue };
-            if w.count >= limit {
+            if w.count.saturating_add(n) > limit {
                 let reset = w.start.saturating_add(*len);
                 let wait = u64::try_from(reset.saturating_sub(now_unix))
                     .unwrap_or(0)
                     .max(1);
-                if denied.map(|d| wait > d.retry_after_secs).unwrap_or(true) {
-                    denied = Some(RateDecision {
-                        allowed: false,
-                        limit,
-                        remaining: 0,
-                        reset_unix: reset,
-                        retry_after_secs: wait,
-                    });
+                if blocking.is_none_or(|(_, _, b)| wait > b) {
+                    blocking = Some((limit, reset, wait));
                 }
             }
-        }
-        if denied.is_some() {
-            return denied;
         }
         let mut tightest: Option<RateDecision> = None;
         for ((len, limit), w) in limits.iter().zip(counters.windows.iter_mut()) {
             let Some(limit) = *limit else { continue };
-            w.count = w.count.saturating_add(1);
+            w.count = w.count.saturating_add(granted);
             let remaining = limit.saturating_sub(w.count);
-            if tightest.map(|t| remaining < t.remaining).unwrap_or(true) {
+            if tightest.is_none_or(|t| remaining < t.remaining) {
                 tightest = Some(RateDecision {
-                    allowed: true,
+                    allowed: granted > 0,
+                    granted,
                     limit,
                     remaining,
                     reset_unix: w.start.saturating_add(*len),
@@ -104,7 +109,15 @@ impl RateLimiter {
                 });
             }
         }
-        tightest
+        let mut d = tightest?;
+        if let Some((limit, reset, wait)) = blocking {
+            d.retry_after_secs = wait;
+            if granted == 0 {
+                d.limit = limit;
+                d.reset_unix = reset;
+            }
+        }
+        Some(d)
     }
 }
 
@@ -160,6 +173,19 @@ mod tests {
         let d = rl.check(&t, 3600 + 200);
         assert_eq!(d.map(|d| (d.allowed, d.limit)), Some((false, 3)));
         assert_eq!(d.map(|d| d.retry_after_secs), Some(3400));
+    }
+
+    #[test]
+    fn a_batch_counts_each_message_and_is_granted_what_is_left() {
+        let rl = RateLimiter::new();
+        let t = token(Some(10), None, None);
+        let a = rl.check_n(&t, 120, 7).unwrap();
+        assert_eq!((a.allowed, a.granted, a.remaining), (true, 7, 3));
+        let b = rl.check_n(&t, 121, 1000).unwrap();
+        assert_eq!((b.allowed, b.granted, b.remaining), (true, 3, 0));
+        assert_eq!(b.retry_after_secs, 59);
+        let c = rl.check_n(&t, 122, 1).unwrap();
+        assert_eq!((c.allowed, c.granted), (false, 0));
     }
 
     #[test]

@@ -279,6 +279,8 @@ pub enum ToolError {
     Failed(String),
     /// The request was cancelled.
     Cancelled,
+    /// The caller's scope does not allow this particular request (audited as denied).
+    Forbidden(String),
 }
 
 impl fmt::Display for ToolError {
@@ -291,6 +293,7 @@ impl fmt::Display for ToolError {
             ToolError::Unavailable(m) => write!(f, "temporarily unavailable: {m}"),
             ToolError::Failed(m) => write!(f, "{m}"),
             ToolError::Cancelled => write!(f, "cancelled"),
+            ToolError::Forbidden(m) => write!(f, "Permission denied: {m}"),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! rate limiter, audit sink, sessions, modern subscription listeners) and its public API.
 
 use crate::audit::{AuditEntry, AuditSink, AuditStatus};
-use crate::auth::{self, AuthFailure, Identity, TokenCache, TokenStore};
+use crate::auth::{self, AuthFailure, AuthThrottle, Identity, TokenCache, TokenStore};
 use crate::config::McpConfig;
 use crate::jsonrpc::notification;
 use crate::obs;
@@ -28,6 +28,8 @@ pub(crate) struct Listener {
     pub prompts_changed: bool,
     /// Resource list changes.
     pub resources_changed: bool,
+    /// The token that opened it (its stream closes when the token is revoked).
+    pub token_id: Option<i64>,
     /// Sends one message; false once the client is gone.
     pub send: Box<dyn Fn(&Value) -> bool + Send + Sync>,
     /// Whether the client is still connected.
@@ -37,6 +39,8 @@ pub(crate) struct Listener {
 /// Transport-level facts recorded with every audit row.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ClientMeta {
+    /// The client's address: the peer, or the address a trusted proxy forwarded for.
+    pub client_ip: Option<std::net::IpAddr>,
     pub client_addr: Option<String>,
     pub user_agent: Option<String>,
 }
@@ -48,12 +52,16 @@ pub struct McpServer {
     tokens: Arc<dyn TokenStore>,
     pub(crate) audit: Arc<dyn AuditSink>,
     token_cache: TokenCache,
+    auth_throttle: AuthThrottle,
     limiter: RateLimiter,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     pub(crate) listeners: Mutex<Vec<Listener>>,
     pub(crate) results: ResultCache,
     meters: obs::RequestMeters,
 }
+
+/// How often sessions and streams are checked against revocation and idleness.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Why a session could not be created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,7 +84,9 @@ impl McpServer {
             );
         }
         let ttl = Duration::from_secs(config.token_cache_secs);
+        let auth_throttle = AuthThrottle::new(config.auth_failures_per_minute);
         McpServer {
+            auth_throttle,
             config,
             registry: RwLock::new(Arc::new(registry)),
             tokens,
@@ -189,7 +199,8 @@ impl McpServer {
             .unwrap_or_default()
     }
 
-    /// Registers a session, evicting idle ones when at capacity.
+    /// Registers a session, evicting idle ones when at capacity; refuses it when the server or
+    /// its token already holds as many as allowed.
     pub(crate) fn insert_session(&self, s: Arc<Session>) -> Result<(), TooManySessions> {
         let mut map = self.sessions.lock().map_err(|_| TooManySessions)?;
         // forget idle sessions (their ids then get 404); at most max_sessions entries to scan
@@ -203,7 +214,15 @@ impl McpServer {
             keep
         });
         if map.len() >= self.config.max_sessions {
+            obs::SessionRefused("server").emit();
             return Err(TooManySessions);
+        }
+        if let Some(token) = s.token_id {
+            let held = map.values().filter(|o| o.token_id == Some(token)).count();
+            if held >= self.config.max_sessions_per_token {
+                obs::SessionRefused("per_token").emit();
+                return Err(TooManySessions);
+            }
         }
         map.insert(s.id.clone(), s);
         obs::SessionsActive(map.len()).emit();
@@ -246,8 +265,27 @@ impl McpServer {
         }
     }
 
-    /// Resolves the caller from an `Authorization` header value.
-    pub(crate) async fn authenticate(&self, header: Option<&str>) -> Result<Identity, AuthFailure> {
+    /// Seconds a client must wait because it failed authentication too often this minute.
+    pub(crate) fn auth_throttled(&self, client: Option<std::net::IpAddr>) -> Option<u64> {
+        self.auth_throttle.blocked(client?, Timestamp::now().secs())
+    }
+
+    /// Resolves the caller from an `Authorization` header value; a failure counts against the
+    /// client's address. Public so that other endpoints of the service (a guarded `/metrics`)
+    /// accept the same tokens.
+    pub async fn authenticate(
+        &self,
+        header: Option<&str>,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<Identity, AuthFailure> {
+        let result = self.authenticate_header(header).await;
+        if let (Err(AuthFailure::Malformed | AuthFailure::Unknown), Some(ip)) = (&result, client) {
+            self.auth_throttle.failed(ip, Timestamp::now().secs());
+        }
+        result
+    }
+
+    async fn authenticate_header(&self, header: Option<&str>) -> Result<Identity, AuthFailure> {
         if !self.config.auth_required {
             return Ok(Identity::anonymous(crate::auth::Scope::Admin));
         }
@@ -266,13 +304,80 @@ impl McpServer {
         Ok(Identity::from_token(info))
     }
 
-    /// Counts a request against the caller's limits (`None`: unlimited or limits off).
-    pub(crate) fn rate_check(&self, identity: &Identity) -> Option<RateDecision> {
+    /// Counts `messages` JSON-RPC messages against the caller's limits (`None`: unlimited or
+    /// limits off); the decision says how many of them may proceed.
+    pub(crate) fn rate_check(&self, identity: &Identity, messages: u32) -> Option<RateDecision> {
         if !self.config.rate_limit_enabled {
             return None;
         }
         let token = identity.token.as_ref()?;
-        self.limiter.check(token, Timestamp::now().secs())
+        self.limiter
+            .check_n(token, Timestamp::now().secs(), messages)
+    }
+
+    /// Closes what must not stay open: sessions and streams of tokens revoked, expired or
+    /// deleted since they were opened (in this process or by `tokens revoke` in another), and
+    /// legacy SSE sessions idle past `session_idle_secs` (their stream is always open, so only
+    /// their messages tell that a client is still there). Run about once a second.
+    pub async fn sweep(&self) {
+        let idle = self.config.session_idle_secs;
+        let mut ids: Vec<i64> = self
+            .all_sessions()
+            .iter()
+            .filter_map(|s| s.token_id)
+            .collect();
+        if let Ok(ls) = self.listeners.lock() {
+            ids.extend(ls.iter().filter_map(|l| l.token_id));
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        let gone = if ids.is_empty() {
+            Vec::new()
+        } else {
+            self.tokens.unusable(ids).await
+        };
+        if !gone.is_empty() {
+            // the next request of those tokens must not be answered from the cache either
+            self.token_cache.clear();
+        }
+        let mut closed = 0usize;
+        if let Ok(mut map) = self.sessions.lock() {
+            map.retain(|_, s| {
+                let revoked = s.token_id.is_some_and(|t| gone.contains(&t));
+                let idle_legacy = s.kind == TransportKind::LegacySse && s.idle_secs() >= idle;
+                if revoked || idle_legacy {
+                    s.close();
+                    closed += 1;
+                }
+                !(revoked || idle_legacy)
+            });
+            obs::SessionsActive(map.len()).emit();
+        }
+        if let Ok(mut ls) = self.listeners.lock() {
+            let before = ls.len();
+            ls.retain(|l| (l.alive)() && !l.token_id.is_some_and(|t| gone.contains(&t)));
+            closed += before - ls.len();
+        }
+        if closed > 0 {
+            tracing::info!(
+                closed,
+                revoked_tokens = gone.len(),
+                "closed MCP sessions and streams"
+            );
+        }
+    }
+
+    /// Runs [`McpServer::sweep`] every second on the current runtime, for as long as the
+    /// server lives.
+    pub fn start_sweeper(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        actix_rt::spawn(async move {
+            loop {
+                actix_rt::time::sleep(SWEEP_INTERVAL).await;
+                let Some(server) = weak.upgrade() else { return };
+                server.sweep().await;
+            }
+        });
     }
 
     /// Writes one audit row and the request metrics.
@@ -289,6 +394,33 @@ impl McpServer {
         session_id: Option<&str>,
         error: Option<String>,
     ) {
+        self.audit_call(
+            started,
+            identity,
+            method,
+            (tool, None),
+            status,
+            http_status,
+            meta,
+            session_id,
+            error,
+        );
+    }
+
+    /// [`McpServer::audit_row`] with the tool call's recorded arguments.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn audit_call(
+        &self,
+        started: (Timestamp, Instant),
+        identity: Option<&Identity>,
+        method: &str,
+        (tool, arguments): (Option<&str>, Option<String>),
+        status: AuditStatus,
+        http_status: u16,
+        meta: &ClientMeta,
+        session_id: Option<&str>,
+        error: Option<String>,
+    ) {
         let elapsed = started.1.elapsed();
         self.meters.handled(method, status, elapsed);
         self.audit.record(AuditEntry {
@@ -297,8 +429,9 @@ impl McpServer {
             token_name: identity
                 .map(Identity::token_name)
                 .unwrap_or_else(|| "-".to_string()),
-            method: method.to_string(),
-            tool: tool.map(str::to_string),
+            method: crate::audit::cut(method, crate::audit::MAX_AUDIT_TOOL_NAME),
+            tool: tool.map(|t| crate::audit::cut(t, crate::audit::MAX_AUDIT_TOOL_NAME)),
+            arguments,
             status: status.as_str().to_string(),
             http_status,
             duration_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),

@@ -47,7 +47,8 @@ pub type Outbound = Arc<dyn Fn(&[u8]) -> bool + Send + Sync>;
 
 struct StreamLog {
     next_seq: u64,
-    events: VecDeque<(u64, Bytes)>,
+    /// (sequence number in the stream, serial number in the session, frame)
+    events: VecDeque<(u64, u64, Bytes)>,
     live: Option<(u64, mpsc::Sender<Bytes>)>,
     done: bool,
 }
@@ -72,9 +73,39 @@ struct State {
     next_stream: u64,
     next_generation: u64,
     streams: HashMap<u64, StreamLog>,
+    /// Bytes of frames kept for replay, all streams together.
+    replay_bytes: usize,
+    /// Serial number of the next logged frame (orders frames across streams).
+    next_serial: u64,
     outbound: Option<Outbound>,
     last_active: Instant,
 }
+
+impl State {
+    /// Drops the session's oldest logged frames until at most `cap` bytes remain, and streams
+    /// that are finished and have nothing left to replay.
+    fn trim_replay(&mut self, cap: usize) {
+        while self.replay_bytes > cap {
+            let oldest = self
+                .streams
+                .iter()
+                .filter_map(|(id, l)| l.events.front().map(|(_, serial, _)| (*serial, *id)))
+                .min();
+            let Some((_, id)) = oldest else { break };
+            if let Some(l) = self.streams.get_mut(&id) {
+                if let Some((_, _, f)) = l.events.pop_front() {
+                    self.replay_bytes = self.replay_bytes.saturating_sub(f.len());
+                }
+                if l.done && l.events.is_empty() {
+                    self.streams.remove(&id);
+                }
+            }
+        }
+    }
+}
+
+/// Default bound of a session's replay log (see [`Session::with_replay_bytes`]).
+pub const DEFAULT_REPLAY_BYTES: usize = 1 << 20;
 
 /// What a resumption request found.
 pub enum Resume {
@@ -93,6 +124,7 @@ pub struct Session {
     /// Token that created it (other tokens cannot use it).
     pub token_id: Option<i64>,
     replay_cap: usize,
+    replay_bytes_cap: usize,
     state: Mutex<State>,
 }
 
@@ -109,6 +141,7 @@ impl Session {
             kind,
             token_id,
             replay_cap: replay_cap.max(1),
+            replay_bytes_cap: DEFAULT_REPLAY_BYTES,
             state: Mutex::new(State {
                 version: version.to_string(),
                 initialized: false,
@@ -118,10 +151,24 @@ impl Session {
                 next_stream: 1,
                 next_generation: 1,
                 streams: HashMap::new(),
+                replay_bytes: 0,
+                next_serial: 0,
                 outbound: None,
                 last_active: Instant::now(),
             }),
         }
+    }
+
+    /// Bounds the bytes of frames kept for resumption, all streams of the session together.
+    pub fn with_replay_bytes(mut self, bytes: usize) -> Self {
+        self.replay_bytes_cap = bytes.max(1);
+        self
+    }
+
+    /// Bytes of frames kept for resumption.
+    #[cfg(test)]
+    pub fn replay_bytes(&self) -> usize {
+        self.with(|s| s.replay_bytes).unwrap_or(0)
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> Option<R> {
@@ -319,23 +366,31 @@ impl Session {
     pub fn stream_send_json(&self, stream: u64, json: &[u8]) -> bool {
         self.with(|s| {
             let cap = self.replay_cap;
+            let serial = s.next_serial;
+            s.next_serial += 1;
             let l = s.streams.entry(stream).or_insert_with(StreamLog::new);
             let seq = l.next_seq;
             l.next_seq = l.next_seq.saturating_add(1);
             let frame = sse::message_frame(Some(&format!("{stream}-{seq}")), json);
-            l.events.push_back((seq, frame.clone()));
+            let added = frame.len();
+            l.events.push_back((seq, serial, frame.clone()));
+            let mut dropped = 0;
             while l.events.len() > cap {
-                l.events.pop_front();
+                if let Some((_, _, f)) = l.events.pop_front() {
+                    dropped += f.len();
+                }
             }
-            match &l.live {
-                Some((_, tx)) => {
-                    if tx.try_send(frame).is_ok() {
-                        true
-                    } else {
-                        crate::obs::SseStreamOverflow.emit();
-                        l.live = None;
-                        false
-                    }
+            let live = l.live.as_ref().map(|(_, tx)| tx.try_send(frame).is_ok());
+            if live == Some(false) {
+                l.live = None;
+            }
+            s.replay_bytes = (s.replay_bytes + added).saturating_sub(dropped);
+            s.trim_replay(self.replay_bytes_cap);
+            match live {
+                Some(true) => true,
+                Some(false) => {
+                    crate::obs::SseStreamOverflow.emit();
+                    false
                 }
                 None => false,
             }
@@ -349,6 +404,9 @@ impl Session {
             if let Some(l) = s.streams.get_mut(&stream) {
                 l.done = true;
                 l.live = None;
+                if l.events.is_empty() {
+                    s.streams.remove(&stream);
+                }
             }
         });
     }
@@ -365,7 +423,7 @@ impl Session {
             let Some(l) = s.streams.get_mut(&stream) else {
                 return Resume::Unknown;
             };
-            for (_, f) in l.events.iter().filter(|(q, _)| *q > seq) {
+            for (_, _, f) in l.events.iter().filter(|(q, _, _)| *q > seq) {
                 if tx.try_send(f.clone()).is_err() {
                     break;
                 }
@@ -483,6 +541,30 @@ mod tests {
         ));
         assert!(rx.try_recv().is_ok());
         assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn the_replay_log_is_bounded_in_bytes_across_streams() {
+        let s = Session::new(TransportKind::Streamable, "2025-11-25", None, 1000)
+            .with_replay_bytes(8 * 1024);
+        let big = json!({"data": "x".repeat(900)});
+        for _ in 0..50 {
+            let k = s.open_stream();
+            s.stream_send(k, &big);
+            s.stream_send(k, &big);
+            s.finish_stream(k);
+        }
+        for _ in 0..20 {
+            s.stream_send(GET_STREAM, &big);
+        }
+        assert!(s.replay_bytes() <= 8 * 1024, "{}", s.replay_bytes());
+        assert!(s.replay_bytes() > 6 * 1024);
+        // the newest frames are the ones kept, and finished streams emptied of frames are gone
+        let streams = s.with(|st| st.streams.len()).unwrap();
+        assert_eq!(streams, 1, "only the GET stream still holds frames");
+        let (tx, mut rx) = mpsc::channel(64);
+        assert!(matches!(s.resume("0-18", tx), Resume::Replay(Some(_))));
+        assert!(rx.try_recv().is_ok() && rx.try_recv().is_ok() && rx.try_recv().is_err());
     }
 
     #[test]

@@ -52,12 +52,15 @@ impl McpServer {
             }
             Ok::<(), std::io::Error>(())
         });
-        let session = Arc::new(Session::new(
-            TransportKind::Stdio,
-            crate::protocol::LATEST_HANDSHAKE,
-            identity.token_id(),
-            1,
-        ));
+        let session = Arc::new(
+            Session::new(
+                TransportKind::Stdio,
+                crate::protocol::LATEST_HANDSHAKE,
+                identity.token_id(),
+                1,
+            )
+            .with_replay_bytes(self.config.replay_bytes_per_session),
+        );
         let out_tx = tx.clone();
         session.set_outbound(Arc::new(move |m: &[u8]| {
             let mut line = Vec::with_capacity(m.len() + 1);
@@ -68,6 +71,7 @@ impl McpServer {
         // stdio sessions are only reachable through this loop; capacity errors are not fatal
         let registered = self.insert_session(session.clone()).is_ok();
         let meta = ClientMeta {
+            client_ip: None,
             client_addr: Some("stdio".into()),
             user_agent: None,
         };

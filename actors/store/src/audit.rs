@@ -25,4 +25,7 @@ pub struct AuditRecord {
     pub user_agent: Option<String>,
     pub session_id: Option<String>,
     pub error: Option<String>,
+    /// A tool call's arguments as JSON (redacted and cut by the MCP server).
+    #[serde(default)]
+    pub arguments: Option<String>,
 }

@@ -40,6 +40,8 @@ pub struct TableCopies {
     krb: CopyBuf,
     app: CopyBuf,
     audit: CopyBuf,
+    /// Latest use of each token among the audit rows, for `api_tokens.last_used_at`.
+    token_use: std::collections::HashMap<i64, DateTime<Utc>>,
 }
 
 impl TableCopies {
@@ -48,6 +50,25 @@ impl TableCopies {
         for b in self.all_mut() {
             b.clear();
         }
+        self.token_use.clear();
+    }
+
+    /// Advances `api_tokens.last_used_at` once per token per batch, not once per request.
+    fn touch_tokens(&mut self, conn: &mut PgConnection) -> QueryResult<()> {
+        if self.token_use.is_empty() {
+            return Ok(());
+        }
+        use diesel::sql_types::{Array, BigInt, Timestamptz};
+        let (ids, times): (Vec<i64>, Vec<DateTime<Utc>>) = self.token_use.drain().unzip();
+        diesel::sql_query(
+            "UPDATE api_tokens SET last_used_at = v.ts \
+             FROM unnest($1::bigint[], $2::timestamptz[]) AS v(id, ts) \
+             WHERE api_tokens.id = v.id AND (last_used_at IS NULL OR last_used_at < v.ts)",
+        )
+        .bind::<Array<BigInt>, _>(ids)
+        .bind::<Array<Timestamptz>, _>(times)
+        .execute(conn)
+        .map(|_| ())
     }
 
     fn all_mut(&mut self) -> [&mut CopyBuf; 7] {
@@ -66,7 +87,13 @@ impl TableCopies {
     pub fn push(&mut self, sensor: &str, item: &StoreItem) {
         match item {
             StoreItem::Event(e) => self.push_event(sensor, e),
-            StoreItem::Audit(a) => a.encode(&mut self.audit),
+            StoreItem::Audit(a) => {
+                a.encode(&mut self.audit);
+                if let Some(id) = a.token_id {
+                    let t = self.token_use.entry(id).or_insert(a.ts);
+                    *t = (*t).max(a.ts);
+                }
+            }
         }
     }
 
@@ -208,8 +235,10 @@ impl TableCopies {
                 user_agent,
                 session_id,
                 error,
+                arguments,
             );
             copy(conn, table, cols, &mut self.audit)?;
+            self.touch_tokens(conn)?;
         }
         Ok(())
     }
@@ -365,7 +394,7 @@ where
 impl AuditRecord {
     /// Appends this row to the audit stream.
     pub(crate) fn encode(&self, b: &mut CopyBuf) {
-        b.row(12);
+        b.row(13);
         b.timestamptz_us(self.ts.timestamp_micros());
         b.opt_int8(self.token_id);
         b.opt_text(self.token_name.as_deref());
@@ -378,5 +407,6 @@ impl AuditRecord {
         b.opt_text(self.user_agent.as_deref());
         b.opt_text(self.session_id.as_deref());
         b.opt_text(self.error.as_deref());
+        b.opt_text(self.arguments.as_deref());
     }
 }

@@ -189,6 +189,7 @@ diesel::table! {
         user_agent -> Nullable<Text>,
         session_id -> Nullable<Text>,
         error -> Nullable<Text>,
+        arguments -> Nullable<Text>,
     }
 }
 

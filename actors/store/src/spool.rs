@@ -299,6 +299,7 @@ mod tests {
             user_agent: None,
             session_id: None,
             error: None,
+            arguments: None,
         })
     }
 

@@ -93,11 +93,22 @@ pub async fn find_by_hash(
         .optional()?)
 }
 
-/// Records that a token was used (called off the request path, at most once per cache period).
-pub async fn touch(conn: &mut AsyncPgConnection, id: i64) -> Result<(), StoreError> {
-    diesel::update(api_tokens::table.filter(api_tokens::id.eq(id)))
-        .set(api_tokens::last_used_at.eq(Utc::now()))
-        .execute(conn)
+/// Which of `ids` may no longer be used: revoked, expired or deleted.
+pub async fn unusable(conn: &mut AsyncPgConnection, ids: &[i64]) -> Result<Vec<i64>, StoreError> {
+    let usable: Vec<i64> = api_tokens::table
+        .filter(api_tokens::id.eq_any(ids))
+        .filter(api_tokens::revoked_at.is_null())
+        .filter(
+            api_tokens::expires_at
+                .is_null()
+                .or(api_tokens::expires_at.gt(Utc::now())),
+        )
+        .select(api_tokens::id)
+        .load(conn)
         .await?;
-    Ok(())
+    Ok(ids
+        .iter()
+        .copied()
+        .filter(|i| !usable.contains(i))
+        .collect())
 }

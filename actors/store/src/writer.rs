@@ -462,7 +462,7 @@ impl Writer {
             || self
                 .conn
                 .as_mut()
-                .map_or(true, |c| c.batch_execute("SELECT 1").is_err())
+                .is_none_or(|c| c.batch_execute("SELECT 1").is_err())
     }
 
     /// Writes `items`; rows the database refuses are isolated and dead-lettered. Returns the

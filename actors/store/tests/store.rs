@@ -144,6 +144,7 @@ fn audit_rows_read_back_exactly_as_written() {
             user_agent: (i % 4 != 0).then(|| "python-httpx/0.27 ✓".into()),
             session_id: (i % 6 != 0).then(|| format!("{i:032x}")),
             error: (i % 5 != 0).then(|| format!("bad \"field\"\n\t{i}")),
+            arguments: (i % 3 == 0).then(|| format!("{{\"n\": {i}}}")),
         })
         .collect();
     store
@@ -266,6 +267,7 @@ fn nul_bytes_in_every_text_column_are_written_not_spooled() {
             user_agent: Some(bad("ua")),
             session_id: Some(bad("sid")),
             error: Some(bad("err")),
+            arguments: Some(bad("{\"q\": 1}")),
         }),
     ];
     store.send(items).unwrap();

@@ -56,6 +56,51 @@ pub struct ToolContext {
     pub config: serde_json::Value,
     /// When the service started (uptime in status tools).
     pub started: Instant,
+    /// Which whitelist entries need more than read_write.
+    pub whitelist: WhitelistPolicy,
+}
+
+/// Whitelist settings (`[whitelist]` in the configuration).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WhitelistPolicy {
+    /// IPv4 networks broader than this prefix (e.g. `0.0.0.0/0`) can only be whitelisted by an
+    /// admin token: they would hide a large part of the address space.
+    pub min_prefix_v4: u8,
+    /// The same for IPv6 (`::/0`).
+    pub min_prefix_v6: u8,
+}
+
+impl Default for WhitelistPolicy {
+    fn default() -> Self {
+        WhitelistPolicy {
+            min_prefix_v4: 8,
+            min_prefix_v6: 32,
+        }
+    }
+}
+
+impl WhitelistPolicy {
+    /// Checks the values, naming the bad field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.min_prefix_v4 > 32 {
+            return Err("whitelist.min_prefix_v4 must be at most 32".into());
+        }
+        if self.min_prefix_v6 > 128 {
+            return Err("whitelist.min_prefix_v6 must be at most 128".into());
+        }
+        Ok(())
+    }
+
+    /// True when `prefix_len` of a network of this family is broader than allowed without admin.
+    pub fn needs_admin(&self, v4: bool, prefix_len: u8) -> bool {
+        prefix_len
+            < if v4 {
+                self.min_prefix_v4
+            } else {
+                self.min_prefix_v6
+            }
+    }
 }
 
 /// Registers every tool, resource, template and prompt backed by `ctx`.

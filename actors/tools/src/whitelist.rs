@@ -73,9 +73,19 @@ fn add_whitelist_entry(ctx: &Ctx) -> ToolDef {
             annotations: WRITE_IDEMPOTENT,
             scope: Scope::ReadWrite,
         },
-        |ctx, _t, args| async move {
+        |ctx, t, args| async move {
             let raw = args.req_str("ip_cidr")?;
             let (value, normalized) = normalize_entry(&raw).map_err(|m| invalid("ip_cidr", m))?;
+            if let Ok(net) = value.parse::<IpNet>() {
+                let v4 = matches!(net, IpNet::V4(_));
+                if ctx.whitelist.needs_admin(v4, net.prefix_len()) && t.identity().scope < Scope::Admin {
+                    return Err(ToolError::Forbidden(format!(
+                        "whitelisting {value} hides /{} of the address space; only an admin token may add networks broader than /{}",
+                        net.prefix_len(),
+                        if v4 { ctx.whitelist.min_prefix_v4 } else { ctx.whitelist.min_prefix_v6 }
+                    )));
+                }
+            }
             let description = args.opt_str("description")?;
             let mut conn = db(&ctx).await?;
             let (entry, created) = q::add_whitelist(&mut conn, &value, description.as_deref())

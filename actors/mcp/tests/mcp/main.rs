@@ -1,6 +1,7 @@
 //! Integration tests of the MCP server over real sockets on 127.0.0.1: one target, a module
 //! per area, shared fixtures in `util`.
 
+mod abuse;
 mod auth;
 mod fuzz;
 mod interop;

@@ -63,6 +63,24 @@ impl TokenStore for MemTokens {
             .and_then(|m| m.get(&token_hash).cloned());
         Box::pin(async move { found })
     }
+
+    fn unusable(
+        &self,
+        ids: Vec<i64>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<i64>> + Send>> {
+        let now = netmonitor_common::Timestamp::now().secs();
+        let usable: Vec<i64> = self
+            .map
+            .lock()
+            .map(|m| {
+                m.values()
+                    .filter(|t| t.check(now).is_ok())
+                    .map(|t| t.id)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Box::pin(async move { ids.into_iter().filter(|i| !usable.contains(i)).collect() })
+    }
 }
 
 /// Audit rows in memory.
@@ -420,6 +438,7 @@ pub fn start_with(config: McpConfig, registry: Registry, tokens: Arc<MemTokens>)
     std::thread::spawn(move || {
         let sys = actix_rt::System::new();
         sys.block_on(async move {
+            srv.start_sweeper();
             let s2 = srv.clone();
             let http = actix_web::HttpServer::new(move || {
                 let s3 = s2.clone();

@@ -62,6 +62,13 @@ impl TokenStore for NoTokens {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<TokenInfo>> + Send>> {
         Box::pin(async { None })
     }
+
+    fn unusable(
+        &self,
+        _ids: Vec<i64>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<i64>> + Send>> {
+        Box::pin(async { Vec::new() })
+    }
 }
 
 /// The running stack.
@@ -173,6 +180,7 @@ pub fn start(pcaps: Vec<PathBuf>) -> Stack {
                 captures_dir: cap,
                 config: test_config(),
                 started: Instant::now(),
+                whitelist: Default::default(),
             });
             let registry = match build_registry(ctx) {
                 Ok(r) => r,

@@ -1,0 +1,1 @@
+ALTER TABLE api_token_usage DROP COLUMN arguments;
