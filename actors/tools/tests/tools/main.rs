@@ -37,6 +37,7 @@ fn registry_declarations_are_complete_and_scoped() {
             captures_dir: std::env::temp_dir(),
             config: test_config(),
             started: std::time::Instant::now(),
+            whitelist: Default::default(),
         });
         let r = netmonitor_tools::build_registry(ctx).unwrap_or_else(|e| panic!("{e}"));
         assert!(r.tools().len() >= 35, "only {} tools", r.tools().len());
