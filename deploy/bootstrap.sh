@@ -20,14 +20,23 @@ have_pg_server || missing+=(postgresql)
 command -v cc >/dev/null 2>&1 || missing+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
 if [ "$mode" = test ]; then
+  # Every tool a test drives: capture readers and writers, the MCP Python SDK's interpreter,
+  # network namespaces. A test that needs one of these fails under CI=true when it is missing.
   command -v tcpdump >/dev/null 2>&1 || missing+=(tcpdump)
-  command -v python3 >/dev/null 2>&1 || missing+=(python3 python3-pip)
+  command -v tshark >/dev/null 2>&1 || missing+=(tshark)
+  command -v capinfos >/dev/null 2>&1 || missing+=(wireshark-common)
+  command -v python3 >/dev/null 2>&1 || missing+=(python3)
+  python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
   command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 fi
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "bootstrap: installing ${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
+  # wireshark-common asks whether non-root users may capture; answer it (no) up front.
+  echo "wireshark-common wireshark-common/install-setuid boolean false" \
+    | $sudo_cmd debconf-set-selections 2>/dev/null || true
   $sudo_cmd apt-get update -qq
   $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi

@@ -1575,10 +1575,7 @@ mod tshark_tests {
     #[test]
     #[ignore = "needs tshark and the shared captures"]
     fn innermost_tuples_match_tshark() {
-        let mut files = Vec::new();
-        for d in ["/work/shared/oracles", "/work/shared/captures"] {
-            crate::tests_support::collect_captures(std::path::Path::new(d), &mut files);
-        }
+        let files = crate::tests_support::shared_captures();
         let mut compared = 0usize;
         for f in files {
             let out = std::process::Command::new("tshark")

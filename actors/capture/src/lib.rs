@@ -103,6 +103,17 @@ pub(crate) mod tests_support {
         ALLOCATIONS.with(|c| c.get())
     }
 
+    /// Every public capture: `oracles/` and `captures/` of `../shared` beside the workspace,
+    /// found from this crate's manifest directory (not from any absolute path).
+    pub fn shared_captures() -> Vec<PathBuf> {
+        let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
+        let mut files = Vec::new();
+        for d in ["oracles", "captures"] {
+            collect_captures(&shared.join(d), &mut files);
+        }
+        files
+    }
+
     /// Every .pcap / .pcapng under `dir`, sorted.
     pub fn collect_captures(dir: &Path, out: &mut Vec<PathBuf>) {
         let Ok(rd) = std::fs::read_dir(dir) else {

@@ -14,8 +14,9 @@ use crate::flow::{EndedFlow, FlowConfig, FlowLookup, FlowTable};
 use crate::reassembly::{Chunk, Reassembler, ReassemblyConfig, Segment, TcpStreams};
 use crate::ring::{PacketRing, PacketTuple, RingConfig, RingTag};
 use crate::stats::{PipelineStats, StatsSnapshot};
-use netmonitor_common::{ipproto, Direction, FlowRecord, Timestamp};
+use netmonitor_common::{ipproto, Direction, FlowKey, FlowRecord, Timestamp};
 use serde::{Deserialize, Serialize};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 
 pub use crate::flow::FlowInfo;
 pub use crate::source::RawPacket;
@@ -343,7 +344,12 @@ impl<H: AppHandler> Pipeline<H> {
     fn sweep(&mut self, now: Timestamp) {
         self.flows.expire(now, &mut self.ended);
         self.defrag.expire(now);
-        finish_ended(&mut self.reasm, &mut self.handler, &mut self.ended);
+        finish_ended(
+            &mut self.reasm,
+            &mut self.handler,
+            &mut self.stats,
+            &mut self.ended,
+        );
     }
 
     /// Lets time pass without packets (live capture on a quiet link): expires idle flows as
@@ -359,7 +365,12 @@ impl<H: AppHandler> Pipeline<H> {
         let now = self.flows.now();
         self.flows.expire(now, &mut self.ended);
         self.flows.drain_all(&mut self.ended);
-        finish_ended(&mut self.reasm, &mut self.handler, &mut self.ended);
+        finish_ended(
+            &mut self.reasm,
+            &mut self.handler,
+            &mut self.stats,
+            &mut self.ended,
+        );
     }
 }
 
@@ -385,18 +396,40 @@ fn handle<H: AppHandler>(
     }
     let FlowLookup { idx, dir, .. } = flows.update(p, ts, wire, iface, ended);
     if !ended.is_empty() {
-        finish_ended(reasm, handler, ended);
+        finish_ended(reasm, handler, stats, ended);
     }
     let Some((info, slot)) = flows.get_mut(idx) else {
         return 0;
     };
+    // The handler parses hostile bytes: a panic in it costs this flow's dissection, never the
+    // packet path. The flow is bypassed (its packets are still counted and kept in the ring).
+    let dissected = catch_unwind(AssertUnwindSafe(|| {
+        dissect(reasm, handler, info, slot, dir, p, ts)
+    }));
+    if let Err(panic) = dissected {
+        contain_panic(stats, reasm, info, slot, &*panic);
+    }
+    info.flow_id
+}
+
+/// The handler's share of one packet: packet hook, then reassembled TCP data or the UDP payload.
+#[inline]
+fn dissect<H: AppHandler>(
+    reasm: &mut Reassembler,
+    handler: &mut H,
+    info: &mut FlowInfo,
+    slot: &mut FlowSlot<H::State>,
+    dir: Direction,
+    p: &DecodedPacket<'_>,
+    ts: Timestamp,
+) {
     handler.on_packet(info, &mut slot.app, dir, p, ts);
     let FlowSlot { app, tcp } = slot;
     if info.app_done {
         if !tcp.is_stopped() {
             reasm.stop(tcp);
         }
-        return info.flow_id;
+        return;
     }
     match (p.proto, p.tcp) {
         (ipproto::TCP, Some(h)) if !tcp.is_stopped() => {
@@ -417,13 +450,64 @@ fn handle<H: AppHandler>(
         (ipproto::UDP, _) => handler.on_udp(info, app, dir, p.payload, ts),
         _ => {}
     }
-    info.flow_id
+}
+
+/// After a handler panic: count and log it with the flow, bypass the flow (no more payload to
+/// the handler, reassembly stopped and its buffers freed) and start its state afresh so that the
+/// flow's end does not meet half-updated state.
+fn contain_panic<S: Default>(
+    stats: &mut PipelineStats,
+    reasm: &mut Reassembler,
+    info: &mut FlowInfo,
+    slot: &mut FlowSlot<S>,
+    panic: &(dyn std::any::Any + Send),
+) {
+    stats.handler_panics += 1;
+    info.app_done = true;
+    slot.app = S::default();
+    reasm.stop(&mut slot.tcp);
+    HandlerPanic {
+        key: &info.key,
+        flow_id: info.flow_id,
+        panic,
+    }
+    .emit();
+}
+
+/// A dissector panicked on a flow's bytes (named event: one log line and one count).
+struct HandlerPanic<'a> {
+    key: &'a FlowKey,
+    flow_id: u64,
+    panic: &'a (dyn std::any::Any + Send),
+}
+
+impl HandlerPanic<'_> {
+    fn emit(&self) {
+        let msg = self
+            .panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| self.panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-string panic".into());
+        tracing::error!(
+            flow_id = self.flow_id,
+            src = %self.key.src_ip,
+            src_port = self.key.src_port,
+            dest = %self.key.dst_ip,
+            dest_port = self.key.dst_port,
+            proto = self.key.proto,
+            panic = %msg,
+            "dissector panicked; the flow is bypassed and the packet path goes on"
+        );
+        metrics::counter!("netmonitor_actor_panics_total", "actor" => "capture").increment(1);
+    }
 }
 
 /// Flushes reassembly of ended flows and hands them to the handler.
 fn finish_ended<H: AppHandler>(
     reasm: &mut Reassembler,
     handler: &mut H,
+    stats: &mut PipelineStats,
     ended: &mut Vec<EndedFlow<FlowSlot<H::State>>>,
 ) {
     for e in ended.drain(..) {
@@ -436,13 +520,31 @@ fn finish_ended<H: AppHandler>(
             reasm.release(&mut tcp);
         } else {
             let ts = info.last_ts;
-            reasm.finish(&mut tcp, &mut |d, c| match c {
-                Chunk::Data(b) => handler.on_tcp_data(&mut info, &mut app, d, b, ts),
-                Chunk::Gap(n) => handler.on_tcp_gap(&mut info, &mut app, d, n, ts),
-            });
+            let flushed = catch_unwind(AssertUnwindSafe(|| {
+                reasm.finish(&mut tcp, &mut |d, c| match c {
+                    Chunk::Data(b) => handler.on_tcp_data(&mut info, &mut app, d, b, ts),
+                    Chunk::Gap(n) => handler.on_tcp_gap(&mut info, &mut app, d, n, ts),
+                });
+            }));
+            if let Err(panic) = flushed {
+                let mut slot = FlowSlot { app, tcp };
+                contain_panic(stats, reasm, &mut info, &mut slot, &*panic);
+                app = slot.app;
+            }
         }
         let record = info.to_record(reason);
-        handler.on_flow_end(&info, app, record);
+        let key = info.key;
+        if let Err(panic) =
+            catch_unwind(AssertUnwindSafe(|| handler.on_flow_end(&info, app, record)))
+        {
+            stats.handler_panics += 1;
+            HandlerPanic {
+                key: &key,
+                flow_id: info.flow_id,
+                panic: &*panic,
+            }
+            .emit();
+        }
     }
 }
 
@@ -465,6 +567,9 @@ mod tests {
         stop_tcp_after: Option<usize>,
     }
 
+    /// Bytes that make [`Recorder`] panic, as a dissector with a bug would on hostile input.
+    const PANIC_MAGIC: &[u8] = b"\xde\xadPANIC";
+
     impl AppHandler for Recorder {
         type State = usize;
 
@@ -476,6 +581,10 @@ mod tests {
             data: &[u8],
             _ts: Timestamp,
         ) -> bool {
+            assert!(
+                !data.starts_with(PANIC_MAGIC),
+                "dissector bug on magic bytes"
+            );
             *state += data.len();
             if data.first() == Some(&0x16) && flow.key.dst_port == 443 {
                 flow.app_proto = Some("tls");
@@ -504,6 +613,10 @@ mod tests {
             payload: &[u8],
             _ts: Timestamp,
         ) {
+            assert!(
+                !payload.starts_with(PANIC_MAGIC),
+                "dissector bug on magic bytes"
+            );
             *state += payload.len();
             if flow.key.dst_port == 88 {
                 flow.app_proto = Some("krb5");
@@ -592,6 +705,45 @@ mod tests {
         assert_eq!(info.key.dst_port, 443);
         assert_eq!(pl.snapshot().flows.created, 1);
         assert_eq!(pl.ring().summary().packets, 6);
+    }
+
+    #[test]
+    fn a_handler_panic_bypasses_its_flow_and_the_packet_path_goes_on() {
+        let mut pl = Pipeline::new(PipelineConfig::default(), Recorder::default()).unwrap();
+        let (c, s) = ([10, 0, 0, 1], [10, 0, 0, 2]);
+        let mut bad_udp = PANIC_MAGIC.to_vec();
+        bad_udp.extend_from_slice(b" udp");
+        let mut bad_tcp = PANIC_MAGIC.to_vec();
+        bad_tcp.extend_from_slice(b" tcp");
+        let frames = [
+            build::eth_ipv4_udp(c, s, 5000, 53, b"before"),
+            build::eth_ipv4_udp(c, s, 5001, 53, &bad_udp),
+            build::eth_ipv4_udp(c, s, 5001, 53, b"same flow, after: bypassed"),
+            build::eth_ipv4_udp(c, s, 5002, 53, b"another flow"),
+            build::eth_ipv4_tcp(c, s, 40000, 80, 100, 0, SYN, b""),
+            build::eth_ipv4_tcp(s, c, 80, 40000, 900, 101, SYN | ACK, b""),
+            build::eth_ipv4_tcp(c, s, 40000, 80, 101, 901, ACK | PSH, &bad_tcp),
+            build::eth_ipv4_tcp(c, s, 40000, 80, 111, 901, ACK | PSH, b"more, bypassed"),
+            build::eth_ipv4_udp(c, s, 5003, 53, b"the path still runs"),
+        ];
+        for (i, f) in frames.iter().enumerate() {
+            pl.process(&raw(i as i64, f));
+        }
+        pl.finish();
+        let h = pl.handler();
+        let udp: Vec<&[u8]> = h.udp.iter().map(|u| u.2.as_slice()).collect();
+        assert_eq!(
+            udp,
+            [&b"before"[..], b"another flow", b"the path still runs"]
+        );
+        assert!(
+            h.tcp.is_empty(),
+            "the TCP flow's data after the panic is bypassed"
+        );
+        assert_eq!(pl.stats().handler_panics, 2);
+        // every flow still ends with a record, the bypassed ones with fresh state
+        assert_eq!(h.ended.len(), 5);
+        assert_eq!(pl.ring().summary().packets, frames.len() as u64);
     }
 
     #[test]
@@ -721,10 +873,7 @@ mod tests {
     /// folders must exist.
     #[test]
     fn shared_captures_go_through_without_panic() {
-        let mut files = Vec::new();
-        for d in ["/work/shared/oracles", "/work/shared/captures"] {
-            crate::tests_support::collect_captures(std::path::Path::new(d), &mut files);
-        }
+        let files = crate::tests_support::shared_captures();
         if files.is_empty() {
             assert!(
                 std::env::var("CI").as_deref() != Ok("true"),

@@ -105,6 +105,8 @@ pub struct PipelineStats {
     pub tunneled: u64,
     /// IP fragments seen.
     pub fragments: u64,
+    /// Panics of the application handler caught on the packet path (each bypassed its flow).
+    pub handler_panics: u64,
     /// Per interface (index = `RawPacket::iface`).
     pub ifaces: Vec<IfaceCounters>,
     /// Latest packet time.
@@ -178,6 +180,8 @@ pub struct StatsSnapshot {
     pub other_ip: u64,
     /// Tunneled packets.
     pub tunneled: u64,
+    /// Dissector panics caught (each bypassed one flow).
+    pub handler_panics: u64,
     /// Kernel drops, all interfaces.
     pub kernel_drops: u64,
     /// Queue drops, all interfaces.
@@ -221,6 +225,7 @@ impl StatsSnapshot {
             udp: p.udp,
             other_ip: p.other_ip,
             tunneled: p.tunneled,
+            handler_panics: p.handler_panics,
             kernel_drops: 0,
             queue_drops: 0,
             interfaces: p
