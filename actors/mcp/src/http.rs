@@ -366,6 +366,23 @@ impl McpServer {
                 ));
             }
         }
+        // Authentication may be off only on a loopback bind; a request that came through a
+        // proxy would make that endpoint reachable from the network, so it is refused.
+        if !self.config.auth_required
+            && ["x-forwarded-for", "forwarded", "x-real-ip"]
+                .iter()
+                .any(|h| req.headers().contains_key(*h))
+        {
+            return Err(self.reject(
+                &hc,
+                StatusCode::FORBIDDEN,
+                None,
+                Self::bad("Forbidden: authentication is off, so proxied requests are refused"),
+                AuditStatus::Denied,
+                None,
+                None,
+            ));
+        }
         if let Some(wait) = self.auth_throttled(hc.meta.client_ip) {
             let mut resp = self.reject(
                 &hc,

@@ -376,8 +376,14 @@ fn answer(sensor: &mut Sensor, cmd: Command, sources: &SourceCounters, started: 
                 if let Some(dir) = path.parent() {
                     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
                 }
-                let file =
-                    std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                use std::os::unix::fs::OpenOptionsExt;
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(&path)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
                 let mut w = std::io::BufWriter::new(file);
                 let packets = sensor
                     .pipeline()

@@ -59,8 +59,11 @@ impl PrivateCluster {
             socket_dir =
                 std::env::temp_dir().join(format!("netmonitor-pg-{:x}", path_hash(&data_dir)));
         }
-        if let Some((uid, _)) = run_as {
-            check_reachable(&data_dir, uid)?;
+        match run_as {
+            Some((uid, _)) => check_reachable(&data_dir, uid)?,
+            // only this user needs the data directory
+            None => std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| io_err("chmod", &data_dir, e))?,
         }
         Ok(PrivateCluster {
             pgdata,

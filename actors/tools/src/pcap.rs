@@ -315,9 +315,14 @@ fn export_flow_pcap(ctx: &Ctx) -> ToolDef {
                 None => None,
             };
             let filter = export_filter(&args, alert.as_ref())?;
-            std::fs::create_dir_all(&ctx.captures_dir).map_err(|e| {
-                ToolError::Unavailable(format!("captures directory {}: {e}", ctx.captures_dir.display()))
-            })?;
+            std::fs::create_dir_all(&ctx.captures_dir)
+                .and_then(|()| {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(&ctx.captures_dir, std::fs::Permissions::from_mode(0o700))
+                })
+                .map_err(|e| {
+                    ToolError::Unavailable(format!("captures directory {}: {e}", ctx.captures_dir.display()))
+                })?;
             let dir = ctx.captures_dir.canonicalize().map_err(|e| {
                 ToolError::Unavailable(format!("captures directory {}: {e}", ctx.captures_dir.display()))
             })?;

@@ -254,6 +254,12 @@ fn auth_disabled_runs_as_admin() {
     .validate_bind("0.0.0.0")
     .is_err());
     let c = Client::connect(ts.addr, None, "2025-06-18");
+    // ...but never through a proxy, which would expose the open endpoint
+    let proxied = c.post_raw(
+        &json!({"jsonrpc":"2.0","id":2,"method":"ping"}),
+        &[("X-Forwarded-For", "198.51.100.4")],
+    );
+    assert_eq!(proxied.status, 403);
     let v = c.request(1, "tools/call", json!({"name": "admin_flush"}));
     assert_eq!(v["result"]["isError"], json!(false));
     let rows = ts.audit.rows();
