@@ -1,0 +1,31 @@
+//! The whole packet path with every dissector and detector behind it: the input is a list of
+//! Ethernet frames, each prefixed by a 2-byte length, timestamps advancing.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use netmonitor_capture::decode::linktype;
+use netmonitor_capture::RawPacket;
+use netmonitor_common::Timestamp;
+use netmonitor_sensor::{Sensor, SensorConfig};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(mut sensor) = Sensor::new(&SensorConfig::default()) else {
+        return;
+    };
+    let mut rest = data;
+    let mut ts = 1_700_000_000_000_000i64;
+    while let [a, b, tail @ ..] = rest {
+        let n = usize::from(u16::from_be_bytes([*a, *b])).min(tail.len());
+        let (frame, next) = tail.split_at(n);
+        ts += 1_000;
+        sensor.process(&RawPacket {
+            ts: Timestamp(ts),
+            linktype: linktype::ETHERNET,
+            data: frame,
+            orig_len: frame.len() as u32,
+            iface: 0,
+        });
+        rest = next;
+    }
+    sensor.finish();
+    std::hint::black_box(sensor.take_events());
+});
