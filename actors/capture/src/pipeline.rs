@@ -726,10 +726,20 @@ mod tests {
             build::eth_ipv4_tcp(c, s, 40000, 80, 111, 901, ACK | PSH, b"more, bypassed"),
             build::eth_ipv4_udp(c, s, 5003, 53, b"the path still runs"),
         ];
-        for (i, f) in frames.iter().enumerate() {
-            pl.process(&raw(i as i64, f));
-        }
-        pl.finish();
+        let recorder = metrics_util::debugging::DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, || {
+            for (i, f) in frames.iter().enumerate() {
+                pl.process(&raw(i as i64, f));
+            }
+            pl.finish();
+        });
+        let counted = snapshotter.snapshot().into_vec().into_iter().any(|(k, _, _, v)| {
+            k.key().name() == "netmonitor_actor_panics_total"
+                && k.key().labels().any(|l| l.key() == "actor" && l.value() == "capture")
+                && v == metrics_util::debugging::DebugValue::Counter(2)
+        });
+        assert!(counted, "each panic is counted for the capture actor");
         let h = pl.handler();
         let udp: Vec<&[u8]> = h.udp.iter().map(|u| u.2.as_slice()).collect();
         assert_eq!(
