@@ -48,6 +48,9 @@ pub struct RunArgs {
     /// when stdin closes. Acts as the token in NETMONITOR_TOKEN, else read_only.
     #[arg(long)]
     pub stdio: bool,
+    /// Write Suricata-compatible EVE JSON lines here (as `[output.eve] path`; SIGHUP reopens).
+    #[arg(long, value_name = "FILE")]
+    pub eve: Option<PathBuf>,
 }
 
 /// `replay` options.

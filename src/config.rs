@@ -26,8 +26,12 @@ pub struct Config {
     pub capture: CaptureConfig,
     /// The store writer.
     pub store: StoreConfig,
-    /// The packet path, dissectors and detectors.
+    /// The packet path and dissectors.
     pub sensor: netmonitor_sensor::SensorConfig,
+    /// Detector thresholds and the alert stage.
+    pub detection: netmonitor_engine::DetectionConfig,
+    /// Outputs besides PostgreSQL.
+    pub output: OutputConfig,
     /// Optional local LLM endpoint (the seed's OLLAMA_* settings), used by assistant tools.
     pub ollama: OllamaConfig,
     /// Whitelist policy.
@@ -95,6 +99,14 @@ pub struct CaptureConfig {
     pub promiscuous: bool,
 }
 
+/// `[output]`: sinks besides PostgreSQL.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputConfig {
+    /// EVE JSON (`[output.eve]`; `--eve FILE` sets the path).
+    pub eve: netmonitor_eve::EveConfig,
+}
+
 /// Local LLM settings carried over from the seed system.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -117,6 +129,8 @@ impl Default for Config {
             capture: CaptureConfig::default(),
             store: StoreConfig::default(),
             sensor: netmonitor_sensor::SensorConfig::default(),
+            detection: netmonitor_engine::DetectionConfig::default(),
+            output: OutputConfig::default(),
             ollama: OllamaConfig::default(),
             whitelist: netmonitor_tools::WhitelistPolicy::default(),
         }
@@ -280,6 +294,8 @@ impl Config {
         })?;
         self.store.validate().map_err(|m| bad("store", m))?;
         self.sensor.validate().map_err(|m| bad("sensor", m))?;
+        self.detection.validate().map_err(|m| bad("detection", m))?;
+        self.output.eve.validate().map_err(|m| bad("output.eve", m))?;
         self.whitelist.validate().map_err(|m| bad("whitelist", m))?;
         if self.database.pool_size == Some(0) {
             return Err(bad("database.pool_size", "expected at least 1"));
@@ -315,9 +331,17 @@ impl Config {
             "capture": {"interfaces": self.capture.interfaces, "pcaps": self.capture.pcaps, "promiscuous": self.capture.promiscuous},
             "sensor": {
                 "ring_buffer_bytes": self.sensor.pipeline.ring.max_bytes,
-                "ja3_blocklist": self.sensor.ja3_blocklist,
                 "workers": self.sensor.workers,
             },
+            "detection": {
+                "kerberos": self.detection.kerberos,
+                "tls": {"ja3_blocklist": self.detection.tls.ja3_blocklist},
+                "alerts": {"dedup_window_secs": self.detection.alerts.dedup_window_secs},
+            },
+            "output": {"eve": {
+                "path": self.output.eve.path, "enabled": self.output.eve.enabled,
+                "rotate_bytes": self.output.eve.rotate_bytes, "keep": self.output.eve.keep,
+            }},
             "store": {
                 "batch_size": self.store.batch_size,
                 "flush_interval_ms": self.store.flush_interval_ms,

@@ -5,7 +5,6 @@
 pub mod cli;
 pub mod config;
 pub mod http;
-pub mod mcp;
 pub mod replay;
 pub mod service;
 pub mod telemetry;

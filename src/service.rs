@@ -1,25 +1,25 @@
-//! `netmonitor run`: the long-running service. Opens the database (starting the private cluster
-//! when none is configured), starts the store writer and the supervised actors, capture, and the
-//! HTTP server; on SIGINT/SIGTERM stops capture, flushes the store and stops the cluster.
+//! `netmonitor run`: the long-running service. Opens the database (starting and keeping alive
+//! the private cluster when none is configured), starts the store writer, the engine (bus,
+//! detectors, alert stage, sinks, capture) and the HTTP server; on SIGINT/SIGTERM stops capture,
+//! drains the engine, flushes the store and stops the cluster. SIGHUP reopens the EVE file.
 
 use crate::cli::RunArgs;
 use crate::config::Config;
 use crate::http::{self, OpsState};
-use crate::mcp::{PgTokenStore, StoreAuditSink};
 use actix::prelude::*;
 use actix_web::{App, HttpServer};
 use anyhow::Context as _;
 use diesel_async::RunQueryDsl;
 use netmonitor_capture::LiveConfig;
-use netmonitor_mcp::{Identity, McpServer, Registry, Scope, TokenStore};
-use netmonitor_runtime::EventBatch;
-use netmonitor_sensor::actor::SensorActor;
-use netmonitor_sensor::service::{SensorService, Source};
-use netmonitor_store::actor::{FlushStore, StoreActor};
+use netmonitor_engine::{Engine, EngineOptions};
+use netmonitor_mcp::{Identity, McpServer, Scope, TokenStore};
+use netmonitor_runtime::{Drain, EventBatch};
+use netmonitor_sensor::service::Source;
 use netmonitor_store::{Database, DbPool, StoreHandle};
+use netmonitor_tools::backing::{PgTokenStore, StoreAuditSink};
 use netmonitor_tools::ToolContext;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Least time between two `notifications/resources/updated` for the inventory resources.
@@ -36,6 +36,9 @@ const CLUSTER_CHECK_INTERVAL: Duration = Duration::from_millis(500);
 pub fn run(mut cfg: Config, args: RunArgs) -> anyhow::Result<()> {
     cfg.capture.interfaces.extend(args.interfaces);
     cfg.capture.pcaps.extend(args.pcaps);
+    if let Some(eve) = args.eve {
+        cfg.output.eve.path = Some(eve);
+    }
     let stdio = args.stdio;
     let started = Instant::now();
     let prometheus = crate::telemetry::prometheus();
@@ -77,21 +80,20 @@ async fn serve(
     cfg: &Config,
     db: &Database,
     store: Arc<StoreHandle>,
-    ops: OpsState,
+    mut ops: OpsState,
     stdio: bool,
 ) -> anyhow::Result<()> {
     let pool = db.pool(cfg.database.pool_size.unwrap_or(8))?;
-    let store_arbiter = Arbiter::new();
-    let store_for_actor = store.clone();
-    let store_addr = Supervisor::start_in_arbiter(&store_arbiter.handle(), move |_| {
-        StoreActor::new(store_for_actor)
-    });
-
     actix_rt::spawn(probe_database(pool.clone(), ops.database_up.clone()));
 
-    let sensor_addr = Supervisor::start(|_| SensorActor::default());
-    let mcp_slot: Arc<OnceLock<Arc<McpServer>>> = Arc::default();
-    let sensor = start_sensor(cfg, store.clone(), sensor_addr.clone(), mcp_slot.clone())?;
+    let mut engine = Engine::start(EngineOptions {
+        detection: cfg.detection.clone(),
+        eve: Some(cfg.output.eve.clone()),
+        store: Some(store.clone()),
+        inventory: true,
+    })
+    .map_err(anyhow::Error::msg)?;
+    start_capture(cfg, &mut engine)?;
 
     if !cfg.binds_loopback() {
         tracing::warn!(host = %cfg.http.host, "HTTP server binds a non-loopback address");
@@ -101,19 +103,48 @@ async fn serve(
             "MCP authentication is disabled (allowed because the server binds loopback only)"
         );
     }
-    let registry = build_registry(cfg, &pool, &sensor, &sensor_addr).await?;
+    let ctx = Arc::new(ToolContext {
+        pool: pool.clone(),
+        engine: engine.handles(),
+        captures_dir: cfg.data_dir().join("captures"),
+        config: cfg.redacted(),
+        started: Instant::now(),
+        whitelist: cfg.whitelist.clone(),
+    });
+    match netmonitor_tools::load_ja3_blocklist(&ctx).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(entries = n, "JA3 blocklist loaded from the database"),
+        Err(e) => tracing::warn!(error = %e, "JA3 blocklist not loaded from the database"),
+    }
+    match netmonitor_tools::load_whitelist(&ctx).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(entries = n, "whitelist loaded into the alert stage"),
+        Err(e) => tracing::warn!(error = %e, "whitelist not loaded from the database"),
+    }
+    let registry = netmonitor_tools::build_registry(ctx)?;
     ops.tools.store(registry.tools().len(), Ordering::Relaxed);
     let mut mcp_config = cfg.mcp.clone();
     mcp_config.server_version = env!("CARGO_PKG_VERSION").to_owned();
+    let store_actor = engine
+        .store
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("the engine has no store sink"))?;
+    let audit = StoreAuditSink::start(store_actor)?;
     let mcp = Arc::new(McpServer::new(
         mcp_config,
         registry,
         Arc::new(PgTokenStore::new(pool.clone())),
-        Arc::new(StoreAuditSink::start(store_addr.clone())?),
+        Arc::new(audit),
     ));
-    let _ = mcp_slot.set(mcp.clone());
     mcp.start_sweeper();
-    let mut ops = ops;
+    engine.subscribe_view(
+        "mcp_notifications",
+        &ResourceNotifier {
+            mcp: mcp.clone(),
+            last: None,
+        }
+        .start(),
+    );
     if cfg.metrics_need_token() {
         tracing::info!("/metrics requires a bearer token (http.metrics_auth)");
         ops.metrics_guard = Some(mcp.clone());
@@ -132,7 +163,7 @@ async fn serve(
     })
     .shutdown_timeout(5)
     // Signals are ours: actix-web's own handling would stop the whole System, actors included,
-    // before the store could be flushed through them.
+    // before the engine could be drained through them.
     .disable_signals()
     .workers(cfg.http.worker_threads());
     let server = server
@@ -154,37 +185,20 @@ async fn serve(
             handle.stop(true).await;
         });
     }
+    actix_rt::spawn(reopen_on_sighup(engine.eve.clone()));
     actix_rt::spawn(stop_on_signal(server.handle()));
     server.await.context("HTTP server")?;
 
-    tracing::info!("shutting down: stopping capture");
-    sensor.stop();
-    tracing::info!("shutting down: flushing the store");
-    // Let the last audit batch reach the store actor, then flush behind it (mailboxes are FIFO).
-    actix_rt::time::sleep(crate::mcp::AUDIT_FLUSH * 2).await;
-    match store_addr.send(FlushStore).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!(error = %e, "store flush failed"),
-        Err(e) => {
-            tracing::warn!(error = %e, "store actor gone at shutdown; flushing the writer directly");
-            if let Err(e) = store.flush() {
-                tracing::error!(error = %e, "store flush failed");
-            }
-        }
-    }
-    store_arbiter.stop();
+    tracing::info!("shutting down: stopping capture and draining the engine");
+    // Let the last audit batch reach the store actor; the engine drains and flushes behind it.
+    actix_rt::time::sleep(netmonitor_tools::backing::AUDIT_FLUSH * 2).await;
+    engine.stop().await;
     drop(store);
     Ok(())
 }
 
-/// Starts capture on the configured interfaces and files; events go to the store (durable)
-/// and to the sensor actor (live inventory).
-fn start_sensor(
-    cfg: &Config,
-    store: Arc<StoreHandle>,
-    actor: Addr<SensorActor>,
-    mcp: Arc<OnceLock<Arc<McpServer>>>,
-) -> anyhow::Result<SensorService> {
+/// Starts capture on the configured interfaces and files.
+fn start_capture(cfg: &Config, engine: &mut Engine) -> anyhow::Result<()> {
     let mut sources: Vec<Source> = cfg
         .capture
         .interfaces
@@ -199,54 +213,66 @@ fn start_sensor(
         .collect();
     sources.extend(cfg.capture.pcaps.iter().cloned().map(Source::File));
     let names: Vec<String> = sources.iter().map(Source::name).collect();
-    let mut last_notice = Instant::now();
-    let sink = Box::new(move |events: Vec<netmonitor_common::Event>| {
-        let batch = Arc::new(events);
-        actor.do_send(EventBatch(batch.clone()));
-        if let Err(e) = store.send_events(batch.iter().cloned()) {
-            tracing::error!(error = %e, "store refused events");
-        }
-        // Subscribers to the inventory resources hear that they changed (at most once a second).
-        if last_notice.elapsed() >= RESOURCE_NOTICE_INTERVAL {
-            if let Some(server) = mcp.get() {
-                last_notice = Instant::now();
-                for uri in INVENTORY_RESOURCES {
-                    server.notify_resource_updated(uri);
-                }
-            }
-        }
-    });
-    let service = SensorService::start(&cfg.sensor, sources, sink).map_err(anyhow::Error::msg)?;
+    engine
+        .start_capture(&cfg.sensor, sources)
+        .map_err(anyhow::Error::msg)?;
     if names.is_empty() {
         tracing::info!("no capture source configured (use --interface IF or --pcap FILE)");
     } else {
         tracing::info!(sources = ?names, "capture started");
     }
-    Ok(service)
+    Ok(())
 }
 
-/// The MCP catalogue: every tool, resource and prompt, backed by the sensor and the database.
-async fn build_registry(
-    cfg: &Config,
-    pool: &DbPool,
-    sensor: &SensorService,
-    inventory: &Addr<SensorActor>,
-) -> anyhow::Result<Registry> {
-    let ctx = Arc::new(ToolContext {
-        pool: pool.clone(),
-        sensor: sensor.handle(),
-        inventory: inventory.clone(),
-        captures_dir: cfg.data_dir().join("captures"),
-        config: cfg.redacted(),
-        started: Instant::now(),
-        whitelist: cfg.whitelist.clone(),
-    });
-    match netmonitor_tools::load_ja3_blocklist(&ctx).await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(entries = n, "JA3 blocklist loaded from the database"),
-        Err(e) => tracing::warn!(error = %e, "JA3 blocklist not loaded from the database"),
+/// Tells MCP subscribers that the inventory resources changed, at most once a second; a live
+/// view on the bus that may skip batches.
+struct ResourceNotifier {
+    mcp: Arc<McpServer>,
+    last: Option<Instant>,
+}
+
+impl Actor for ResourceNotifier {
+    type Context = Context<Self>;
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(4);
     }
-    Ok(netmonitor_tools::build_registry(ctx)?)
+}
+
+impl Handler<EventBatch> for ResourceNotifier {
+    type Result = ();
+    fn handle(&mut self, _: EventBatch, _ctx: &mut Context<Self>) {
+        if self
+            .last
+            .is_none_or(|t| t.elapsed() >= RESOURCE_NOTICE_INTERVAL)
+        {
+            self.last = Some(Instant::now());
+            for uri in INVENTORY_RESOURCES {
+                self.mcp.notify_resource_updated(uri);
+            }
+        }
+    }
+}
+
+impl Handler<Drain> for ResourceNotifier {
+    type Result = ();
+    fn handle(&mut self, _: Drain, _ctx: &mut Context<Self>) {}
+}
+
+/// Reopens the EVE file on SIGHUP (after logrotate moved it away), as Suricata does.
+async fn reopen_on_sighup(eve: Option<Addr<netmonitor_eve::EveSink>>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Some(eve) = eve else { return };
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::error!("cannot install the SIGHUP handler");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match eve.send(netmonitor_eve::Reopen).await {
+            Ok(Ok(())) => tracing::info!("SIGHUP: EVE file reopened"),
+            Ok(Err(e)) => tracing::error!(error = %e, "SIGHUP: cannot reopen the EVE file"),
+            Err(e) => tracing::error!(error = %e, "SIGHUP: EVE sink gone"),
+        }
+    }
 }
 
 /// Stops the HTTP server gracefully on SIGINT or SIGTERM; the rest of the shutdown follows it.

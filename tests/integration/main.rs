@@ -2,6 +2,7 @@
 //! real HTTP. One target, a module per area, shared fixtures in `util`.
 
 mod live;
+mod eve_schema;
 mod mcp;
 mod oracles;
 mod resilience;

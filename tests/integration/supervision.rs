@@ -34,7 +34,7 @@ fn alert_batch(n: u64) -> EventBatch {
             }),
         })
         .collect();
-    EventBatch(Arc::new(events))
+    EventBatch::new(netmonitor_runtime::Topic::Events, Arc::new(events))
 }
 
 #[test]

@@ -360,6 +360,19 @@ impl<H: AppHandler> Pipeline<H> {
         }
     }
 
+    /// Ends every flow now (a `flush_flows` command): like [`Pipeline::finish`], but capture goes
+    /// on and new packets start new flows.
+    pub fn flush_all(&mut self) {
+        self.finish();
+    }
+
+    /// Ends the flows that are idle past their timeout as of the latest packet (or wall clock on
+    /// a live link), without waiting for the next periodic sweep.
+    pub fn expire_idle_now(&mut self) {
+        let now = self.stats.last_ts.max(self.flows.now());
+        self.sweep(now);
+    }
+
     /// Ends every flow (reason `shutdown`), flushing reassembly; call at end of capture.
     pub fn finish(&mut self) {
         let now = self.flows.now();

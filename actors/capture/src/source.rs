@@ -717,6 +717,9 @@ pub struct CaptureLoopConfig {
     pub max_batch_latency: Duration,
     /// How often kernel counters are read.
     pub stats_interval: Duration,
+    /// While set, the loop reads nothing (a live interface's kernel ring then overflows and
+    /// counts its own drops; a file waits).
+    pub pause: Option<std::sync::Arc<AtomicBool>>,
 }
 
 impl Default for CaptureLoopConfig {
@@ -727,6 +730,7 @@ impl Default for CaptureLoopConfig {
             lossless: false,
             max_batch_latency: Duration::from_millis(50),
             stats_interval: Duration::from_secs(1),
+            pause: None,
         }
     }
 }
@@ -769,6 +773,14 @@ pub fn run_capture<S: PacketSource + ?Sized>(
     let end = loop {
         if stop.load(Ordering::Relaxed) {
             break CaptureEnd::Stopped;
+        }
+        if cfg.pause.as_ref().is_some_and(|p| p.load(Ordering::Relaxed)) {
+            if !batch.is_empty() {
+                send(&mut batch, tx, stop, counters, cfg)?;
+                batch = fresh(recycle);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
         }
         let mut flush = false;
         let mut finished = false;

@@ -52,11 +52,15 @@ impl Serialize for Eve<'_> {
                     },
                 )?;
             }
-            EventKind::Tls(t) => m.serialize_entry(event_type, &TlsBody::new(t))?,
+            EventKind::Tls(t) if t.quic_version.is_some() => {
+                m.serialize_entry("quic", &QuicBody::new(t))?
+            }
+            EventKind::Tls(t) => m.serialize_entry("tls", &TlsBody::new(t))?,
             EventKind::Krb5(k) => m.serialize_entry("krb5", &Krb5Body::new(k))?,
             EventKind::Dns(d) => m.serialize_entry(
                 "dns",
                 &DnsBody {
+                    version: 2,
                     kind: &d.kind,
                     id: d.id,
                     rrname: &d.rrname,
@@ -86,9 +90,8 @@ impl Serialize for Eve<'_> {
                     signature: &a.signature,
                     category: &a.category,
                     severity: a.severity,
-                    threat_type: &a.threat_type,
-                    mitre: &a.mitre,
-                    evidence: &a.evidence,
+                    metadata: AlertMetadata::new(&a.threat_type, &a.mitre),
+                    context: a.evidence.as_object().filter(|o| !o.is_empty()),
                 },
             )?,
         }
@@ -169,16 +172,58 @@ impl<'a> TlsBody<'a> {
             notafter: cert.map(|c| format_utc(c.not_after)),
             subjectaltname: cert.map_or(&[], |c| c.sans.as_slice()),
             sni: t.sni.as_deref(),
-            // QUIC events name the QUIC version, TLS events the TLS version.
-            version: match t.quic_version {
-                Some(q) => Some(quic_version_name(q)),
-                None => t.version.clone(),
-            },
+            version: t.version.clone(),
             ja3: t.ja3.as_ref().map(FingerprintBody::from),
             ja3s: t.ja3s.as_ref().map(FingerprintBody::from),
             ja4: t.ja4.as_deref(),
             client_alpns: &t.alpn_offered,
             server_alpns: t.alpn_selected.as_deref().map(|a| [a]),
+        }
+    }
+}
+
+/// Suricata's `quic` object: the ClientHello's fingerprints and, as Suricata logs them, its
+/// extensions (ALPN among them) in `extensions`.
+#[derive(Serialize)]
+struct QuicBody<'a> {
+    version: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sni: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ja3: Option<FingerprintBody<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ja3s: Option<FingerprintBody<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ja4: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    extensions: Vec<QuicExtension<'a>>,
+}
+
+#[derive(Serialize)]
+struct QuicExtension<'a> {
+    name: &'static str,
+    #[serde(rename = "type")]
+    kind: u16,
+    values: &'a [String],
+}
+
+impl<'a> QuicBody<'a> {
+    fn new(t: &'a TlsHandshake) -> Self {
+        let mut extensions = Vec::new();
+        if !t.alpn_offered.is_empty() {
+            extensions.push(QuicExtension {
+                name: "alpn",
+                kind: 16,
+                values: &t.alpn_offered,
+            });
+        }
+        QuicBody {
+            version: t.quic_version.map(quic_version_name).unwrap_or_default(),
+            sni: t.sni.as_deref(),
+            ja3: t.ja3.as_ref().map(FingerprintBody::from),
+            ja3s: t.ja3s.as_ref().map(FingerprintBody::from),
+            ja4: t.ja4.as_deref(),
+            extensions,
         }
     }
 }
@@ -235,8 +280,11 @@ struct Rdata<'a> {
     rdata: &'a str,
 }
 
+/// Suricata's DNS v2 layout (one event per message, the first question flat in `dns`), with
+/// the `version` its schema requires.
 #[derive(Serialize)]
 struct DnsBody<'a> {
+    version: u8,
     #[serde(rename = "type")]
     kind: &'a str,
     id: u16,
@@ -261,6 +309,9 @@ struct DhcpBody<'a> {
     hostname: Option<&'a str>,
 }
 
+/// Suricata's `alert` object. Our own facts go where its schema allows them: the kind and the
+/// MITRE ATT&CK mapping in `metadata` (arrays of strings, as ET rules write
+/// `mitre_technique_id`, `mitre_tactic_id`, ...), the evidence object in `context`.
 #[derive(Serialize)]
 struct AlertBody<'a> {
     action: &'static str,
@@ -270,9 +321,41 @@ struct AlertBody<'a> {
     signature: &'a str,
     category: &'a str,
     severity: u8,
-    threat_type: &'a str,
-    mitre: &'a [String],
-    evidence: &'a Value,
+    metadata: AlertMetadata,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    context: Option<&'a serde_json::Map<String, Value>>,
+}
+
+/// `alert.metadata`: every key an array with at least one string (keys with nothing to say
+/// are left out).
+#[derive(Serialize)]
+struct AlertMetadata {
+    threat_type: [String; 1],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    mitre_technique_id: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    mitre_technique_name: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    mitre_tactic_id: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    mitre_tactic_name: Vec<String>,
+}
+
+impl AlertMetadata {
+    fn new(threat_type: &str, techniques: &[String]) -> Self {
+        let tactics = crate::mitre::tactics_of(techniques.iter().map(String::as_str));
+        AlertMetadata {
+            threat_type: [threat_type.to_owned()],
+            mitre_technique_id: techniques.to_vec(),
+            mitre_technique_name: techniques
+                .iter()
+                .filter_map(|t| crate::mitre::technique(t))
+                .map(|t| t.name.to_owned())
+                .collect(),
+            mitre_tactic_id: tactics.iter().map(|t| t.id.to_owned()).collect(),
+            mitre_tactic_name: tactics.iter().map(|t| t.name.to_owned()).collect(),
+        }
+    }
 }
 
 /// Writes events as EVE lines; buffered by the caller's writer.

@@ -8,6 +8,7 @@ pub mod der;
 pub mod eve;
 pub mod event;
 pub mod krb;
+pub mod mitre;
 pub mod time;
 
 pub use event::*;

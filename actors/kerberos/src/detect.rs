@@ -586,6 +586,23 @@ impl KerberosDetector {
         &self.cfg
     }
 
+    /// Changes the thresholds while running (windows and counts keep what they hold). The size
+    /// of the tracking tables (`max_tracked`) is fixed at construction.
+    pub fn set_config(&mut self, cfg: KrbDetectConfig) -> Result<(), KrbConfigError> {
+        cfg.validate()?;
+        if cfg.max_tracked != self.cfg.max_tracked {
+            return Err(KrbConfigError {
+                field: "max_tracked",
+                reason: "takes effect only at a restart",
+            });
+        }
+        self.window = i64::try_from(cfg.window_secs.max(1))
+            .unwrap_or(i64::MAX)
+            .saturating_mul(MICROS);
+        self.cfg = cfg;
+        Ok(())
+    }
+
     /// Inspects one decoded message (`header.ts` = capture time, `header.key.src_ip` = the
     /// client) and returns the alerts it completes.
     pub fn inspect(&mut self, header: &EventHeader, msg: &KrbMessage) -> Vec<Alert> {

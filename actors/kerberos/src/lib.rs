@@ -12,6 +12,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
 )]
 
+pub mod actor;
 pub mod detect;
 pub mod flow;
 pub mod parser;

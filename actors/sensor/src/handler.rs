@@ -1,5 +1,6 @@
 //! The application handler: classifies each flow, feeds its dissector and turns what comes out
-//! into events and alerts.
+//! into events. Detection runs in the actors that take these events off the bus; a flow's
+//! record says `alerted` when the alert stage marked it.
 
 use crate::{dhcp, dns, SensorStats};
 use netmonitor_capture::{AppHandler, FlowInfo};
@@ -7,9 +8,8 @@ use netmonitor_common::krb::{KrbMessage, KrbMsgType};
 use netmonitor_common::{
     Direction, Event, EventHeader, EventKind, FlowRecord, Timestamp, TlsHandshake,
 };
-use netmonitor_kerberos::detect::KerberosDetector;
 use netmonitor_kerberos::{looks_like_krb_tcp, looks_like_krb_udp, KrbFlow};
-use netmonitor_tls::detect::TlsDetector;
+use netmonitor_runtime::AlertedFlows;
 use netmonitor_tls::{
     looks_like_quic_initial, looks_like_tls, looks_like_tunnel_request, QuicFlowParser,
     TlsFlowParser,
@@ -49,33 +49,28 @@ pub struct FlowState {
     pub app: FlowApp,
     /// Payloads seen while unclassified.
     probes: u8,
-    /// An alert was raised on this flow.
-    pub alerted: bool,
     /// The dissector found the capture's client/server guess backwards.
     pub swapped: bool,
 }
 
-/// The application layer: dissectors, detectors and the events they produced.
+/// The application layer: dissectors and the events they produced.
 pub struct Dissectors {
     /// Events not yet taken by the sensor's consumer.
     pub events: Vec<Event>,
-    /// TLS detections (JA3 blocklist, weak TLS, certificates).
-    pub tls: TlsDetector,
-    /// Kerberos detections.
-    pub krb: KerberosDetector,
     /// Counters.
     pub stats: SensorStats,
+    /// Flows the alert stage raised an alert on.
+    alerted: std::sync::Arc<AlertedFlows>,
     krb_scratch: Vec<KrbMessage>,
 }
 
 impl Dissectors {
-    /// An application layer with these detectors.
-    pub fn new(tls: TlsDetector, krb: KerberosDetector) -> Self {
+    /// An application layer whose flow records consult `alerted`.
+    pub fn new(alerted: std::sync::Arc<AlertedFlows>) -> Self {
         Dissectors {
             events: Vec::new(),
-            tls,
-            krb,
             stats: SensorStats::default(),
+            alerted,
             krb_scratch: Vec::new(),
         }
     }
@@ -93,14 +88,12 @@ impl Dissectors {
         ts: Timestamp,
     ) {
         let header = header(flow, state.swapped, ts);
-        let alerts = self.tls.inspect(ts, &hs);
         *self
             .stats
             .tls_versions
             .entry(hs.version.clone().unwrap_or_else(|| "unknown".into()))
             .or_default() += 1;
-        self.push(header.clone(), EventKind::Tls(hs));
-        self.emit_alerts(state, &header, alerts);
+        self.push(header, EventKind::Tls(hs));
     }
 
     fn emit_krb(
@@ -127,22 +120,7 @@ impl Dissectors {
             .entry(msg.msg_type.name())
             .or_default() += 1;
         let header = header(flow, state.swapped, ts);
-        let alerts = self.krb.inspect(&header, &msg);
-        self.push(header.clone(), EventKind::Krb5(msg));
-        self.emit_alerts(state, &header, alerts);
-    }
-
-    fn emit_alerts(
-        &mut self,
-        state: &mut FlowState,
-        header: &EventHeader,
-        alerts: Vec<netmonitor_common::Alert>,
-    ) {
-        for a in alerts {
-            state.alerted = true;
-            *self.stats.alerts.entry(a.threat_type.clone()).or_default() += 1;
-            self.push(header.clone(), EventKind::Alert(a));
-        }
+        self.push(header, EventKind::Krb5(msg));
     }
 
     fn poll_tls(&mut self, flow: &FlowInfo, state: &mut FlowState, ts: Timestamp) {
@@ -337,7 +315,7 @@ impl AppHandler for Dissectors {
             state.swapped = swapped;
             self.emit_tls(flow, &mut state, hs, end);
         }
-        record.alerted |= state.alerted;
+        record.alerted |= self.alerted.take(flow.flow_id);
         self.push(header(flow, false, end), EventKind::Flow(record));
     }
 }

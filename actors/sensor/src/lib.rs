@@ -1,15 +1,18 @@
 //! The sensor: the packet path of `netmonitor-capture` with NetMonitor's application layer
 //! plugged in. Flows are classified by content (and well-known ports where content is
-//! ambiguous), handed to the TLS, QUIC, Kerberos, DNS and DHCP dissectors, and their results
-//! run through the detectors. Out come typed [`Event`]s, in capture order, for EVE, the store
-//! and the actors. Pure synchronous code: the pipeline thread owns it.
+//! ambiguous) and handed to the TLS, QUIC, Kerberos, DNS and DHCP dissectors. Out come typed
+//! [`Event`]s, in capture order, in batches for the bus (detection runs in the actors there).
+//! The packet path itself is synchronous code on its own threads, owned by the supervised
+//! [`capture_actor::CaptureActor`]; `replay` drives the same path over files.
 #![deny(missing_docs)]
 
-pub mod actor;
+pub mod capture_actor;
 pub mod dhcp;
 pub mod dns;
 mod handler;
 pub mod inventory;
+pub mod inventory_actor;
+pub mod replay;
 pub mod service;
 pub mod shard;
 pub mod stats;
@@ -19,10 +22,9 @@ pub use stats::SensorStats;
 
 use netmonitor_capture::{Pipeline, PipelineConfig, RawPacket};
 use netmonitor_common::Event;
-use netmonitor_kerberos::detect::{KerberosDetector, KrbDetectConfig};
-use netmonitor_tls::detect::TlsDetector;
+use netmonitor_runtime::AlertedFlows;
 use serde::Deserialize;
-use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Sensor settings (`[sensor]` in the configuration).
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -30,10 +32,6 @@ use std::path::PathBuf;
 pub struct SensorConfig {
     /// The packet path (flows, reassembly, defragmentation, ring buffer).
     pub pipeline: PipelineConfig,
-    /// Kerberos detection thresholds.
-    pub kerberos: KrbDetectConfig,
-    /// abuse.ch SSLBL JA3 CSV to load at start.
-    pub ja3_blocklist: Option<PathBuf>,
     /// Pipeline workers for `replay` (0 = one per core). Packets are spread by host pair.
     pub workers: usize,
 }
@@ -44,7 +42,6 @@ impl SensorConfig {
         self.pipeline
             .validate()
             .map_err(|e| format!("sensor.pipeline: {e}"))?;
-        self.kerberos.validate().map_err(|e| e.to_string())?;
         Ok(())
     }
 }
@@ -59,17 +56,10 @@ pub struct Sensor {
 }
 
 impl Sensor {
-    /// Builds the sensor; loads the JA3 blocklist file when one is configured.
-    pub fn new(cfg: &SensorConfig) -> Result<Self, String> {
+    /// Builds the sensor; its flow records consult `alerted` (shared with the alert stage).
+    pub fn new(cfg: &SensorConfig, alerted: Arc<AlertedFlows>) -> Result<Self, String> {
         cfg.validate()?;
-        let mut tls = TlsDetector::new();
-        if let Some(path) = &cfg.ja3_blocklist {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                format!("sensor.ja3_blocklist: cannot read {}: {e}", path.display())
-            })?;
-            tls.load_sslbl_csv(&text);
-        }
-        let handler = Dissectors::new(tls, KerberosDetector::new(cfg.kerberos.clone()));
+        let handler = Dissectors::new(alerted);
         let pipeline = Pipeline::new(cfg.pipeline.clone(), handler)
             .map_err(|e| format!("sensor.pipeline: {e}"))?;
         Ok(Sensor { pipeline })
@@ -113,9 +103,9 @@ impl Sensor {
         self.pipeline.handler()
     }
 
-    /// The application layer, mutably (e.g. to add a JA3 to the blocklist at run time).
-    pub fn dissectors_mut(&mut self) -> &mut Dissectors {
-        self.pipeline.handler_mut()
+    /// The packet path, mutably (flushing flows on command).
+    pub fn pipeline_mut(&mut self) -> &mut Pipeline<Dissectors> {
+        &mut self.pipeline
     }
 }
 

@@ -1,7 +1,9 @@
 //! The running sensor: one capture thread per source (live interface or pcap file) feeding, in
 //! batches over a bounded channel, one pipeline thread that owns the [`Sensor`]. Events leave
-//! through a sink callback; status, PCAP export and blocklist changes arrive as commands on a
-//! channel, answered between batches — no lock on the packet path.
+//! through a sink callback (the bus); status, ring copies for PCAP export, flow flushes and
+//! pauses arrive as commands on a channel, answered between batches — no lock on the packet
+//! path, and nothing slow on it (an export copies packets out of the ring here and is written
+//! to disk elsewhere). A panic that escapes the per-packet containment costs one batch.
 
 use crate::{Sensor, SensorConfig, SensorStats, EVENT_BATCH};
 use crossbeam_channel::{bounded, select, Receiver, Sender};
@@ -69,8 +71,10 @@ pub struct SensorStatus {
     pub pipeline: StatsSnapshot,
     /// Application layer counters.
     pub application: SensorStats,
-    /// JA3 hashes on the blocklist.
-    pub ja3_blocklist_size: usize,
+    /// Whether capture is paused (`pause_capture`).
+    pub paused: bool,
+    /// Batches lost to a panic that escaped the per-packet containment.
+    pub batches_lost_to_panics: u64,
 }
 
 /// Result of a PCAP export.
@@ -84,18 +88,32 @@ pub struct ExportResult {
     pub bytes: u64,
 }
 
+/// Packets copied out of the ring, as a complete pcap file in memory.
+#[derive(Clone, Debug)]
+pub struct RingCopy {
+    /// The pcap bytes.
+    pub pcap: Vec<u8>,
+    /// Packets in it.
+    pub packets: usize,
+}
+
+/// What trimming the sensor's idle state freed.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct TrimReport {
+    /// Flows ended because they were idle (their records were emitted).
+    pub idle_flows_ended: u64,
+    /// Flows still active.
+    pub flows_active: u64,
+}
+
 enum Command {
     Status(tokio::sync::oneshot::Sender<SensorStatus>),
-    Export(
+    CopyRing(
         ExportFilter,
-        PathBuf,
-        tokio::sync::oneshot::Sender<Result<ExportResult, String>>,
+        tokio::sync::oneshot::Sender<Result<RingCopy, String>>,
     ),
-    AddJa3(
-        String,
-        String,
-        tokio::sync::oneshot::Sender<Result<(), String>>,
-    ),
+    FlushFlows(tokio::sync::oneshot::Sender<u64>),
+    Trim(tokio::sync::oneshot::Sender<TrimReport>),
 }
 
 /// How old a status snapshot may be before the pipeline thread is asked again. Concurrent
@@ -111,6 +129,7 @@ type TimedStatus = (Instant, Arc<SensorStatus>);
 pub struct SensorHandle {
     cmds: Sender<Command>,
     status_cache: Arc<std::sync::Mutex<Option<TimedStatus>>>,
+    paused: Arc<AtomicBool>,
 }
 
 impl SensorHandle {
@@ -139,23 +158,70 @@ impl SensorHandle {
         Some(fresh)
     }
 
-    /// Writes the ring buffer's packets matching `filter` to `path` as a pcap.
+    /// Copies the ring buffer's packets matching `filter` into a pcap in memory (on the pipeline
+    /// thread: a memory copy between batches; the caller writes it to disk elsewhere).
+    pub async fn copy_ring(&self, filter: ExportFilter) -> Result<RingCopy, String> {
+        self.ask(|tx| Command::CopyRing(filter, tx))
+            .await
+            .unwrap_or_else(|| Err("sensor is not running".into()))
+    }
+
+    /// Writes the ring buffer's packets matching `filter` to `path` (0600) as a pcap; the file
+    /// is written on a blocking thread, not on the packet path.
     pub async fn export_pcap(
         &self,
         filter: ExportFilter,
         path: PathBuf,
     ) -> Result<ExportResult, String> {
-        self.ask(|tx| Command::Export(filter, path, tx))
-            .await
-            .unwrap_or_else(|| Err("sensor is not running".into()))
+        let copy = self.copy_ring(filter).await?;
+        tokio::task::spawn_blocking(move || write_private(&path, &copy.pcap).map(|bytes| ExportResult {
+            path,
+            packets: copy.packets,
+            bytes,
+        }))
+        .await
+        .map_err(|e| format!("export task failed: {e}"))?
     }
 
-    /// Adds a JA3 MD5 to the blocklist at run time.
-    pub async fn add_ja3(&self, md5: String, reason: String) -> Result<(), String> {
-        self.ask(|tx| Command::AddJa3(md5, reason, tx))
-            .await
-            .unwrap_or_else(|| Err("sensor is not running".into()))
+    /// Ends every flow now (their records are emitted); answers how many.
+    pub async fn flush_flows(&self) -> Option<u64> {
+        self.ask(Command::FlushFlows).await
     }
+
+    /// Ends idle flows now and reports what is left.
+    pub async fn trim(&self) -> Option<TrimReport> {
+        self.ask(Command::Trim).await
+    }
+
+    /// Pauses or resumes reading from every source; answers the previous state.
+    pub fn set_paused(&self, paused: bool) -> bool {
+        self.paused.swap(paused, Ordering::Relaxed)
+    }
+
+    /// Whether capture is paused.
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Relaxed)
+    }
+}
+
+/// Writes `data` to a new private file (0600), creating the directory; returns the size.
+pub fn write_private(path: &std::path::Path, data: &[u8]) -> Result<u64, String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    f.write_all(data)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(data.len() as u64)
 }
 
 /// The running sensor's threads.
@@ -163,6 +229,8 @@ pub struct SensorService {
     handle: SensorHandle,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
+    pipeline_done: Arc<AtomicBool>,
+    counters: Vec<(String, Arc<CaptureCounters>)>,
 }
 
 impl SensorService {
@@ -170,15 +238,19 @@ impl SensorService {
     pub fn start(
         cfg: &SensorConfig,
         sources: Vec<Source>,
+        alerted: Arc<netmonitor_runtime::AlertedFlows>,
         sink: EventSink,
     ) -> Result<Self, String> {
-        let mut sensor = Sensor::new(cfg)?;
+        let mut sensor = Sensor::new(cfg, alerted)?;
         let stop = Arc::new(AtomicBool::new(false));
+        let paused = Arc::new(AtomicBool::new(false));
+        let pipeline_done = Arc::new(AtomicBool::new(false));
         let (batch_tx, batch_rx) = bounded::<PacketBatch>(QUEUE_BATCHES);
         let (recycle_tx, recycle_rx) = bounded::<PacketBatch>(QUEUE_BATCHES);
         let (cmd_tx, cmd_rx) = bounded::<Command>(64);
         let mut threads = Vec::new();
         let mut statuses = Vec::new();
+        let mut source_counters = Vec::new();
         for (i, src) in sources.into_iter().enumerate() {
             let iface = u16::try_from(i).map_err(|_| "too many capture sources".to_string())?;
             let (mut boxed, kind, lossless): (Box<dyn PacketSource + Send>, _, _) = match &src {
@@ -199,9 +271,11 @@ impl SensorService {
             let counters = Arc::new(CaptureCounters::default());
             let state = Arc::new(std::sync::Mutex::new("running".to_string()));
             statuses.push((src.name(), kind, counters.clone(), state.clone()));
+            source_counters.push((src.name(), counters.clone()));
             let (tx, recycle, stop) = (batch_tx.clone(), recycle_rx.clone(), stop.clone());
             let loop_cfg = CaptureLoopConfig {
                 lossless,
+                pause: Some(paused.clone()),
                 ..CaptureLoopConfig::default()
             };
             let name = src.name();
@@ -231,19 +305,23 @@ impl SensorService {
         }
         drop(batch_tx);
         let stop_p = stop.clone();
+        let (paused_p, done) = (paused.clone(), pipeline_done.clone());
         threads.push(
             std::thread::Builder::new()
                 .name("pipeline".into())
                 .spawn(move || {
                     pipeline_loop(
                         &mut sensor,
-                        batch_rx,
-                        recycle_tx,
-                        cmd_rx,
+                        Channels {
+                            batches: batch_rx,
+                            recycle: recycle_tx,
+                            cmds: cmd_rx,
+                        },
                         sink,
                         statuses,
-                        &stop_p,
+                        (&stop_p, &paused_p),
                     );
+                    done.store(true, Ordering::Relaxed);
                 })
                 .map_err(|e| e.to_string())?,
         );
@@ -251,10 +329,24 @@ impl SensorService {
             handle: SensorHandle {
                 cmds: cmd_tx,
                 status_cache: Arc::default(),
+                paused,
             },
             stop,
             threads,
+            pipeline_done,
+            counters: source_counters,
         })
+    }
+
+    /// Each source's name and live counters (packets, kernel and queue drops).
+    pub fn source_counters(&self) -> &[(String, Arc<CaptureCounters>)] {
+        &self.counters
+    }
+
+    /// True once the pipeline thread has ended (after [`SensorService::stop`], or because it
+    /// died: the capture actor then starts a new one).
+    pub fn pipeline_ended(&self) -> bool {
+        self.pipeline_done.load(Ordering::Relaxed)
     }
 
     /// A handle for status queries and commands.
@@ -288,29 +380,47 @@ type SourceCounters = Vec<(
     Arc<std::sync::Mutex<String>>,
 )>;
 
-fn pipeline_loop(
-    sensor: &mut Sensor,
+struct Channels {
     batches: Receiver<PacketBatch>,
     recycle: Sender<PacketBatch>,
     cmds: Receiver<Command>,
+}
+
+fn pipeline_loop(
+    sensor: &mut Sensor,
+    ch: Channels,
     mut sink: EventSink,
     sources: SourceCounters,
-    stop: &AtomicBool,
+    (stop, paused): (&AtomicBool, &AtomicBool),
 ) {
     let started = Instant::now();
     let mut last_flush = Instant::now();
     let mut finished = false;
+    let mut lost_batches = 0u64;
     let any_live = sources.iter().any(|s| s.1 == "interface");
+    let ctx = StatusCtx {
+        sources: &sources,
+        started,
+        paused,
+    };
     loop {
         select! {
-            recv(batches) -> msg => match msg {
+            recv(ch.batches) -> msg => match msg {
                 Ok(batch) => {
-                    for pkt in batch.iter() {
-                        sensor.process(&pkt);
+                    // Per-packet containment covers the dissectors; this catches the rest.
+                    let processed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        for pkt in batch.iter() {
+                            sensor.process(&pkt);
+                        }
+                    }));
+                    if processed.is_err() {
+                        lost_batches += 1;
+                        tracing::error!(packets = batch.len(), "packet path panicked; the rest of the batch is lost");
+                        metrics::counter!("netmonitor_actor_panics_total", "actor" => "capture").increment(1);
                     }
                     metrics::counter!("netmonitor_packets_total").increment(batch.len() as u64);
                     metrics::counter!("netmonitor_bytes_total").increment(batch.bytes() as u64);
-                    let _ = recycle.try_send(batch);
+                    let _ = ch.recycle.try_send(batch);
                 }
                 Err(_) => {
                     // Every capture thread has ended (files done, or stopped).
@@ -323,14 +433,14 @@ fn pipeline_loop(
                         return;
                     }
                     // Keep answering commands (status, export) after the files are read.
-                    if let Ok(cmd) = cmds.recv_timeout(EVENT_FLUSH) {
-                        answer(sensor, cmd, &sources, started);
+                    if let Ok(cmd) = ch.cmds.recv_timeout(EVENT_FLUSH) {
+                        answer(sensor, cmd, &ctx, lost_batches);
                     }
                 }
             },
-            recv(cmds) -> cmd => {
+            recv(ch.cmds) -> cmd => {
                 if let Ok(cmd) = cmd {
-                    answer(sensor, cmd, &sources, started);
+                    answer(sensor, cmd, &ctx, lost_batches);
                 }
             },
             default(EVENT_FLUSH) => {
@@ -352,12 +462,19 @@ fn pipeline_loop(
     }
 }
 
-fn answer(sensor: &mut Sensor, cmd: Command, sources: &SourceCounters, started: Instant) {
+struct StatusCtx<'a> {
+    sources: &'a SourceCounters,
+    started: Instant,
+    paused: &'a AtomicBool,
+}
+
+fn answer(sensor: &mut Sensor, cmd: Command, ctx: &StatusCtx<'_>, lost_batches: u64) {
     match cmd {
         Command::Status(reply) => {
             let _ = reply.send(SensorStatus {
-                uptime_seconds: started.elapsed().as_secs(),
-                sources: sources
+                uptime_seconds: ctx.started.elapsed().as_secs(),
+                sources: ctx
+                    .sources
                     .iter()
                     .map(|(name, kind, c, state)| SourceStatus {
                         name: name.clone(),
@@ -368,46 +485,33 @@ fn answer(sensor: &mut Sensor, cmd: Command, sources: &SourceCounters, started: 
                     .collect(),
                 pipeline: sensor.pipeline().snapshot(),
                 application: sensor.dissectors().stats.clone(),
-                ja3_blocklist_size: sensor.dissectors().tls.len(),
+                paused: ctx.paused.load(Ordering::Relaxed),
+                batches_lost_to_panics: lost_batches,
             });
         }
-        Command::Export(filter, path, reply) => {
-            let result = (|| {
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-                }
-                use std::os::unix::fs::OpenOptionsExt;
-                let file = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .mode(0o600)
-                    .open(&path)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-                let mut w = std::io::BufWriter::new(file);
-                let packets = sensor
-                    .pipeline()
-                    .ring()
-                    .export(&filter, &mut w)
-                    .map_err(|e| e.to_string())?;
-                std::io::Write::flush(&mut w).map_err(|e| e.to_string())?;
-                let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-                Ok(ExportResult {
-                    path: path.clone(),
-                    packets,
-                    bytes,
-                })
-            })();
+        Command::CopyRing(filter, reply) => {
+            let mut pcap = Vec::new();
+            let result = sensor
+                .pipeline()
+                .ring()
+                .export(&filter, &mut pcap)
+                .map(|packets| RingCopy { pcap, packets })
+                .map_err(|e| e.to_string());
             let _ = reply.send(result);
         }
-        Command::AddJa3(md5, reason, reply) => {
-            let _ = reply.send(
-                sensor
-                    .dissectors_mut()
-                    .tls
-                    .add_ja3(&md5, &reason)
-                    .map_err(|e| e.to_string()),
-            );
+        Command::FlushFlows(reply) => {
+            let before = sensor.pipeline().snapshot().flows.active;
+            sensor.pipeline_mut().flush_all();
+            let _ = reply.send(before);
+        }
+        Command::Trim(reply) => {
+            let before = sensor.pipeline().snapshot().flows.active;
+            sensor.pipeline_mut().expire_idle_now();
+            let after = sensor.pipeline().snapshot().flows.active;
+            let _ = reply.send(TrimReport {
+                idle_flows_ended: before.saturating_sub(after),
+                flows_active: after,
+            });
         }
     }
 }

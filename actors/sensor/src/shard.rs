@@ -1,6 +1,6 @@
 //! Spreading the packet path over cores: packets are routed by a symmetric hash of their
 //! innermost IP addresses to one of several workers, each owning a complete [`Sensor`] (flow
-//! table, reassembly, ring buffer share, dissectors, detectors). Both directions of a flow, every
+//! table, reassembly, ring buffer share, dissectors). Both directions of a flow, every
 //! fragment of a datagram and every flow between the same two hosts meet in the same worker, so
 //! per-flow and per-host-pair state (handshakes, Kerberos pairing, scans of one target) stays
 //! whole. Each worker keeps `1/N` of the configured ring buffer, so memory is as configured.
@@ -11,8 +11,13 @@ use netmonitor_capture::source::PacketBatch;
 use netmonitor_capture::stats::StatsSnapshot;
 use netmonitor_capture::{decode, RawPacket};
 use netmonitor_common::Event;
+use netmonitor_runtime::AlertedFlows;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 use std::thread::JoinHandle;
+
+/// Where a worker's event batches go (the bus), called from the worker's thread.
+pub type Publish = Arc<dyn Fn(Vec<Event>) + Send + Sync>;
 
 /// Packets a worker receives at once.
 const BATCH_PACKETS: usize = 512;
@@ -62,13 +67,12 @@ fn new_batch() -> PacketBatch {
 }
 
 impl ShardedSensor {
-    /// Starts `shards` workers; their events go to `events` (each worker's in order), in
-    /// vectors taken from `spares` whenever the consumer has handed emptied ones back.
+    /// Starts `shards` workers; each publishes its events (in order) with `publish`.
     pub fn start(
         cfg: &SensorConfig,
         shards: usize,
-        events: Sender<Vec<Event>>,
-        spares: Receiver<Vec<Event>>,
+        alerted: Arc<AlertedFlows>,
+        publish: Publish,
     ) -> Result<Self, String> {
         let shards = shards.max(1);
         let mut per_worker = cfg.clone();
@@ -77,15 +81,14 @@ impl ShardedSensor {
         let mut workers = Vec::with_capacity(shards);
         let (recycle_tx, recycled) = bounded(QUEUE_BATCHES * shards + shards);
         for i in 0..shards {
-            let sensor = Sensor::new(&per_worker)?;
+            let sensor = Sensor::new(&per_worker, alerted.clone())?;
             let (tx, rx) = bounded(QUEUE_BATCHES);
-            let (out, recycle) = (events.clone(), recycle_tx.clone());
-            let spares = spares.clone();
+            let (out, recycle) = (publish.clone(), recycle_tx.clone());
             txs.push(tx);
             workers.push(
                 std::thread::Builder::new()
                     .name(format!("pipeline-{i}"))
-                    .spawn(move || work(sensor, rx, out, recycle, spares))
+                    .spawn(move || work(sensor, rx, &*out, recycle))
                     .map_err(|e| e.to_string())?,
             );
         }
@@ -131,11 +134,9 @@ impl ShardedSensor {
 fn work(
     mut sensor: Sensor,
     rx: Receiver<PacketBatch>,
-    out: Sender<Vec<Event>>,
+    out: &(dyn Fn(Vec<Event>) + Send + Sync),
     recycle: Sender<PacketBatch>,
-    spares: Receiver<Vec<Event>>,
 ) -> WorkerReport {
-    let spare = || spares.try_recv().unwrap_or_default();
     for mut batch in rx {
         for pkt in batch.iter() {
             sensor.process(&pkt);
@@ -143,11 +144,11 @@ fn work(
         batch.clear();
         let _ = recycle.try_send(batch);
         if sensor.pending_events() >= EVENT_BATCH {
-            let _ = out.send(sensor.take_events_into(spare()));
+            out(sensor.take_events());
         }
     }
     sensor.finish();
-    let _ = out.send(sensor.take_events());
+    out(sensor.take_events());
     WorkerReport {
         snapshot: sensor.pipeline().snapshot(),
     }

@@ -3,13 +3,11 @@
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// What the dissectors and detectors produced so far.
+/// What the dissectors produced so far (alerts are counted by the alert stage).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct SensorStats {
     /// Events by EVE type.
     pub events: BTreeMap<&'static str, u64>,
-    /// Alerts by threat type.
-    pub alerts: BTreeMap<String, u64>,
     /// Flows by recognised application protocol.
     pub app_protocols: BTreeMap<&'static str, u64>,
     /// TLS handshakes by version name.

@@ -4,7 +4,9 @@
 use crate::audit::AuditRecord;
 use crate::writer::{StoreHandle, StoreItem, StoreStats};
 use actix::prelude::*;
-use netmonitor_runtime::{contained, injected_fault, note_restart, EventBatch, InjectFault, Ping};
+use netmonitor_runtime::{
+    contained, injected_fault, note_restart, Drain, EventBatch, InjectFault, Ping,
+};
 use std::sync::Arc;
 
 const NAME: &str = "store";
@@ -23,6 +25,10 @@ impl StoreActor {
 
 impl Actor for StoreActor {
     type Context = Context<Self>;
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // bounded: the bus waits on a full mailbox, the writer's queue waits behind it
+        ctx.set_mailbox_capacity(64);
+    }
 }
 
 impl Supervised for StoreActor {
@@ -51,7 +57,7 @@ impl Handler<EventBatch> for StoreActor {
     fn handle(&mut self, msg: EventBatch, ctx: &mut Context<Self>) {
         let handle = self.handle.clone();
         contained::<Self, _>(NAME, ctx, move || {
-            let items = msg.0.iter().cloned().map(StoreItem::Event).collect();
+            let items = msg.events.iter().cloned().map(StoreItem::Event).collect();
             if let Err(e) = handle.send(items) {
                 tracing::error!(error = %e, "store writer refused a batch");
             }
@@ -96,5 +102,14 @@ impl Handler<InjectFault> for StoreActor {
     type Result = ();
     fn handle(&mut self, _: InjectFault, ctx: &mut Context<Self>) {
         contained::<Self, _>(NAME, ctx, || injected_fault(NAME));
+    }
+}
+
+impl Handler<Drain> for StoreActor {
+    type Result = ();
+    fn handle(&mut self, _: Drain, _ctx: &mut Context<Self>) {
+        if let Err(e) = self.handle.flush() {
+            tracing::error!(error = %e, "store flush failed");
+        }
     }
 }

@@ -14,10 +14,12 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
 )]
 
+pub mod actor;
 pub mod detect;
 pub mod flow;
 pub mod ja3;
 pub mod ja4;
+pub mod live;
 pub mod parser;
 pub mod quic;
 mod text;

@@ -1,8 +1,8 @@
 //! NetMonitor's MCP catalogue: the tools, resources and prompts an assistant uses to question
-//! the sensor. Every tool answers from PostgreSQL (through `netmonitor_store::queries`) or
-//! from the live engine (the sensor's pipeline thread via [`SensorHandle`] and the inventory
-//! actor); a capability the engine cannot back yet is simply not registered, so nothing here
-//! returns fixed or invented data.
+//! the sensor. Every tool answers from PostgreSQL (through `netmonitor_store::queries`) for
+//! history or from the live engine's actors (by message, through
+//! [`netmonitor_engine::Handles`]) for real-time state; a capability the engine cannot back yet
+//! is simply not registered, so nothing here returns fixed or invented data.
 //!
 //! Each tool declares its input schema (field descriptions, bounds, enums, no extra fields),
 //! its output schema, explicit behaviour annotations and the scope it needs: reads are
@@ -14,6 +14,7 @@
 #![deny(missing_docs)]
 
 mod args;
+pub mod backing;
 mod config;
 mod csv;
 mod devices;
@@ -33,23 +34,19 @@ mod whitelist;
 pub use config::LIVE_CONFIG_KEYS;
 
 use netmonitor_mcp::{Registry, RegistryError};
-use netmonitor_sensor::actor::SensorActor;
-use netmonitor_sensor::service::SensorHandle;
 use netmonitor_store::DbPool;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// What the tools need from the running service: the query pool, the sensor's command
-/// channel, the inventory actor, where exported captures go, the effective configuration
-/// (secrets already redacted) and the service start time.
+/// What the tools need from the running service: the query pool, the engine's actors, where
+/// exported captures go, the effective configuration (secrets already redacted) and the
+/// service start time.
 pub struct ToolContext {
     /// Async PostgreSQL pool for every database-backed tool.
     pub pool: DbPool,
-    /// Status, PCAP export and blocklist commands to the pipeline thread.
-    pub sensor: SensorHandle,
-    /// The live inventory (hosts, edges, recent events).
-    pub inventory: actix::Addr<SensorActor>,
+    /// The engine's actors (capture, TLS, Kerberos, alert stage, inventory, EVE, bus).
+    pub engine: netmonitor_engine::Handles,
     /// Directory `export_flow_pcap` writes to; `delete_pcap_capture` deletes only inside it.
     pub captures_dir: PathBuf,
     /// The effective configuration, secrets redacted; shown by `get_config_parameters`.
@@ -132,7 +129,7 @@ pub fn build_registry(ctx: Arc<ToolContext>) -> Result<Registry, RegistryError> 
     Ok(r)
 }
 
-/// Loads the database's JA3 blocklist into the running sensor, so entries added with
+/// Loads the database's JA3 blocklist into the TLS actor, so entries added with
 /// `add_ja3_blacklist` survive a restart. Returns how many entries were loaded.
 pub async fn load_ja3_blocklist(ctx: &ToolContext) -> Result<usize, String> {
     let mut conn = ctx.pool.get().await.map_err(|e| e.to_string())?;
@@ -141,14 +138,39 @@ pub async fn load_ja3_blocklist(ctx: &ToolContext) -> Result<usize, String> {
         .map_err(|e| e.to_string())?;
     let mut n = 0;
     for row in rows {
-        match ctx
-            .sensor
-            .add_ja3(row.ja3.clone(), row.reason.clone())
+        let added = ctx
+            .engine
+            .tls
+            .send(netmonitor_tls::actor::AddJa3 {
+                md5: row.ja3.clone(),
+                reason: row.reason.clone(),
+            })
             .await
-        {
+            .map_err(|e| e.to_string())
+            .and_then(|r| r);
+        match added {
             Ok(()) => n += 1,
             Err(e) => tracing::warn!(ja3 = %row.ja3, error = %e, "blocklist entry not loaded"),
         }
     }
+    Ok(n)
+}
+
+/// Loads the `whitelist` table into the alert stage (at start and after every change).
+pub async fn load_whitelist(ctx: &ToolContext) -> Result<usize, String> {
+    let mut conn = ctx.pool.get().await.map_err(|e| e.to_string())?;
+    let rows = netmonitor_store::queries::list_whitelist(&mut conn, i64::MAX)
+        .await
+        .map_err(|e| e.to_string())?;
+    let entries: Vec<_> = rows
+        .iter()
+        .filter_map(|r| netmonitor_alerts::WhitelistEntry::parse(r.id, &r.ip_cidr))
+        .collect();
+    let n = entries.len();
+    ctx.engine
+        .alert_stage
+        .send(netmonitor_alerts::SetWhitelist(entries))
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(n)
 }

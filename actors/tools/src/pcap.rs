@@ -178,7 +178,7 @@ fn get_pcap_stats(ctx: &Ctx) -> ToolDef {
             let mut conn = db(&ctx).await?;
             let t = q::pcap_totals(&mut conn).await.map_err(db_err)?;
             let (files, bytes) = dir_usage(&ctx.captures_dir);
-            let ring = ctx.sensor.status().await.map(|s| {
+            let ring = sensor_status(&ctx).await.map(|s| {
                 let r = s.pipeline.ring;
                 json!({
                     "packets": r.packets, "bytes": r.bytes, "capacity_bytes": r.capacity_bytes,
@@ -327,8 +327,7 @@ fn export_flow_pcap(ctx: &Ctx) -> ToolDef {
                 ToolError::Unavailable(format!("captures directory {}: {e}", ctx.captures_dir.display()))
             })?;
             let path = dir.join(export_file_name());
-            let res = ctx
-                .sensor
+            let res = capture(&ctx)?
                 .export_pcap(filter.clone(), path.clone())
                 .await
                 .map_err(|e| ToolError::Unavailable(format!("export failed: {e}")))?;

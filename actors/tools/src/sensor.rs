@@ -1,7 +1,7 @@
-//! Live engine tools: sensor status (sources, packet path, application counters), memory
-//! (process RSS, ring buffer, flow table, inventory) and the packet ring buffer summary. They
-//! ask the pipeline thread through [`netmonitor_sensor::service::SensorHandle`] and the
-//! inventory actor; nothing is read from the database.
+//! Live engine tools: sensor status (sources, packet path, application counters, actors and
+//! the bus), memory (process RSS, ring buffer, flow table, inventory) and the packet ring
+//! buffer summary. They ask the capture actor, the TLS actor, the inventory actor and the bus;
+//! nothing is read from the database.
 
 use crate::procfs;
 use crate::schema::*;
@@ -37,7 +37,7 @@ fn get_sensor_status(ctx: &Ctx) -> ToolDef {
         Spec {
             name: "get_sensor_status",
             title: "Sensor status",
-            description: "Live health of the sensor: whether the pipeline is running, uptime, per capture source (interface or file) its state and packet/byte/drop counters, the packet path (decoded packets, decode errors, TCP/UDP counts, flows, reassembly, defragmentation, ring buffer, packets and bits per second), application-layer counters (events by type, alerts by threat type, TLS versions, Kerberos messages, malformed payloads) and the JA3 blocklist size.",
+            description: "Live health of the sensor: whether the pipeline is running (and whether capture is paused), uptime, per capture source (interface or file) its state and packet/byte/drop counters, the packet path (decoded packets, decode errors, TCP/UDP counts, flows, reassembly, defragmentation, ring buffer, packets and bits per second, dissector panics contained), application-layer counters (events by type, TLS versions, Kerberos messages, malformed payloads), the JA3 blocklist size, the alert stage's counts (raised by kind and severity, suppressed), and per subscriber of the event bus its policy, queue depth, batches and drops.",
             input: input(vec![], &[]),
             output: output(vec![
                 ("running", boolean("Whether the pipeline thread answered", None)),
@@ -46,14 +46,29 @@ fn get_sensor_status(ctx: &Ctx) -> ToolDef {
                 ("sources", array("Capture sources", any_object("Source: name, kind, state, counters"))),
                 ("pipeline", opt_object("Packet path statistics")),
                 ("application", opt_object("Application-layer counters")),
+                ("paused", boolean("Capture paused by pause_capture", None)),
                 ("ja3_blocklist_size", opt_int("JA3 hashes on the live blocklist")),
+                ("bus", array("Event bus subscribers", any_object("name, policy, queue_depth, batches, dropped_batches, dropped_events"))),
+                ("alerts", opt_object("The alert stage: alerts raised by kind and severity, suppressed by whitelist entry, as duplicates or because their kind is off")),
             ]),
             annotations: ToolAnnotations::READ_ONLY,
             scope: Scope::ReadOnly,
         },
         |ctx, _t, _args| async move {
             let uptime = ctx.started.elapsed().as_secs();
-            match ctx.sensor.status().await {
+            let ja3 = ctx
+                .engine
+                .tls
+                .send(netmonitor_tls::actor::GetTlsLive(0))
+                .await
+                .ok()
+                .map(|(_, n)| n);
+            let bus = json(&ctx.engine.bus.stats())?;
+            let alerts = match ctx.engine.alert_stage.send(netmonitor_alerts::GetAlertStats).await {
+                Ok(a) => json(&a)?,
+                Err(_) => Value::Null,
+            };
+            match sensor_status(&ctx).await {
                 Some(s) => Ok(json_object([
                     ("running", Value::Bool(true)),
                     ("service_uptime_seconds", uptime.into()),
@@ -61,7 +76,10 @@ fn get_sensor_status(ctx: &Ctx) -> ToolDef {
                     ("sources", json(&s.sources)?),
                     ("pipeline", json(&s.pipeline)?),
                     ("application", json(&s.application)?),
-                    ("ja3_blocklist_size", s.ja3_blocklist_size.into()),
+                    ("paused", s.paused.into()),
+                    ("ja3_blocklist_size", json(&ja3)?),
+                    ("bus", bus),
+                    ("alerts", alerts),
                 ])),
                 None => Ok(json!({
                     "running": false,
@@ -70,7 +88,10 @@ fn get_sensor_status(ctx: &Ctx) -> ToolDef {
                     "sources": [],
                     "pipeline": null,
                     "application": null,
-                    "ja3_blocklist_size": null,
+                    "paused": false,
+                    "ja3_blocklist_size": ja3,
+                    "bus": bus,
+                    "alerts": alerts,
                 })),
             }
         },
@@ -105,7 +126,7 @@ fn get_memory_status(ctx: &Ctx) -> ToolDef {
         },
         |ctx, _t, _args| async move {
             let process = procfs::read_self();
-            let status = ctx.sensor.status().await;
+            let status = sensor_status(&ctx).await;
             let inv = inventory(&ctx, |inv| {
                 let map = inv.map(0);
                 json!({
@@ -166,9 +187,7 @@ fn get_packet_buffer_summary(ctx: &Ctx) -> ToolDef {
             scope: Scope::ReadOnly,
         },
         |ctx, _t, _args| async move {
-            let s = ctx
-                .sensor
-                .status()
+            let s = sensor_status(&ctx)
                 .await
                 .ok_or_else(|| ToolError::Unavailable("the sensor pipeline is not running".into()))?;
             let r = s.pipeline.ring;

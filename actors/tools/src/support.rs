@@ -7,7 +7,7 @@ use crate::ToolContext;
 use diesel_async::pooled_connection::deadpool::Object;
 use diesel_async::AsyncPgConnection;
 use netmonitor_mcp::{Scope, ToolAnnotations, ToolCtx, ToolDef, ToolError};
-use netmonitor_sensor::actor::QueryInventory;
+use netmonitor_sensor::inventory_actor::QueryInventory;
 use netmonitor_sensor::inventory::Inventory;
 use netmonitor_store::StoreError;
 use serde::Serialize;
@@ -123,8 +123,12 @@ pub(crate) async fn inventory(
     ctx: &ToolContext,
     f: impl FnOnce(&Inventory) -> Value + Send + 'static,
 ) -> Result<Value, ToolError> {
-    let v = ctx
+    let inv = ctx
+        .engine
         .inventory
+        .as_ref()
+        .ok_or_else(|| ToolError::Unavailable("no live inventory in this process".into()))?;
+    let v = inv
         .send(QueryInventory::new(f))
         .await
         .map_err(|e| ToolError::Unavailable(format!("inventory actor: {e}")))?;
@@ -175,4 +179,19 @@ mod tests {
         assert_eq!(severity_name(9), "unknown");
         assert_eq!(severity_number("critical"), None);
     }
+}
+
+/// The capture actor's current status (`None` when capture is not running).
+pub(crate) async fn sensor_status(
+    ctx: &ToolContext,
+) -> Option<Arc<netmonitor_sensor::service::SensorStatus>> {
+    ctx.engine.capture.as_ref()?.status().await
+}
+
+/// The capture actor, or a clear error when this process captures nothing.
+pub(crate) fn capture(ctx: &ToolContext) -> Result<&netmonitor_sensor::capture_actor::Capture, ToolError> {
+    ctx.engine
+        .capture
+        .as_ref()
+        .ok_or_else(|| ToolError::Unavailable("capture is not running in this process".into()))
 }

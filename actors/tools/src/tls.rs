@@ -241,7 +241,7 @@ fn add_ja3_blacklist(ctx: &Ctx) -> ToolDef {
         Spec {
             name: "add_ja3_blacklist",
             title: "Blocklist a JA3",
-            description: "Adds a client JA3 MD5 to the blocklist with a reason: stored in ja3_blocklist (updating the reason if already listed) and pushed to the running sensor, which then raises a malicious_ja3 alert for every new handshake with it. Says whether the live sensor took it.",
+            description: "Adds a client JA3 MD5 to the blocklist with a reason: stored in ja3_blocklist (updating the reason if already listed) and pushed to the TLS actor, which then raises a malicious_ja3 alert for every new handshake with it. Says whether the live sensor took it.",
             input: input(
                 vec![
                     ("ja3", string_len("JA3 MD5, 32 hexadecimal digits", 32, 32)),
@@ -274,7 +274,16 @@ fn add_ja3_blacklist(ctx: &Ctx) -> ToolDef {
             let (row, previous) = q::upsert_ja3_block(&mut conn, &ja3, &reason, &source)
                 .await
                 .map_err(db_err)?;
-            let live = ctx.sensor.add_ja3(ja3.clone(), reason.clone()).await;
+            let live = ctx
+                .engine
+                .tls
+                .send(netmonitor_tls::actor::AddJa3 {
+                    md5: ja3.clone(),
+                    reason: reason.clone(),
+                })
+                .await
+                .map_err(|e| format!("TLS actor: {e}"))
+                .and_then(|r| r);
             Ok(json!({
                 "ja3": row.ja3,
                 "reason": row.reason,

@@ -1,7 +1,8 @@
 //! Whitelist tools over the `whitelist` table. Entries are IP addresses or CIDR networks,
 //! validated and normalised here (host bits cleared, a full-length prefix stored as the bare
-//! address). Alert listings (get_recent_threats, get_threat_detections) hide and count alerts
-//! whose source or destination falls inside an entry.
+//! address). Every change is handed to the alert stage, which stops raising alerts whose source
+//! or destination falls inside an entry; alert listings (get_recent_threats,
+//! get_threat_detections) also hide and count stored alerts an entry covers.
 
 use crate::args::invalid;
 use crate::schema::*;
@@ -40,6 +41,13 @@ pub(crate) fn normalize_entry(s: &str) -> Result<(String, bool), String> {
         return Ok((trunc.addr().to_string(), changed));
     }
     Ok((trunc.to_string(), changed))
+}
+
+/// Hands the changed whitelist to the alert stage, which applies it to every alert from now on.
+async fn refresh_alert_stage(ctx: &Ctx) {
+    if let Err(e) = crate::load_whitelist(ctx).await {
+        tracing::warn!(error = %e, "the alert stage did not get the changed whitelist");
+    }
 }
 
 fn entry_schema() -> Value {
@@ -91,6 +99,8 @@ fn add_whitelist_entry(ctx: &Ctx) -> ToolDef {
             let (entry, created) = q::add_whitelist(&mut conn, &value, description.as_deref())
                 .await
                 .map_err(db_err)?;
+            drop(conn);
+            refresh_alert_stage(&ctx).await;
             Ok(json!({"created": created, "normalized": normalized, "entry": json(&entry)?}))
         },
     )
@@ -172,6 +182,8 @@ fn remove_whitelist_entry(ctx: &Ctx) -> ToolDef {
             if removed.is_empty() {
                 return Err(ToolError::NotFound("no such whitelist entry".into()));
             }
+            drop(conn);
+            refresh_alert_stage(&ctx).await;
             Ok(json!({"removed": removed.len(), "entries": json(&removed)?}))
         },
     )

@@ -22,18 +22,17 @@ const SINCE: &str = "2000-01-01T00:00:00Z";
 fn registry_declarations_are_complete_and_scoped() {
     let sys = actix_rt::System::new();
     sys.block_on(async {
-        let actor = actix::Actor::start(netmonitor_sensor::actor::SensorActor::default());
-        let service = netmonitor_sensor::service::SensorService::start(
-            &netmonitor_sensor::SensorConfig::default(),
-            Vec::new(),
-            Box::new(|_| {}),
-        )
-        .unwrap_or_else(|e| panic!("sensor: {e}"));
+        let engine = netmonitor_engine::Engine::start(netmonitor_engine::EngineOptions {
+            detection: Default::default(),
+            eve: None,
+            store: None,
+            inventory: true,
+        })
+        .unwrap_or_else(|e| panic!("engine: {e}"));
         let ctx = std::sync::Arc::new(netmonitor_tools::ToolContext {
             // never connected: declarations only
             pool: pool("host=/nonexistent port=1 user=x dbname=x", 1),
-            sensor: service.handle(),
-            inventory: actor,
+            engine: engine.handles(),
             captures_dir: std::env::temp_dir(),
             config: test_config(),
             started: std::time::Instant::now(),
@@ -140,7 +139,7 @@ fn registry_declarations_are_complete_and_scoped() {
                 "review_pending_approvals"
             ]
         );
-        drop(service);
+        engine.stop().await;
     });
 }
 
@@ -199,7 +198,7 @@ fn tools_answer_from_real_pcaps_over_http() {
     assert_eq!(status["sources"].as_array().map(Vec::len), Some(3));
     let app = status["application"].clone();
     let live_as_req = app["krb_messages"]["KRB_AS_REQ"].as_i64().unwrap_or(0);
-    let live_alerts: i64 = app["alerts"]
+    let live_alerts: i64 = status["alerts"]["counters"]["raised_by_kind"]
         .as_object()
         .map(|m| m.values().filter_map(Value::as_i64).sum())
         .unwrap_or(0);
@@ -247,7 +246,7 @@ fn tools_answer_from_real_pcaps_over_http() {
         .map(|a| {
             a.iter()
                 .filter_map(|t| t.as_str())
-                .map(|t| app["alerts"][t].as_i64().unwrap_or(0))
+                .map(|t| status["alerts"]["counters"]["raised_by_kind"][t].as_i64().unwrap_or(0))
                 .sum()
         })
         .unwrap_or(0);
@@ -515,7 +514,7 @@ fn tools_answer_from_real_pcaps_over_http() {
     assert_eq!(asrep["src_ip"], json!("192.168.1.31"));
     assert_eq!(
         asrep["alerts"].as_i64(),
-        Some(app["alerts"]["asrep_roasting"].as_i64().unwrap_or(-1))
+        Some(status["alerts"]["counters"]["raised_by_kind"]["asrep_roasting"].as_i64().unwrap_or(-1))
     );
     let removed = c.call("remove_whitelist_entry", json!({"id": wl["entry"]["id"]}));
     assert_eq!(removed["removed"], json!(1));
@@ -557,7 +556,7 @@ fn tools_answer_from_real_pcaps_over_http() {
         "acknowledge_alerts_by_ip",
         json!({"ip": "192.168.1.31", "since": SINCE}),
     );
-    let krb_alerts = app["alerts"]["asrep_roasting"].as_i64().unwrap_or(0);
+    let krb_alerts = status["alerts"]["counters"]["raised_by_kind"]["asrep_roasting"].as_i64().unwrap_or(0);
     assert_eq!(
         by_ip["acknowledged"].as_i64(),
         Some(krb_alerts - i64::from(acked_first_is_krb))

@@ -1,5 +1,5 @@
-//! Shared fixtures: the real stack (private PostgreSQL, store writer, sensor on real pcaps,
-//! inventory actor, MCP server on 127.0.0.1) and a small JSON-RPC client over real HTTP.
+//! Shared fixtures: the real stack (private PostgreSQL, store writer, the engine with capture
+//! on real pcaps, MCP server on 127.0.0.1) and a small JSON-RPC client over real HTTP.
 
 #![allow(dead_code)]
 
@@ -7,9 +7,9 @@ use diesel_async::pooled_connection::deadpool::Pool;
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::AsyncPgConnection;
 use netmonitor_mcp::{McpConfig, McpServer, NullAuditSink, Registry, TokenInfo, TokenStore};
-use netmonitor_runtime::EventBatch;
-use netmonitor_sensor::actor::SensorActor;
-use netmonitor_sensor::service::{SensorHandle, SensorService, Source};
+use netmonitor_engine::{Engine, EngineOptions};
+use netmonitor_runtime::Topic;
+use netmonitor_sensor::service::Source;
 use netmonitor_sensor::SensorConfig;
 use netmonitor_store::testing::TestDatabase;
 use netmonitor_store::{StoreConfig, StoreHandle};
@@ -100,20 +100,21 @@ pub fn test_config() -> Value {
     })
 }
 
-/// Waits until the sensor has read every file, flushed every flow, and handed every event
-/// to the sink.
-async fn wait_sensor_done(handle: &SensorHandle, delivered: &AtomicU64) {
+/// Waits until the sensor has read every file, flushed every flow and published every event,
+/// then drains the engine (detectors, alert stage, store).
+async fn wait_sensor_done(engine: &Engine) {
     let deadline = Instant::now() + Duration::from_secs(30);
+    let capture = engine.capture.as_ref().expect("capture started");
     loop {
-        if let Some(s) = handle.status().await {
+        if let Some(s) = capture.status().await {
             let finished = s.sources.iter().all(|src| src.state == "finished");
             let produced: u64 = s.application.events.values().sum();
             if finished
                 && s.pipeline.flows.active == 0
                 && produced > 0
-                && delivered.load(Ordering::SeqCst) == produced
+                && engine.bus.published(Topic::Events) == produced
             {
-                return;
+                break;
             }
         }
         assert!(
@@ -122,10 +123,11 @@ async fn wait_sensor_done(handle: &SensorHandle, delivered: &AtomicU64) {
         );
         actix_rt::time::sleep(Duration::from_millis(50)).await;
     }
+    engine.drain().await;
 }
 
-/// Starts PostgreSQL, the store writer, the sensor on `pcaps`, the inventory actor and the
-/// MCP server; returns once every event is in the database and the server listens.
+/// Starts PostgreSQL, the store writer, the engine with capture on `pcaps` and the MCP server;
+/// returns once every event is in the database and the server listens.
 pub fn start(pcaps: Vec<PathBuf>) -> Stack {
     let db = match TestDatabase::start() {
         Ok(d) => d,
@@ -139,7 +141,6 @@ pub fn start(pcaps: Vec<PathBuf>) -> Stack {
     std::thread::spawn(move || {
         let sys = actix_rt::System::new();
         sys.block_on(async move {
-            let actor = actix::Actor::start(SensorActor::default());
             let store = match StoreHandle::spawn(
                 conninfo.clone(),
                 StoreConfig {
@@ -151,32 +152,22 @@ pub fn start(pcaps: Vec<PathBuf>) -> Stack {
                 Ok(s) => Arc::new(s),
                 Err(e) => panic!("store: {e}"),
             };
-            let delivered = Arc::new(AtomicU64::new(0));
-            let (sink_store, sink_actor, sink_count) =
-                (store.clone(), actor.clone(), delivered.clone());
-            let sink = Box::new(move |events: Vec<netmonitor_common::Event>| {
-                let n = events.len() as u64;
-                let batch = Arc::new(events);
-                sink_actor.do_send(EventBatch(batch.clone()));
-                if let Err(e) = sink_store.send_events(batch.iter().cloned()) {
-                    panic!("store refused events: {e}");
-                }
-                sink_count.fetch_add(n, Ordering::SeqCst);
-            });
+            let mut engine = Engine::start(EngineOptions {
+                detection: Default::default(),
+                eve: None,
+                store: Some(store.clone()),
+                inventory: true,
+            })
+            .unwrap_or_else(|e| panic!("engine: {e}"));
             let sources = pcaps.into_iter().map(Source::File).collect();
-            let service = match SensorService::start(&SensorConfig::default(), sources, sink) {
-                Ok(s) => s,
-                Err(e) => panic!("sensor: {e}"),
-            };
-            let handle = service.handle();
-            wait_sensor_done(&handle, &delivered).await;
-            if let Err(e) = store.flush() {
-                panic!("store flush: {e}");
+            if let Err(e) = engine.start_capture(&SensorConfig::default(), sources) {
+                panic!("sensor: {e}");
             }
+            wait_sensor_done(&engine).await;
+            let delivered = engine.bus.published(Topic::Events);
             let ctx = Arc::new(ToolContext {
                 pool: pool(&conninfo, 4),
-                sensor: handle,
-                inventory: actor,
+                engine: engine.handles(),
                 captures_dir: cap,
                 config: test_config(),
                 started: Instant::now(),
@@ -210,10 +201,10 @@ pub fn start(pcaps: Vec<PathBuf>) -> Stack {
             let addr = http.addrs().first().copied();
             let running = http.run();
             if let Some(a) = addr {
-                let _ = tx.send((a, registry, delivered.load(Ordering::SeqCst)));
+                let _ = tx.send((a, registry, delivered));
             }
             let _ = running.await;
-            drop(service);
+            engine.stop().await;
             drop(store);
         });
     });

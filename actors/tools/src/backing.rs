@@ -1,5 +1,5 @@
-//! Wiring of the MCP server to the rest of the engine: the PostgreSQL-backed token store and the
-//! audit sink that batches audit rows into the store writer without touching the request path.
+//! What the MCP server stands on: the PostgreSQL-backed token store and the audit sink that
+//! batches audit rows into the store actor without touching the request path.
 
 use actix::Addr;
 use chrono::{DateTime, Utc};
@@ -165,8 +165,10 @@ fn batch_audit(shared: &AuditBuffer, store: &Addr<StoreActor>) {
             }
             std::mem::replace(&mut *rows, Vec::with_capacity(AUDIT_BATCH))
         };
-        if !batch.is_empty() {
-            store.do_send(PersistAudit(batch));
+        // bounded hand-off: the store actor's mailbox has a capacity, do_send would ignore it
+        if !batch.is_empty() && !netmonitor_runtime::send_blocking(&store.clone().recipient(), PersistAudit(batch)) {
+            metrics::counter!("netmonitor_audit_dropped_total").increment(1);
+            tracing::error!("store actor gone: an audit batch was dropped");
         }
         if closed {
             return;

@@ -1,0 +1,336 @@
+//! The engine: the event bus and the supervised actors around it — the alert stage, the TLS and
+//! Kerberos detectors, the EVE and store sinks, the live inventory and the capture actor — each
+//! on its own arbiter, subscribed with a declared back-pressure policy. `run` and `replay` (and
+//! the end-to-end tests) build the same topology here; the composition root only chooses what to
+//! plug in. Shutdown drains in dependency order: detectors, then the alert stage, then sinks.
+#![deny(missing_docs)]
+
+mod live;
+
+pub use live::LiveRouter;
+
+use actix::prelude::*;
+use netmonitor_alerts::{AlertPolicy, AlertStage, SetWhitelist, WhitelistEntry};
+use netmonitor_eve::{EveConfig, EveSink};
+use netmonitor_kerberos::actor::KerberosActor;
+use netmonitor_kerberos::detect::KrbDetectConfig;
+use netmonitor_runtime::{AlertedFlows, Backpressure, Bus, Drain, EventBatch, Topic};
+use netmonitor_sensor::capture_actor::{Capture, CaptureActor};
+use netmonitor_sensor::inventory_actor::InventoryActor;
+use netmonitor_sensor::service::Source;
+use netmonitor_sensor::shard::Publish;
+use netmonitor_sensor::SensorConfig;
+use netmonitor_store::actor::{FlushStore, StoreActor};
+use netmonitor_store::StoreHandle;
+use netmonitor_tls::actor::TlsActor;
+use netmonitor_tls::detect::TlsDetector;
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// `[detection]`: settings of the detectors and the alert stage.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectionConfig {
+    /// Kerberos thresholds (`[detection.kerberos]`).
+    pub kerberos: KrbDetectConfig,
+    /// TLS detections (`[detection.tls]`).
+    pub tls: TlsDetectConfig,
+    /// The alert stage (`[detection.alerts]`).
+    pub alerts: AlertsConfig,
+}
+
+/// `[detection.tls]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsDetectConfig {
+    /// abuse.ch SSLBL JA3 CSV loaded at start.
+    pub ja3_blocklist: Option<PathBuf>,
+}
+
+/// `[detection.alerts]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// Identical alerts within this many seconds (packet time) are suppressed; 0 = off.
+    pub dedup_window_secs: u64,
+}
+
+impl DetectionConfig {
+    /// Checks every part, naming the bad field.
+    pub fn validate(&self) -> Result<(), String> {
+        self.kerberos
+            .validate()
+            .map_err(|e| format!("detection.{e}"))?;
+        Ok(())
+    }
+}
+
+/// What to plug into the engine.
+pub struct EngineOptions {
+    /// Detector and alert stage settings.
+    pub detection: DetectionConfig,
+    /// Where EVE goes (`None`, or no path: no EVE sink).
+    pub eve: Option<EveConfig>,
+    /// The store writer, when events go to PostgreSQL.
+    pub store: Option<Arc<StoreHandle>>,
+    /// Keep the live inventory (the service does; a replay does not).
+    pub inventory: bool,
+}
+
+/// The running engine.
+pub struct Engine {
+    /// The bus every batch travels on.
+    pub bus: Arc<Bus>,
+    /// Flows the alert stage marked (the packet path reads it at flow end).
+    pub alerted: Arc<AlertedFlows>,
+    /// The shared alert stage.
+    pub alert_stage: Addr<AlertStage>,
+    /// TLS detections and live statistics.
+    pub tls: Addr<TlsActor>,
+    /// Kerberos detections and live statistics.
+    pub kerberos: Addr<KerberosActor>,
+    /// The live inventory.
+    pub inventory: Option<Addr<InventoryActor>>,
+    /// The EVE sink.
+    pub eve: Option<Addr<EveSink>>,
+    /// The store sink.
+    pub store: Option<Addr<StoreActor>>,
+    /// Capture, once started.
+    pub capture: Option<Capture>,
+    arbiters: Vec<Arbiter>,
+}
+
+/// What the MCP tools reach the engine through: every actor by message, never its internals.
+#[derive(Clone)]
+pub struct Handles {
+    /// The bus (for its per-subscriber figures).
+    pub bus: Arc<Bus>,
+    /// The alert stage (suppression figures, whitelist updates).
+    pub alert_stage: Addr<AlertStage>,
+    /// TLS live statistics and blocklist.
+    pub tls: Addr<TlsActor>,
+    /// Kerberos live statistics.
+    pub kerberos: Addr<KerberosActor>,
+    /// The live inventory, when kept.
+    pub inventory: Option<Addr<InventoryActor>>,
+    /// The EVE sink, when configured.
+    pub eve: Option<Addr<EveSink>>,
+    /// Capture, when running.
+    pub capture: Option<Capture>,
+    /// Live configuration.
+    pub live: LiveRouter,
+}
+
+/// Starts `A` under a supervisor on a fresh arbiter (its own thread).
+fn on_own_arbiter<A>(arbiters: &mut Vec<Arbiter>, actor: A) -> Addr<A>
+where
+    A: Actor<Context = Context<A>> + Supervised + Send,
+{
+    let arb = Arbiter::new();
+    let addr = Supervisor::start_in_arbiter(&arb.handle(), move |_| actor);
+    arbiters.push(arb);
+    addr
+}
+
+impl Engine {
+    /// Builds and starts the topology. Call it inside a running actix `System`.
+    pub fn start(opts: EngineOptions) -> Result<Engine, String> {
+        opts.detection.validate()?;
+        let bus = Bus::new();
+        let alerted = Arc::new(AlertedFlows::default());
+        let mut arbiters = Vec::new();
+        let policy = Arc::new(Mutex::new(AlertPolicy::new(
+            opts.detection.alerts.dedup_window_secs,
+        )));
+        let alert_stage = on_own_arbiter(
+            &mut arbiters,
+            AlertStage::new(policy, bus.clone(), alerted.clone()),
+        );
+        let mut detector = TlsDetector::new();
+        if let Some(path) = &opts.detection.tls.ja3_blocklist {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                format!("detection.tls.ja3_blocklist: cannot read {}: {e}", path.display())
+            })?;
+            let r = detector.load_sslbl_csv(&text);
+            tracing::info!(added = r.added, skipped = r.skipped, file = %path.display(), "JA3 blocklist loaded");
+        }
+        let tls = on_own_arbiter(
+            &mut arbiters,
+            TlsActor::new(detector, alert_stage.clone().recipient()),
+        );
+        let kerberos = on_own_arbiter(
+            &mut arbiters,
+            KerberosActor::new(
+                opts.detection.kerberos.clone(),
+                alert_stage.clone().recipient(),
+            ),
+        );
+        bus.subscribe(
+            "tls",
+            &[Topic::Events],
+            Backpressure::Block,
+            tls.clone().recipient(),
+            Some(tls.clone().recipient()),
+        );
+        bus.subscribe(
+            "kerberos",
+            &[Topic::Events],
+            Backpressure::Block,
+            kerberos.clone().recipient(),
+            Some(kerberos.clone().recipient()),
+        );
+        let eve = match opts.eve.filter(|e| e.path.is_some()) {
+            Some(cfg) => {
+                let sink = EveSink::new(cfg)?;
+                let addr = on_own_arbiter(&mut arbiters, sink);
+                bus.subscribe(
+                    "eve",
+                    &[Topic::Events, Topic::Alerts],
+                    Backpressure::Block,
+                    addr.clone().recipient(),
+                    Some(addr.clone().recipient()),
+                );
+                Some(addr)
+            }
+            None => None,
+        };
+        let store = opts.store.map(|handle| {
+            let addr = on_own_arbiter(&mut arbiters, StoreActor::new(handle));
+            bus.subscribe(
+                "store",
+                &[Topic::Events, Topic::Alerts],
+                Backpressure::Block,
+                addr.clone().recipient(),
+                Some(addr.clone().recipient()),
+            );
+            addr
+        });
+        let inventory = opts.inventory.then(|| {
+            let addr = on_own_arbiter(&mut arbiters, InventoryActor::default());
+            bus.subscribe(
+                "inventory",
+                &[Topic::Events, Topic::Alerts],
+                Backpressure::Drop,
+                addr.clone().recipient(),
+                Some(addr.clone().recipient()),
+            );
+            addr
+        });
+        Ok(Engine {
+            bus,
+            alerted,
+            alert_stage,
+            tls,
+            kerberos,
+            inventory,
+            eve,
+            store,
+            capture: None,
+            arbiters,
+        })
+    }
+
+    /// Publishes event batches on the bus (for the packet path and replay workers).
+    pub fn publisher(&self) -> Publish {
+        let bus = self.bus.clone();
+        Arc::new(move |events| bus.publish(Topic::Events, Arc::new(events)))
+    }
+
+    /// Starts capture on `sources` under the supervised capture actor.
+    pub fn start_capture(&mut self, cfg: &SensorConfig, sources: Vec<Source>) -> Result<(), String> {
+        let bus = self.bus.clone();
+        let make_sink = Box::new(move || -> netmonitor_sensor::service::EventSink {
+            let bus = bus.clone();
+            Box::new(move |events| bus.publish(Topic::Events, Arc::new(events)))
+        });
+        let actor = CaptureActor::start_service(cfg.clone(), sources, self.alerted.clone(), make_sink)?;
+        let addr = on_own_arbiter(&mut self.arbiters, actor);
+        self.capture = Some(Capture::new(addr));
+        Ok(())
+    }
+
+    /// Subscribes a live view that may skip batches (MCP resource notifications).
+    pub fn subscribe_view<A>(&self, name: &'static str, addr: &Addr<A>)
+    where
+        A: Actor<Context = Context<A>> + Handler<EventBatch> + Handler<Drain>,
+    {
+        self.bus.subscribe(
+            name,
+            &[Topic::Events, Topic::Alerts],
+            Backpressure::Drop,
+            addr.clone().recipient(),
+            None,
+        );
+    }
+
+    /// The alert stage's figures.
+    pub async fn alert_stats(&self) -> Option<netmonitor_alerts::AlertStageStats> {
+        self.alert_stage
+            .send(netmonitor_alerts::GetAlertStats)
+            .await
+            .ok()
+    }
+
+    /// Replaces the alert stage's whitelist.
+    pub async fn set_whitelist(&self, entries: Vec<WhitelistEntry>) -> Result<(), String> {
+        self.alert_stage
+            .send(SetWhitelist(entries))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Routes live configuration changes to the actors that own the keys.
+    pub fn live(&self) -> LiveRouter {
+        LiveRouter::new(self)
+    }
+
+    /// Cloneable addresses of the running actors, for the MCP tools.
+    pub fn handles(&self) -> Handles {
+        Handles {
+            bus: self.bus.clone(),
+            alert_stage: self.alert_stage.clone(),
+            tls: self.tls.clone(),
+            kerberos: self.kerberos.clone(),
+            inventory: self.inventory.clone(),
+            eve: self.eve.clone(),
+            capture: self.capture.clone(),
+            live: self.live(),
+        }
+    }
+
+    /// Waits until everything published so far went through the detectors, the alert stage and
+    /// the sinks (the store included: durable in PostgreSQL or the spool).
+    pub async fn drain(&self) {
+        let _ = self.tls.send(Drain).await;
+        let _ = self.kerberos.send(Drain).await;
+        let _ = self.alert_stage.send(Drain).await;
+        if let Some(e) = &self.eve {
+            let _ = e.send(Drain).await;
+        }
+        if let Some(i) = &self.inventory {
+            let _ = i.send(Drain).await;
+        }
+        if let Some(s) = &self.store {
+            match s.send(FlushStore).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "store flush failed"),
+                Err(e) => tracing::error!(error = %e, "store actor gone while draining"),
+            }
+        }
+    }
+
+    /// Stops capture (flushing every flow onto the bus), drains, and stops the arbiters.
+    pub async fn stop(mut self) {
+        if let Some(c) = self.capture.take() {
+            let _ = c
+                .addr()
+                .send(netmonitor_sensor::capture_actor::StopCapture)
+                .await;
+        }
+        self.drain().await;
+        for a in self.arbiters.drain(..) {
+            a.stop();
+        }
+    }
+}
