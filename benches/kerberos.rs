@@ -42,7 +42,7 @@ fn replay_latency(ticket_etype: i64, exchanges: usize) -> (Duration, Duration, u
     }
     s.finish().unwrap();
     let mut src = PcapFileSource::new(std::io::Cursor::new(pcap)).unwrap();
-    let mut sensor = Sensor::new(&SensorConfig::default()).unwrap();
+    let mut sensor = Sensor::new(&SensorConfig::default(), Default::default()).unwrap();
     let mut times = Vec::new();
     let mut alerts = 0;
     let mut n = 0usize;

@@ -35,9 +35,13 @@ run_one() {
   local execs crashes
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
   crashes=$(find "artifacts/$t" -type f | wc -l)
+  if grep -q "failed to build fuzz script" "$log"; then
+    printf '%-11s did not build (see fuzz/%s)\n' "$t" "$log"
+    return
+  fi
   printf '%-11s %14s executions  %3s crashes  (%s s)\n' "$t" "${execs:-0}" "$crashes" "$secs"
 }
 export -f run_one max_len
 export secs
 printf '%s\n' $targets | xargs -P "$jobs" -I{} bash -c 'run_one {}' | tee artifacts/summary.txt
-! grep -qv ' 0 crashes' artifacts/summary.txt
+! grep -qv ' 0 crashes  ' artifacts/summary.txt

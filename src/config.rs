@@ -295,7 +295,10 @@ impl Config {
         self.store.validate().map_err(|m| bad("store", m))?;
         self.sensor.validate().map_err(|m| bad("sensor", m))?;
         self.detection.validate().map_err(|m| bad("detection", m))?;
-        self.output.eve.validate().map_err(|m| bad("output.eve", m))?;
+        self.output
+            .eve
+            .validate()
+            .map_err(|m| bad("output.eve", m))?;
         self.whitelist.validate().map_err(|m| bad("whitelist", m))?;
         if self.database.pool_size == Some(0) {
             return Err(bad("database.pool_size", "expected at least 1"));

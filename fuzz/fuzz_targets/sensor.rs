@@ -8,7 +8,8 @@ use netmonitor_common::Timestamp;
 use netmonitor_sensor::{Sensor, SensorConfig};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(mut sensor) = Sensor::new(&SensorConfig::default()) else {
+    let alerted = std::sync::Arc::new(netmonitor_runtime::AlertedFlows::default());
+    let Ok(mut sensor) = Sensor::new(&SensorConfig::default(), alerted) else {
         return;
     };
     let mut rest = data;

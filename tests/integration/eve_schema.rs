@@ -72,7 +72,11 @@ const TLS: Spec = Spec {
 
 const QUIC_EXTENSION: Spec = Spec {
     name: "quic.extensions[]",
-    keys: &[("name", T::Str), ("type", T::Int), ("values", T::Strs(true))],
+    keys: &[
+        ("name", T::Str),
+        ("type", T::Int),
+        ("values", T::Strs(true)),
+    ],
     required: &[],
 };
 
@@ -364,7 +368,10 @@ fn check(v: &Value, t: T, path: &str, errors: &mut Vec<String>) {
 
 fn check_obj(v: &Value, spec: &Spec, path: &str, errors: &mut Vec<String>) {
     let Some(o) = v.as_object() else {
-        errors.push(format!("{path} ({}): expected an object, got {v}", spec.name));
+        errors.push(format!(
+            "{path} ({}): expected an object, got {v}",
+            spec.name
+        ));
         return;
     };
     for r in spec.required {
@@ -375,7 +382,10 @@ fn check_obj(v: &Value, spec: &Spec, path: &str, errors: &mut Vec<String>) {
     for (k, val) in o {
         match spec.keys.iter().find(|(name, _)| name == k) {
             Some((_, t)) => check(val, *t, &format!("{path}.{k}"), errors),
-            None => errors.push(format!("{path}: {} does not allow the key {k:?}", spec.name)),
+            None => errors.push(format!(
+                "{path}: {} does not allow the key {k:?}",
+                spec.name
+            )),
         }
     }
 }
@@ -407,7 +417,9 @@ fn synthesized(dir: &std::path::Path) -> std::path::PathBuf {
     dhcp[1] = 1;
     dhcp[2] = 6;
     dhcp[28..34].copy_from_slice(&[2, 0, 0, 0, 0, 7]);
-    dhcp.extend_from_slice(&[99, 130, 83, 99, 53, 1, 1, 12, 4, b'h', b'o', b's', b't', 255]);
+    dhcp.extend_from_slice(&[
+        99, 130, 83, 99, 53, 1, 1, 12, 4, b'h', b'o', b's', b't', 255,
+    ]);
     s.frame(&build::eth_ipv4_udp([0; 4], [255; 4], 68, 67, &dhcp))
         .unwrap();
     s.finish().unwrap();
@@ -426,7 +438,10 @@ fn our_eve_satisfies_suricatas_schema() {
                 let p = e.path();
                 if p.is_dir() {
                     stack.push(p);
-                } else if matches!(p.extension().and_then(|x| x.to_str()), Some("pcap" | "pcapng")) {
+                } else if matches!(
+                    p.extension().and_then(|x| x.to_str()),
+                    Some("pcap" | "pcapng")
+                ) {
                     files.push(p);
                 }
             }
@@ -456,7 +471,12 @@ fn our_eve_satisfies_suricatas_schema() {
         lines += 1;
     }
     errors.truncate(20);
-    assert!(errors.is_empty(), "{} lines checked:\n{}", lines, errors.join("\n"));
+    assert!(
+        errors.is_empty(),
+        "{} lines checked:\n{}",
+        lines,
+        errors.join("\n")
+    );
     for t in ["flow", "tls", "quic", "krb5", "dns", "dhcp", "alert"] {
         assert!(types.contains(t), "no {t} event was checked: {types:?}");
     }

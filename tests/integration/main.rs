@@ -1,8 +1,8 @@
 //! End-to-end tests: the real binary, a real PostgreSQL (private clusters in temp directories),
 //! real HTTP. One target, a module per area, shared fixtures in `util`.
 
-mod live;
 mod eve_schema;
+mod live;
 mod mcp;
 mod oracles;
 mod resilience;

@@ -155,7 +155,12 @@ impl AlertPolicy {
             return Verdict::Whitelisted(id);
         }
         if self.dedup_window_us > 0 {
-            let key = (alert.signature_id, h.key.src_ip, h.key.dst_ip, h.key.dst_port);
+            let key = (
+                alert.signature_id,
+                h.key.src_ip,
+                h.key.dst_ip,
+                h.key.dst_port,
+            );
             let now = h.ts.0;
             if let Some(last) = self.recent.get(&key) {
                 if now >= *last && now - *last < self.dedup_window_us {
@@ -225,22 +230,46 @@ mod tests {
     fn whitelist_dedup_and_switches_decide_and_count() {
         let mut p = AlertPolicy::new(60);
         p.set_whitelist(vec![WhitelistEntry::parse(3, "10.9.0.0/16").unwrap()]);
-        assert_eq!(p.admit(&mut alert("10.9.1.1", "10.0.0.1", 0, "kerberoasting")), Verdict::Whitelisted(3));
-        assert_eq!(p.admit(&mut alert("10.0.0.5", "10.9.255.1", 0, "kerberoasting")), Verdict::Whitelisted(3));
+        assert_eq!(
+            p.admit(&mut alert("10.9.1.1", "10.0.0.1", 0, "kerberoasting")),
+            Verdict::Whitelisted(3)
+        );
+        assert_eq!(
+            p.admit(&mut alert("10.0.0.5", "10.9.255.1", 0, "kerberoasting")),
+            Verdict::Whitelisted(3)
+        );
         let mut a = alert("10.1.0.1", "10.0.0.1", 0, "kerberoasting");
         assert_eq!(p.admit(&mut a), Verdict::Pass);
-        let EventKind::Alert(al) = &a.kind else { unreachable!() };
+        let EventKind::Alert(al) = &a.kind else {
+            unreachable!()
+        };
         assert_eq!(al.mitre, ["T1558.003"], "MITRE ids come from the table");
-        assert_eq!(p.admit(&mut alert("10.1.0.1", "10.0.0.1", 59, "kerberoasting")), Verdict::Duplicate);
-        assert_eq!(p.admit(&mut alert("10.1.0.1", "10.0.0.1", 61, "kerberoasting")), Verdict::Pass);
+        assert_eq!(
+            p.admit(&mut alert("10.1.0.1", "10.0.0.1", 59, "kerberoasting")),
+            Verdict::Duplicate
+        );
+        assert_eq!(
+            p.admit(&mut alert("10.1.0.1", "10.0.0.1", 61, "kerberoasting")),
+            Verdict::Pass
+        );
         p.set_enabled("kerberoasting", false);
-        assert_eq!(p.admit(&mut alert("10.2.0.1", "10.0.0.1", 0, "kerberoasting")), Verdict::Disabled);
+        assert_eq!(
+            p.admit(&mut alert("10.2.0.1", "10.0.0.1", 0, "kerberoasting")),
+            Verdict::Disabled
+        );
         let c = p.counters();
         assert_eq!(c.whitelisted_by_entry.get(&3), Some(&2));
         assert_eq!((c.duplicates, c.disabled), (1, 1));
         assert_eq!(c.raised_by_kind.get("kerberoasting"), Some(&2));
         let mut q = AlertPolicy::new(0);
-        assert_eq!(q.admit(&mut alert("10.1.0.1", "10.0.0.1", 0, "x")), Verdict::Pass);
-        assert_eq!(q.admit(&mut alert("10.1.0.1", "10.0.0.1", 0, "x")), Verdict::Pass, "no dedup when off");
+        assert_eq!(
+            q.admit(&mut alert("10.1.0.1", "10.0.0.1", 0, "x")),
+            Verdict::Pass
+        );
+        assert_eq!(
+            q.admit(&mut alert("10.1.0.1", "10.0.0.1", 0, "x")),
+            Verdict::Pass,
+            "no dedup when off"
+        );
     }
 }

@@ -747,11 +747,17 @@ mod tests {
             }
             pl.finish();
         });
-        let counted = snapshotter.snapshot().into_vec().into_iter().any(|(k, _, _, v)| {
-            k.key().name() == "netmonitor_actor_panics_total"
-                && k.key().labels().any(|l| l.key() == "actor" && l.value() == "capture")
-                && v == metrics_util::debugging::DebugValue::Counter(2)
-        });
+        let counted = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .any(|(k, _, _, v)| {
+                k.key().name() == "netmonitor_actor_panics_total"
+                    && k.key()
+                        .labels()
+                        .any(|l| l.key() == "actor" && l.value() == "capture")
+                    && v == metrics_util::debugging::DebugValue::Counter(2)
+            });
         assert!(counted, "each panic is counted for the capture actor");
         let h = pl.handler();
         let udp: Vec<&[u8]> = h.udp.iter().map(|u| u.2.as_slice()).collect();

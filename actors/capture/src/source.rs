@@ -774,7 +774,11 @@ pub fn run_capture<S: PacketSource + ?Sized>(
         if stop.load(Ordering::Relaxed) {
             break CaptureEnd::Stopped;
         }
-        if cfg.pause.as_ref().is_some_and(|p| p.load(Ordering::Relaxed)) {
+        if cfg
+            .pause
+            .as_ref()
+            .is_some_and(|p| p.load(Ordering::Relaxed))
+        {
             if !batch.is_empty() {
                 send(&mut batch, tx, stop, counters, cfg)?;
                 batch = fresh(recycle);

@@ -28,27 +28,60 @@ pub struct Technique {
 pub mod tactics {
     use super::Tactic;
     /// TA0043
-    pub const RECONNAISSANCE: Tactic = Tactic { id: "TA0043", name: "Reconnaissance" };
+    pub const RECONNAISSANCE: Tactic = Tactic {
+        id: "TA0043",
+        name: "Reconnaissance",
+    };
     /// TA0042
-    pub const RESOURCE_DEVELOPMENT: Tactic = Tactic { id: "TA0042", name: "Resource Development" };
+    pub const RESOURCE_DEVELOPMENT: Tactic = Tactic {
+        id: "TA0042",
+        name: "Resource Development",
+    };
     /// TA0001
-    pub const INITIAL_ACCESS: Tactic = Tactic { id: "TA0001", name: "Initial Access" };
+    pub const INITIAL_ACCESS: Tactic = Tactic {
+        id: "TA0001",
+        name: "Initial Access",
+    };
     /// TA0005
-    pub const DEFENSE_EVASION: Tactic = Tactic { id: "TA0005", name: "Defense Evasion" };
+    pub const DEFENSE_EVASION: Tactic = Tactic {
+        id: "TA0005",
+        name: "Defense Evasion",
+    };
     /// TA0006
-    pub const CREDENTIAL_ACCESS: Tactic = Tactic { id: "TA0006", name: "Credential Access" };
+    pub const CREDENTIAL_ACCESS: Tactic = Tactic {
+        id: "TA0006",
+        name: "Credential Access",
+    };
     /// TA0007
-    pub const DISCOVERY: Tactic = Tactic { id: "TA0007", name: "Discovery" };
+    pub const DISCOVERY: Tactic = Tactic {
+        id: "TA0007",
+        name: "Discovery",
+    };
     /// TA0008
-    pub const LATERAL_MOVEMENT: Tactic = Tactic { id: "TA0008", name: "Lateral Movement" };
+    pub const LATERAL_MOVEMENT: Tactic = Tactic {
+        id: "TA0008",
+        name: "Lateral Movement",
+    };
     /// TA0009
-    pub const COLLECTION: Tactic = Tactic { id: "TA0009", name: "Collection" };
+    pub const COLLECTION: Tactic = Tactic {
+        id: "TA0009",
+        name: "Collection",
+    };
     /// TA0011
-    pub const COMMAND_AND_CONTROL: Tactic = Tactic { id: "TA0011", name: "Command and Control" };
+    pub const COMMAND_AND_CONTROL: Tactic = Tactic {
+        id: "TA0011",
+        name: "Command and Control",
+    };
     /// TA0010
-    pub const EXFILTRATION: Tactic = Tactic { id: "TA0010", name: "Exfiltration" };
+    pub const EXFILTRATION: Tactic = Tactic {
+        id: "TA0010",
+        name: "Exfiltration",
+    };
     /// TA0040
-    pub const IMPACT: Tactic = Tactic { id: "TA0040", name: "Impact" };
+    pub const IMPACT: Tactic = Tactic {
+        id: "TA0040",
+        name: "Impact",
+    };
 }
 
 use tactics::*;

@@ -150,7 +150,10 @@ impl Engine {
         let mut detector = TlsDetector::new();
         if let Some(path) = &opts.detection.tls.ja3_blocklist {
             let text = std::fs::read_to_string(path).map_err(|e| {
-                format!("detection.tls.ja3_blocklist: cannot read {}: {e}", path.display())
+                format!(
+                    "detection.tls.ja3_blocklist: cannot read {}: {e}",
+                    path.display()
+                )
             })?;
             let r = detector.load_sslbl_csv(&text);
             tracing::info!(added = r.added, skipped = r.skipped, file = %path.display(), "JA3 blocklist loaded");
@@ -238,13 +241,18 @@ impl Engine {
     }
 
     /// Starts capture on `sources` under the supervised capture actor.
-    pub fn start_capture(&mut self, cfg: &SensorConfig, sources: Vec<Source>) -> Result<(), String> {
+    pub fn start_capture(
+        &mut self,
+        cfg: &SensorConfig,
+        sources: Vec<Source>,
+    ) -> Result<(), String> {
         let bus = self.bus.clone();
         let make_sink = Box::new(move || -> netmonitor_sensor::service::EventSink {
             let bus = bus.clone();
             Box::new(move |events| bus.publish(Topic::Events, Arc::new(events)))
         });
-        let actor = CaptureActor::start_service(cfg.clone(), sources, self.alerted.clone(), make_sink)?;
+        let actor =
+            CaptureActor::start_service(cfg.clone(), sources, self.alerted.clone(), make_sink)?;
         let addr = on_own_arbiter(&mut self.arbiters, actor);
         self.capture = Some(Capture::new(addr));
         Ok(())

@@ -7,8 +7,8 @@ use crate::EveConfig;
 use actix::prelude::*;
 use netmonitor_runtime::live::expect_bool;
 use netmonitor_runtime::{
-    contained, injected_fault, note_restart, Drain, EventBatch, InjectFault, LiveKey,
-    ParamChange, Ping, SetParam,
+    contained, injected_fault, note_restart, Drain, EventBatch, InjectFault, LiveKey, ParamChange,
+    Ping, SetParam,
 };
 use serde::Serialize;
 use serde_json::json;

@@ -42,16 +42,56 @@ impl KerberosActor {
     /// The thresholds that may change at run time (`detection.kerberos.<field>`).
     pub fn live_keys() -> Vec<LiveKey> {
         vec![
-            LiveKey::new("detection.kerberos.enabled", "bool", "All Kerberos detections on or off (statistics are always kept)"),
-            LiveKey::new("detection.kerberos.window_secs", "integer", "Sliding window of the count detections, seconds (1..604800)"),
-            LiveKey::new("detection.kerberos.kerberoast_weak_ticket", "bool", "Alert on an RC4/DES service ticket for a service other than krbtgt"),
-            LiveKey::new("detection.kerberos.kerberoast_distinct_spns", "integer", "Distinct SPNs one client may request per window (0 = off)"),
-            LiveKey::new("detection.kerberos.asrep_roasting", "bool", "Alert on an AS-REP to a request without pre-authentication"),
-            LiveKey::new("detection.kerberos.bruteforce_failures", "integer", "Pre-authentication failures for one account from one client per window (0 = off)"),
-            LiveKey::new("detection.kerberos.spray_distinct_users", "integer", "Distinct accounts failing pre-authentication from one client per window (0 = off)"),
-            LiveKey::new("detection.kerberos.enum_distinct_users", "integer", "Distinct unknown principals one client may ask for per window (0 = off)"),
-            LiveKey::new("detection.kerberos.weak_encryption", "bool", "Alert on RC4/DES-only requests and weak replies to AES requests"),
-            LiveKey::new("detection.kerberos.renewal_requests", "integer", "Ticket renewals from one client per window (0 = off)"),
+            LiveKey::new(
+                "detection.kerberos.enabled",
+                "bool",
+                "All Kerberos detections on or off (statistics are always kept)",
+            ),
+            LiveKey::new(
+                "detection.kerberos.window_secs",
+                "integer",
+                "Sliding window of the count detections, seconds (1..604800)",
+            ),
+            LiveKey::new(
+                "detection.kerberos.kerberoast_weak_ticket",
+                "bool",
+                "Alert on an RC4/DES service ticket for a service other than krbtgt",
+            ),
+            LiveKey::new(
+                "detection.kerberos.kerberoast_distinct_spns",
+                "integer",
+                "Distinct SPNs one client may request per window (0 = off)",
+            ),
+            LiveKey::new(
+                "detection.kerberos.asrep_roasting",
+                "bool",
+                "Alert on an AS-REP to a request without pre-authentication",
+            ),
+            LiveKey::new(
+                "detection.kerberos.bruteforce_failures",
+                "integer",
+                "Pre-authentication failures for one account from one client per window (0 = off)",
+            ),
+            LiveKey::new(
+                "detection.kerberos.spray_distinct_users",
+                "integer",
+                "Distinct accounts failing pre-authentication from one client per window (0 = off)",
+            ),
+            LiveKey::new(
+                "detection.kerberos.enum_distinct_users",
+                "integer",
+                "Distinct unknown principals one client may ask for per window (0 = off)",
+            ),
+            LiveKey::new(
+                "detection.kerberos.weak_encryption",
+                "bool",
+                "Alert on RC4/DES-only requests and weak replies to AES requests",
+            ),
+            LiveKey::new(
+                "detection.kerberos.renewal_requests",
+                "integer",
+                "Ticket renewals from one client per window (0 = off)",
+            ),
         ]
     }
 }
@@ -79,7 +119,9 @@ impl Handler<EventBatch> for KerberosActor {
         contained::<Self, _>(NAME, ctx, || {
             let mut raised = Vec::new();
             for ev in msg.events.iter() {
-                let EventKind::Krb5(m) = &ev.kind else { continue };
+                let EventKind::Krb5(m) = &ev.kind else {
+                    continue;
+                };
                 for a in detector.inspect(&ev.header, m) {
                     raised.push(Event {
                         header: ev.header.clone(),
@@ -110,21 +152,50 @@ impl Handler<SetParam> for KerberosActor {
             .ok_or_else(|| format!("{}: not a Kerberos key", msg.key))?;
         let mut cfg = self.detector.config().clone();
         let as_usize = |v: &Value| {
-            expect_u64(&msg.key, v).and_then(|n| {
-                usize::try_from(n).map_err(|_| format!("{}: too large", msg.key))
-            })
+            expect_u64(&msg.key, v)
+                .and_then(|n| usize::try_from(n).map_err(|_| format!("{}: too large", msg.key)))
         };
         let old = match field {
-            "enabled" => json!(std::mem::replace(&mut cfg.enabled, expect_bool(&msg.key, &msg.value)?)),
-            "window_secs" => json!(std::mem::replace(&mut cfg.window_secs, expect_u64(&msg.key, &msg.value)?)),
-            "kerberoast_weak_ticket" => json!(std::mem::replace(&mut cfg.kerberoast_weak_ticket, expect_bool(&msg.key, &msg.value)?)),
-            "kerberoast_distinct_spns" => json!(std::mem::replace(&mut cfg.kerberoast_distinct_spns, as_usize(&msg.value)?)),
-            "asrep_roasting" => json!(std::mem::replace(&mut cfg.asrep_roasting, expect_bool(&msg.key, &msg.value)?)),
-            "bruteforce_failures" => json!(std::mem::replace(&mut cfg.bruteforce_failures, as_usize(&msg.value)?)),
-            "spray_distinct_users" => json!(std::mem::replace(&mut cfg.spray_distinct_users, as_usize(&msg.value)?)),
-            "enum_distinct_users" => json!(std::mem::replace(&mut cfg.enum_distinct_users, as_usize(&msg.value)?)),
-            "weak_encryption" => json!(std::mem::replace(&mut cfg.weak_encryption, expect_bool(&msg.key, &msg.value)?)),
-            "renewal_requests" => json!(std::mem::replace(&mut cfg.renewal_requests, as_usize(&msg.value)?)),
+            "enabled" => json!(std::mem::replace(
+                &mut cfg.enabled,
+                expect_bool(&msg.key, &msg.value)?
+            )),
+            "window_secs" => json!(std::mem::replace(
+                &mut cfg.window_secs,
+                expect_u64(&msg.key, &msg.value)?
+            )),
+            "kerberoast_weak_ticket" => json!(std::mem::replace(
+                &mut cfg.kerberoast_weak_ticket,
+                expect_bool(&msg.key, &msg.value)?
+            )),
+            "kerberoast_distinct_spns" => json!(std::mem::replace(
+                &mut cfg.kerberoast_distinct_spns,
+                as_usize(&msg.value)?
+            )),
+            "asrep_roasting" => json!(std::mem::replace(
+                &mut cfg.asrep_roasting,
+                expect_bool(&msg.key, &msg.value)?
+            )),
+            "bruteforce_failures" => json!(std::mem::replace(
+                &mut cfg.bruteforce_failures,
+                as_usize(&msg.value)?
+            )),
+            "spray_distinct_users" => json!(std::mem::replace(
+                &mut cfg.spray_distinct_users,
+                as_usize(&msg.value)?
+            )),
+            "enum_distinct_users" => json!(std::mem::replace(
+                &mut cfg.enum_distinct_users,
+                as_usize(&msg.value)?
+            )),
+            "weak_encryption" => json!(std::mem::replace(
+                &mut cfg.weak_encryption,
+                expect_bool(&msg.key, &msg.value)?
+            )),
+            "renewal_requests" => json!(std::mem::replace(
+                &mut cfg.renewal_requests,
+                as_usize(&msg.value)?
+            )),
             other => return Err(format!("{PREFIX}{other}: not a live Kerberos key")),
         };
         self.detector.set_config(cfg).map_err(|e| e.to_string())?;

@@ -366,7 +366,10 @@ mod tests {
                 bus.stats(),
             )
         });
-        assert_eq!(blocked, 500, "a blocking subscriber gets every event of its topic");
+        assert_eq!(
+            blocked, 500,
+            "a blocking subscriber gets every event of its topic"
+        );
         let lossy = stats.iter().find(|s| s.name == "lossy").unwrap();
         assert!(lossy.dropped_batches > 0, "{stats:?}");
         assert_eq!(

@@ -70,7 +70,10 @@ impl AlertedFlows {
 
     /// Whether the flow was marked; forgets it (a flow ends once).
     pub fn take(&self, flow_id: u64) -> bool {
-        self.ids.lock().map(|mut i| i.remove(&flow_id)).unwrap_or(false)
+        self.ids
+            .lock()
+            .map(|mut i| i.remove(&flow_id))
+            .unwrap_or(false)
     }
 }
 

@@ -9,7 +9,9 @@ use crate::service::{
 use crate::SensorConfig;
 use actix::prelude::*;
 use netmonitor_capture::ExportFilter;
-use netmonitor_runtime::{contained, injected_fault, note_restart, AlertedFlows, InjectFault, Ping};
+use netmonitor_runtime::{
+    contained, injected_fault, note_restart, AlertedFlows, InjectFault, Ping,
+};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -96,7 +98,11 @@ impl CaptureActor {
                     .absolute(c.queue_drops);
             }
         }
-        if self.service.as_ref().is_some_and(SensorService::pipeline_ended) {
+        if self
+            .service
+            .as_ref()
+            .is_some_and(SensorService::pipeline_ended)
+        {
             tracing::error!("the packet pipeline thread ended unexpectedly");
             metrics::counter!("netmonitor_actor_panics_total", "actor" => NAME).increment(1);
             self.restart_pipeline();

@@ -77,7 +77,12 @@ pub fn replay_files(
     };
     let mut path = match workers {
         1 => Path::Single(Box::new(Sensor::new(&sensor_cfg, alerted)?)),
-        n => Path::Sharded(ShardedSensor::start(&sensor_cfg, n, alerted, counted.clone())?),
+        n => Path::Sharded(ShardedSensor::start(
+            &sensor_cfg,
+            n,
+            alerted,
+            counted.clone(),
+        )?),
     };
     let started = Instant::now();
     let show_progress = opts.progress && std::io::stderr().is_terminal();

@@ -174,11 +174,13 @@ impl SensorHandle {
         path: PathBuf,
     ) -> Result<ExportResult, String> {
         let copy = self.copy_ring(filter).await?;
-        tokio::task::spawn_blocking(move || write_private(&path, &copy.pcap).map(|bytes| ExportResult {
-            path,
-            packets: copy.packets,
-            bytes,
-        }))
+        tokio::task::spawn_blocking(move || {
+            write_private(&path, &copy.pcap).map(|bytes| ExportResult {
+                path,
+                packets: copy.packets,
+                bytes,
+            })
+        })
         .await
         .map_err(|e| format!("export task failed: {e}"))?
     }

@@ -87,7 +87,9 @@ impl Handler<EventBatch> for TlsActor {
         contained::<Self, _>(NAME, ctx, || {
             let mut raised = Vec::new();
             for ev in msg.events.iter() {
-                let EventKind::Tls(hs) = &ev.kind else { continue };
+                let EventKind::Tls(hs) = &ev.kind else {
+                    continue;
+                };
                 live.record(hs);
                 for a in detector.inspect(ev.header.ts, hs) {
                     live.alert(&a.threat_type);

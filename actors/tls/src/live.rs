@@ -177,7 +177,13 @@ mod tests {
         l.record(&TlsHandshake::default());
         let s = l.snapshot(1);
         assert_eq!((s.handshakes, s.without_sni), (4, 1));
-        assert_eq!(s.top_sni, [NameCount { name: "a".into(), count: 2 }]);
+        assert_eq!(
+            s.top_sni,
+            [NameCount {
+                name: "a".into(),
+                count: 2
+            }]
+        );
         assert_eq!(s.top_ja3[0].name, "x");
         assert_eq!(s.versions.get("TLS 1.3"), Some(&3));
     }

@@ -166,7 +166,9 @@ fn batch_audit(shared: &AuditBuffer, store: &Addr<StoreActor>) {
             std::mem::replace(&mut *rows, Vec::with_capacity(AUDIT_BATCH))
         };
         // bounded hand-off: the store actor's mailbox has a capacity, do_send would ignore it
-        if !batch.is_empty() && !netmonitor_runtime::send_blocking(&store.clone().recipient(), PersistAudit(batch)) {
+        if !batch.is_empty()
+            && !netmonitor_runtime::send_blocking(&store.clone().recipient(), PersistAudit(batch))
+        {
             metrics::counter!("netmonitor_audit_dropped_total").increment(1);
             tracing::error!("store actor gone: an audit batch was dropped");
         }

@@ -7,8 +7,8 @@ use crate::ToolContext;
 use diesel_async::pooled_connection::deadpool::Object;
 use diesel_async::AsyncPgConnection;
 use netmonitor_mcp::{Scope, ToolAnnotations, ToolCtx, ToolDef, ToolError};
-use netmonitor_sensor::inventory_actor::QueryInventory;
 use netmonitor_sensor::inventory::Inventory;
+use netmonitor_sensor::inventory_actor::QueryInventory;
 use netmonitor_store::StoreError;
 use serde::Serialize;
 use serde_json::Value;
@@ -166,6 +166,23 @@ pub(crate) fn severity_number(name: &str) -> Option<i16> {
         .and_then(|i| i16::try_from(i + 1).ok())
 }
 
+/// The capture actor's current status (`None` when capture is not running).
+pub(crate) async fn sensor_status(
+    ctx: &ToolContext,
+) -> Option<Arc<netmonitor_sensor::service::SensorStatus>> {
+    ctx.engine.capture.as_ref()?.status().await
+}
+
+/// The capture actor, or a clear error when this process captures nothing.
+pub(crate) fn capture(
+    ctx: &ToolContext,
+) -> Result<&netmonitor_sensor::capture_actor::Capture, ToolError> {
+    ctx.engine
+        .capture
+        .as_ref()
+        .ok_or_else(|| ToolError::Unavailable("capture is not running in this process".into()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,19 +196,4 @@ mod tests {
         assert_eq!(severity_name(9), "unknown");
         assert_eq!(severity_number("critical"), None);
     }
-}
-
-/// The capture actor's current status (`None` when capture is not running).
-pub(crate) async fn sensor_status(
-    ctx: &ToolContext,
-) -> Option<Arc<netmonitor_sensor::service::SensorStatus>> {
-    ctx.engine.capture.as_ref()?.status().await
-}
-
-/// The capture actor, or a clear error when this process captures nothing.
-pub(crate) fn capture(ctx: &ToolContext) -> Result<&netmonitor_sensor::capture_actor::Capture, ToolError> {
-    ctx.engine
-        .capture
-        .as_ref()
-        .ok_or_else(|| ToolError::Unavailable("capture is not running in this process".into()))
 }

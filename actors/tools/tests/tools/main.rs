@@ -246,7 +246,11 @@ fn tools_answer_from_real_pcaps_over_http() {
         .map(|a| {
             a.iter()
                 .filter_map(|t| t.as_str())
-                .map(|t| status["alerts"]["counters"]["raised_by_kind"][t].as_i64().unwrap_or(0))
+                .map(|t| {
+                    status["alerts"]["counters"]["raised_by_kind"][t]
+                        .as_i64()
+                        .unwrap_or(0)
+                })
                 .sum()
         })
         .unwrap_or(0);
@@ -514,7 +518,11 @@ fn tools_answer_from_real_pcaps_over_http() {
     assert_eq!(asrep["src_ip"], json!("192.168.1.31"));
     assert_eq!(
         asrep["alerts"].as_i64(),
-        Some(status["alerts"]["counters"]["raised_by_kind"]["asrep_roasting"].as_i64().unwrap_or(-1))
+        Some(
+            status["alerts"]["counters"]["raised_by_kind"]["asrep_roasting"]
+                .as_i64()
+                .unwrap_or(-1)
+        )
     );
     let removed = c.call("remove_whitelist_entry", json!({"id": wl["entry"]["id"]}));
     assert_eq!(removed["removed"], json!(1));
@@ -556,7 +564,9 @@ fn tools_answer_from_real_pcaps_over_http() {
         "acknowledge_alerts_by_ip",
         json!({"ip": "192.168.1.31", "since": SINCE}),
     );
-    let krb_alerts = status["alerts"]["counters"]["raised_by_kind"]["asrep_roasting"].as_i64().unwrap_or(0);
+    let krb_alerts = status["alerts"]["counters"]["raised_by_kind"]["asrep_roasting"]
+        .as_i64()
+        .unwrap_or(0);
     assert_eq!(
         by_ip["acknowledged"].as_i64(),
         Some(krb_alerts - i64::from(acked_first_is_krb))

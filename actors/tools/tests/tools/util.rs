@@ -6,8 +6,8 @@
 use diesel_async::pooled_connection::deadpool::Pool;
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::AsyncPgConnection;
-use netmonitor_mcp::{McpConfig, McpServer, NullAuditSink, Registry, TokenInfo, TokenStore};
 use netmonitor_engine::{Engine, EngineOptions};
+use netmonitor_mcp::{McpConfig, McpServer, NullAuditSink, Registry, TokenInfo, TokenStore};
 use netmonitor_runtime::Topic;
 use netmonitor_sensor::service::Source;
 use netmonitor_sensor::SensorConfig;
