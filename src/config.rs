@@ -36,7 +36,38 @@ pub struct Config {
     pub ollama: OllamaConfig,
     /// Whitelist policy.
     pub whitelist: netmonitor_tools::WhitelistPolicy,
+    /// Which keys the file and the environment set (for `get_config_parameters`).
+    #[serde(skip)]
+    origins: Origins,
 }
+
+/// Keys set by the file and by environment variables.
+#[derive(Clone, Debug, Default)]
+struct Origins {
+    file: std::collections::BTreeSet<String>,
+    env: std::collections::BTreeSet<String>,
+}
+
+/// The environment variables the seed documents, and the keys they set.
+const ENV_KEYS: [(&str, &str); 17] = [
+    ("MCP_API_HOST", "http.host"),
+    ("MCP_API_PORT", "http.port"),
+    ("LOG_LEVEL", "log_level"),
+    ("DATABASE_URL", "database.url"),
+    ("DB_HOST", "database.host"),
+    ("DB_PORT", "database.port"),
+    ("DB_NAME", "database.name"),
+    ("DB_USER", "database.user"),
+    ("DB_PASSWORD", "database.password"),
+    ("MCP_AUTH_REQUIRED", "mcp.auth_required"),
+    ("MCP_RATE_LIMIT_ENABLED", "mcp.rate_limit_enabled"),
+    ("MCP_CORS_ENABLED", "mcp.cors_enabled"),
+    ("MCP_CORS_ORIGINS", "mcp.cors_origins"),
+    ("OLLAMA_BASE_URL", "ollama.base_url"),
+    ("OLLAMA_MODEL", "ollama.model"),
+    ("NETMONITOR_DATA_DIR", "data_dir"),
+    ("RUST_LOG", "log_level"),
+];
 
 /// The HTTP listener.
 #[derive(Clone, Debug, Deserialize)]
@@ -133,6 +164,7 @@ impl Default for Config {
             output: OutputConfig::default(),
             ollama: OllamaConfig::default(),
             whitelist: netmonitor_tools::WhitelistPolicy::default(),
+            origins: Origins::default(),
         }
     }
 }
@@ -177,6 +209,52 @@ pub struct ConfigError {
     pub message: String,
 }
 
+/// Dotted keys of every leaf of a TOML table.
+fn toml_keys(t: &toml::Table) -> std::collections::BTreeSet<String> {
+    fn walk(prefix: &str, v: &toml::Value, out: &mut std::collections::BTreeSet<String>) {
+        match v {
+            toml::Value::Table(t) => {
+                for (k, child) in t {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&key, child, out);
+                }
+            }
+            _ => {
+                out.insert(prefix.to_owned());
+            }
+        }
+    }
+    let mut out = std::collections::BTreeSet::new();
+    walk("", &toml::Value::Table(t.clone()), &mut out);
+    out
+}
+
+/// Dotted keys of every leaf of a JSON object.
+fn flatten_keys(v: &serde_json::Value) -> Vec<String> {
+    fn walk(prefix: &str, v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) if !m.is_empty() => {
+                for (k, child) in m {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&key, child, out);
+                }
+            }
+            _ => out.push(prefix.to_owned()),
+        }
+    }
+    let mut out = Vec::new();
+    walk("", v, &mut out);
+    out
+}
+
 fn bad(setting: &str, message: impl Into<String>) -> ConfigError {
     ConfigError {
         setting: setting.into(),
@@ -204,13 +282,22 @@ impl Config {
                         format!("cannot read config file: {e}"),
                     )
                 })?;
-                toml::from_str::<Config>(&text).map_err(|e| {
+                let mut cfg = toml::from_str::<Config>(&text).map_err(|e| {
                     bad(&path.display().to_string(), e.to_string().trim().to_owned())
-                })?
+                })?;
+                if let Ok(table) = text.parse::<toml::Table>() {
+                    cfg.origins.file = toml_keys(&table);
+                }
+                cfg
             }
             None => Config::default(),
         };
         cfg.apply_env(&env)?;
+        cfg.origins.env = ENV_KEYS
+            .iter()
+            .filter(|(var, _)| env(var).is_some())
+            .map(|(_, key)| (*key).to_owned())
+            .collect();
         if let Some(d) = data_dir {
             cfg.data_dir = Some(d.to_owned());
         }
@@ -355,6 +442,28 @@ impl Config {
             },
             "ollama": {"base_url": self.ollama.base_url, "model": self.ollama.model},
         })
+    }
+
+    /// Where each key's value comes from: `env`, `file` or `default` (a key under a set section
+    /// counts as set by it).
+    pub fn sources(&self) -> std::collections::BTreeMap<String, String> {
+        let set_by = |keys: &std::collections::BTreeSet<String>, k: &str| {
+            keys.iter()
+                .any(|s| k == s || k.starts_with(&format!("{s}.")))
+        };
+        flatten_keys(&self.redacted())
+            .into_iter()
+            .map(|k| {
+                let src = if set_by(&self.origins.env, &k) {
+                    "env"
+                } else if set_by(&self.origins.file, &k) {
+                    "file"
+                } else {
+                    "default"
+                };
+                (k, src.to_owned())
+            })
+            .collect()
     }
 
     /// Whether `/metrics` asks for a token (`http.metrics_auth`, by default only off loopback).

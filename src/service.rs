@@ -103,6 +103,7 @@ async fn serve(
             "MCP authentication is disabled (allowed because the server binds loopback only)"
         );
     }
+    let settings = Arc::new(ServiceLive::default());
     let ctx = Arc::new(ToolContext {
         pool: pool.clone(),
         engine: engine.handles(),
@@ -110,6 +111,9 @@ async fn serve(
         config: cfg.redacted(),
         started: Instant::now(),
         whitelist: cfg.whitelist.clone(),
+        config_sources: cfg.sources(),
+        settings: settings.clone(),
+        live_values: Default::default(),
     });
     match netmonitor_tools::load_ja3_blocklist(&ctx).await {
         Ok(0) => {}
@@ -121,7 +125,7 @@ async fn serve(
         Ok(n) => tracing::info!(entries = n, "whitelist loaded into the alert stage"),
         Err(e) => tracing::warn!(error = %e, "whitelist not loaded from the database"),
     }
-    let registry = netmonitor_tools::build_registry(ctx)?;
+    let registry = netmonitor_tools::build_registry(ctx.clone())?;
     ops.tools.store(registry.tools().len(), Ordering::Relaxed);
     let mut mcp_config = cfg.mcp.clone();
     mcp_config.server_version = env!("CARGO_PKG_VERSION").to_owned();
@@ -137,6 +141,12 @@ async fn serve(
         Arc::new(audit),
     ));
     mcp.start_sweeper();
+    let _ = settings.mcp.set(mcp.clone());
+    match netmonitor_tools::apply_stored_overrides(&ctx).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(keys = n, "stored configuration overrides applied"),
+        Err(e) => tracing::warn!(error = %e, "stored configuration overrides not applied"),
+    }
     engine.subscribe_view(
         "mcp_notifications",
         &ResourceNotifier {
@@ -222,6 +232,62 @@ fn start_capture(cfg: &Config, engine: &mut Engine) -> anyhow::Result<()> {
         tracing::info!(sources = ?names, "capture started");
     }
     Ok(())
+}
+
+/// The live keys the service itself applies: the log filter and MCP rate limiting.
+#[derive(Default)]
+struct ServiceLive {
+    mcp: std::sync::OnceLock<Arc<McpServer>>,
+}
+
+impl netmonitor_tools::ServiceSettings for ServiceLive {
+    fn keys(&self) -> Vec<netmonitor_runtime::LiveKey> {
+        use netmonitor_runtime::LiveKey;
+        vec![
+            LiveKey::new(
+                "log_level",
+                "string",
+                "Log filter: trace, debug, info, warn, error or a tracing filter",
+            ),
+            LiveKey::new(
+                "mcp.rate_limit_enabled",
+                "bool",
+                "Whether per-token rate limits are enforced",
+            ),
+        ]
+    }
+
+    fn set(
+        &self,
+        key: &str,
+        value: &serde_json::Value,
+    ) -> Result<netmonitor_runtime::ParamChange, String> {
+        use serde_json::json;
+        match key {
+            "log_level" => {
+                let level = value
+                    .as_str()
+                    .ok_or_else(|| format!("{key}: expected a string, got {value}"))?;
+                let old = crate::telemetry::set_log_level(level)?;
+                Ok(netmonitor_runtime::ParamChange {
+                    old: json!(old),
+                    new: json!(level),
+                })
+            }
+            "mcp.rate_limit_enabled" => {
+                let on = netmonitor_runtime::live::expect_bool(key, value)?;
+                let mcp = self
+                    .mcp
+                    .get()
+                    .ok_or_else(|| format!("{key}: the MCP server is not up yet"))?;
+                Ok(netmonitor_runtime::ParamChange {
+                    old: json!(mcp.set_rate_limits_enabled(on)),
+                    new: json!(on),
+                })
+            }
+            other => Err(format!("{other}: not a live key")),
+        }
+    }
 }
 
 /// Tells MCP subscribers that the inventory resources changed, at most once a second; a live

@@ -5,14 +5,42 @@ use std::sync::OnceLock;
 
 static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
 
+type FilterHandle =
+    tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>;
+
+/// The live log filter and its text, for `set_log_level` (the `log_level` live key).
+static LOG_FILTER: OnceLock<(FilterHandle, std::sync::Mutex<String>)> = OnceLock::new();
+
 /// Starts logging to stderr with the configured filter (RUST_LOG, when set, wins).
 pub fn init_logging(level: &str) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| level.to_owned());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .with_target(false)
+    let (layer, handle) =
+        tracing_subscriber::reload::Layer::new(tracing_subscriber::EnvFilter::new(&filter));
+    let installed = tracing_subscriber::registry()
+        .with(layer)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_target(false),
+        )
         .try_init();
+    if installed.is_ok() {
+        let _ = LOG_FILTER.set((handle, std::sync::Mutex::new(filter)));
+    }
+}
+
+/// Changes the log filter of the running process; answers the previous one.
+pub fn set_log_level(level: &str) -> Result<String, String> {
+    let new = tracing_subscriber::EnvFilter::try_new(level)
+        .map_err(|e| format!("log_level: expected trace|debug|info|warn|error or a filter: {e}"))?;
+    let (handle, text) = LOG_FILTER
+        .get()
+        .ok_or_else(|| "log_level: logging was set up elsewhere in this process".to_string())?;
+    handle.reload(new).map_err(|e| e.to_string())?;
+    let mut t = text.lock().unwrap_or_else(|p| p.into_inner());
+    Ok(std::mem::replace(&mut *t, level.to_owned()))
 }
 
 /// Installs the global metrics recorder (idempotent) and returns the handle that renders it.

@@ -3,6 +3,7 @@
 
 mod eve_schema;
 mod live;
+mod live_config;
 mod mcp;
 mod oracles;
 mod resilience;

@@ -64,7 +64,7 @@ impl AlertStage {
     /// The keys this stage changes at run time.
     pub fn live_keys() -> Vec<LiveKey> {
         let mut keys = vec![LiveKey::new(
-            "alerts.dedup_window_secs",
+            "detection.alerts.dedup_window_secs",
             "integer",
             "An alert identical to one raised less than this many seconds before (same signature, endpoints and port; packet time) is suppressed; 0 = off",
         )];
@@ -175,7 +175,7 @@ impl Handler<SetParam> for AlertStage {
     type Result = Result<ParamChange, String>;
     fn handle(&mut self, msg: SetParam, _ctx: &mut Context<Self>) -> Self::Result {
         let mut p = self.policy();
-        if msg.key == "alerts.dedup_window_secs" {
+        if msg.key == "detection.alerts.dedup_window_secs" {
             let new = expect_u64(&msg.key, &msg.value)?;
             let old = p.dedup_window_secs();
             p.set_dedup_window_secs(new);

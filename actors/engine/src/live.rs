@@ -1,4 +1,4 @@
-//! Live configuration routed to the actor that owns each key: the alert stage (`alerts.*`,
+//! Live configuration routed to the actor that owns each key: the alert stage (`detection.alerts.*`,
 //! `detection.<kind>.enabled`), the Kerberos detector (`detection.kerberos.*`) and the EVE sink
 //! (`output.eve.*`). Keys of the composition root (log level, MCP limits) are handled there.
 

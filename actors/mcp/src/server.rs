@@ -53,6 +53,8 @@ pub struct McpServer {
     pub(crate) audit: Arc<dyn AuditSink>,
     token_cache: TokenCache,
     auth_throttle: AuthThrottle,
+    /// `rate_limit_enabled`, changeable at run time.
+    rate_limits_on: std::sync::atomic::AtomicBool,
     limiter: RateLimiter,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     pub(crate) listeners: Mutex<Vec<Listener>>,
@@ -85,8 +87,10 @@ impl McpServer {
         }
         let ttl = Duration::from_secs(config.token_cache_secs);
         let auth_throttle = AuthThrottle::new(config.auth_failures_per_minute);
+        let rate_limits_on = std::sync::atomic::AtomicBool::new(config.rate_limit_enabled);
         McpServer {
             auth_throttle,
+            rate_limits_on,
             config,
             registry: RwLock::new(Arc::new(registry)),
             tokens,
@@ -151,6 +155,18 @@ impl McpServer {
                 .iter()
                 .any(|sub| crate::session::covers(sub, uri))
         });
+    }
+
+    /// Whether per-token rate limits are enforced now.
+    pub fn rate_limits_enabled(&self) -> bool {
+        self.rate_limits_on
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Switches per-token rate limits on or off at run time; answers the previous state.
+    pub fn set_rate_limits_enabled(&self, on: bool) -> bool {
+        self.rate_limits_on
+            .swap(on, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Forgets cached token lookups, so a revocation in this process takes effect at once.
@@ -307,7 +323,7 @@ impl McpServer {
     /// Counts `messages` JSON-RPC messages against the caller's limits (`None`: unlimited or
     /// limits off); the decision says how many of them may proceed.
     pub(crate) fn rate_check(&self, identity: &Identity, messages: u32) -> Option<RateDecision> {
-        if !self.config.rate_limit_enabled {
+        if !self.rate_limits_enabled() {
             return None;
         }
         let token = identity.token.as_ref()?;

@@ -1,23 +1,20 @@
-//! Configuration tools: the effective configuration (secrets redacted by the composition
-//! root) flattened to dotted keys, and stored overrides in `config_parameters`. Setting a
-//! value records it; the running engine does not re-read configuration, so the answer says
-//! plainly which keys (if any) take effect live.
+//! Configuration tools. `get_config_parameters` shows the effective configuration as dotted
+//! keys (secrets redacted by the composition root), where each value comes from (`default`,
+//! `file`, `env`, or `override` when changed at run time) and which keys are live.
+//! `set_config_parameter` changes a live key through the actor that owns it (detection
+//! thresholds, detections on/off, EVE on/off) or the service (log level, MCP rate limits),
+//! answers with the old and new value, and stores the override in `config_parameters`, from
+//! where it is applied again at the next start. Keys that need a restart are refused.
 
 use crate::args::invalid;
 use crate::schema::*;
 use crate::support::*;
-use netmonitor_mcp::{Scope, ToolAnnotations, ToolDef, ToolError};
+use crate::ToolContext;
+use netmonitor_mcp::{Scope, ToolAnnotations, ToolDef};
+use netmonitor_runtime::LiveKey;
 use netmonitor_store::queries as q;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-/// Keys whose stored value the running service applies without a restart. None yet: the
-/// engine reads its configuration once at start.
-pub const LIVE_CONFIG_KEYS: &[&str] = &[];
-
-/// Sections that can never be set through MCP (credentials, database selection).
-const PROTECTED_SECTIONS: [&str; 1] = ["database"];
-/// Key fragments that mark secrets.
-const SECRET_MARKERS: [&str; 3] = ["password", "secret", "token"];
 /// Longest dotted key accepted.
 const MAX_KEY_LEN: u64 = 128;
 
@@ -53,132 +50,136 @@ pub(crate) fn lookup<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
     key.split('.').try_fold(v, |cur, part| cur.get(part))
 }
 
-fn json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(n) if n.is_f64() => "number",
-        Value::Number(_) => "integer",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
+/// Every key changeable at run time: the engine's actors' and the service's.
+fn live_keys(ctx: &ToolContext) -> Vec<LiveKey> {
+    let mut keys = ctx.engine.live.keys();
+    keys.extend(ctx.settings.keys());
+    keys
 }
 
-/// Checks that `key` names a settable leaf of `effective` and that `value` fits it.
-pub(crate) fn check_setting(effective: &Value, key: &str, value: &Value) -> Result<(), ToolError> {
-    let lower = key.to_ascii_lowercase();
-    let first = lower.split('.').next().unwrap_or("");
-    if PROTECTED_SECTIONS.contains(&first) || SECRET_MARKERS.iter().any(|m| lower.contains(m)) {
-        return Err(invalid(
-            "key",
-            format!("{key} holds credentials or database selection and cannot be set through MCP"),
-        ));
+/// Applies a live change where it belongs; answers the old and new value.
+async fn apply(
+    ctx: &ToolContext,
+    key: &str,
+    value: Value,
+) -> Result<netmonitor_runtime::ParamChange, String> {
+    let change = if ctx.settings.keys().iter().any(|k| k.key == key) {
+        ctx.settings.set(key, &value)?
+    } else {
+        ctx.engine.live.set(key, value).await?
+    };
+    ctx.live_values
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(key.to_owned(), change.new.clone());
+    Ok(change)
+}
+
+/// At start: applies every stored override of a live key again; returns how many took. A
+/// stored value the owner now refuses is logged and skipped.
+pub async fn apply_stored_overrides(ctx: &ToolContext) -> Result<usize, String> {
+    let mut conn = ctx.pool.get().await.map_err(|e| e.to_string())?;
+    let stored = q::list_config_parameters(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    drop(conn);
+    let keys = live_keys(ctx);
+    let mut applied = 0;
+    for row in stored {
+        if !keys.iter().any(|k| k.key == row.key) {
+            continue;
+        }
+        match apply(ctx, &row.key, row.value.clone()).await {
+            Ok(_) => applied += 1,
+            Err(e) => tracing::warn!(key = %row.key, error = %e, "stored override not applied"),
+        }
     }
-    let current = lookup(effective, key).ok_or_else(|| {
-        invalid(
-            "key",
-            format!("{key} is not a configuration key (see get_config_parameters)"),
-        )
-    })?;
-    if current
-        .as_str()
-        .is_some_and(|s| s.to_ascii_lowercase().contains("redacted"))
-    {
-        return Err(invalid(
-            "key",
-            format!("{key} is a redacted secret and cannot be set through MCP"),
-        ));
-    }
-    if current.is_object() {
-        return Err(invalid(
-            "key",
-            format!("{key} is a section; set one of its keys instead"),
-        ));
-    }
-    if value.is_object() {
-        return Err(invalid("value", "must be a single value, not an object"));
-    }
-    let (want, got) = (json_type(current), json_type(value));
-    let compatible = want == got
-        || current.is_null()
-        || (want == "number" && got == "integer")
-        || (want == "integer"
-            && got == "number"
-            && value.as_f64().is_some_and(|f| f.fract() == 0.0));
-    if !compatible {
-        return Err(invalid(
-            "value",
-            format!("{key} takes a {want}, got a {got}"),
-        ));
-    }
-    Ok(())
+    Ok(applied)
 }
 
 fn get_config_parameters(ctx: &Ctx) -> ToolDef {
-    let override_schema = output(vec![
-        ("key", string("Dotted key")),
-        ("value", json!({"description": "Stored value"})),
-        (
-            "effective_value",
-            json!({"description": "Value the running service uses (null if unknown)"}),
-        ),
-        (
-            "pending",
-            boolean(
-                "True when the stored value differs from the running one",
-                None,
-            ),
-        ),
-        ("updated_at", string("When it was stored (RFC 3339)")),
-        ("updated_by", opt_string("Who stored it")),
-    ]);
     tool(
         ctx,
         Spec {
             name: "get_config_parameters",
             title: "Configuration parameters",
-            description: "Shows the effective configuration of the running service as dotted keys (secrets redacted), optionally only keys starting with `prefix`, plus values stored with set_config_parameter and whether each differs from what is running.",
+            description: "Shows the configuration of the running service as dotted keys (secrets redacted), optionally only keys starting with `prefix`: each key's value in force, where it comes from (default, file, env, or override when set at run time with set_config_parameter) and whether it can be changed live; plus the overrides stored in the database (applied again at every start) and the list of live keys with what they do.",
             input: input(
-                vec![("prefix", string_len("Only keys starting with this (e.g. sensor.kerberos)", 1, MAX_KEY_LEN))],
+                vec![("prefix", string_len("Only keys starting with this (e.g. detection.kerberos)", 1, MAX_KEY_LEN))],
                 &[],
             ),
             output: output(vec![
-                ("parameters", array("Effective values", output(vec![
+                ("parameters", array("Values in force", output(vec![
                     ("key", string("Dotted key")),
-                    ("value", json!({"description": "Value in use"})),
+                    ("value", json!({"description": "Value in force"})),
+                    ("source", string("default, file, env or override")),
+                    ("live", boolean("Changeable without a restart", None)),
                 ]))),
-                ("overrides", array("Stored values", override_schema)),
-                ("live_keys", array("Keys applied without a restart", string("Key"))),
+                ("overrides", array("Stored overrides", output(vec![
+                    ("key", string("Dotted key")),
+                    ("value", json!({"description": "Stored value"})),
+                    ("updated_at", string("When it was stored (RFC 3339)")),
+                    ("updated_by", opt_string("Who stored it")),
+                ]))),
+                ("live_keys", array("Keys changeable at run time", output(vec![
+                    ("key", string("Dotted key")),
+                    ("kind", string("bool, integer, number or string")),
+                    ("description", string("What it does")),
+                ]))),
             ]),
             annotations: ToolAnnotations::READ_ONLY,
             scope: Scope::ReadOnly,
         },
         |ctx, _t, args| async move {
             let prefix = args.opt_str("prefix")?.unwrap_or_default();
-            let params: Vec<Value> = flatten(&ctx.config)
+            let keys = live_keys(&ctx);
+            let changed = ctx
+                .live_values
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            let mut params: Vec<Value> = flatten(&ctx.config)
                 .into_iter()
-                .filter(|(k, _)| k.starts_with(&prefix))
-                .map(|(k, v)| json!({"key": k, "value": v}))
+                .map(|(k, v)| {
+                    let live = keys.iter().any(|l| l.key == k);
+                    match changed.get(&k) {
+                        Some(new) => json!({"key": k, "value": new, "source": "override", "live": live}),
+                        None => {
+                            let source = ctx.config_sources.get(&k).cloned().unwrap_or_else(|| "default".into());
+                            json!({"key": k, "value": v, "source": source, "live": live})
+                        }
+                    }
+                })
                 .collect();
+            // live keys with no place in the file (detection.<kind>.enabled)
+            for l in &keys {
+                if lookup(&ctx.config, &l.key).is_none() {
+                    let (value, source) = match changed.get(&l.key) {
+                        Some(v) => (v.clone(), "override"),
+                        None => (json!(true), "default"),
+                    };
+                    params.push(json!({"key": l.key, "value": value, "source": source, "live": true}));
+                }
+            }
+            params.retain(|p| p["key"].as_str().is_some_and(|k| k.starts_with(&prefix)));
             let mut conn = db(&ctx).await?;
             let stored = q::list_config_parameters(&mut conn).await.map_err(db_err)?;
             let overrides: Vec<Value> = stored
                 .into_iter()
                 .filter(|r| r.key.starts_with(&prefix))
-                .map(|r| {
-                    let eff = lookup(&ctx.config, &r.key).cloned().unwrap_or(Value::Null);
-                    json!({
-                        "key": r.key,
-                        "pending": eff != r.value,
-                        "value": r.value,
-                        "effective_value": eff,
-                        "updated_at": r.updated_at.to_rfc3339(),
-                        "updated_by": r.updated_by,
-                    })
-                })
+                .map(|r| json!({
+                    "key": r.key,
+                    "value": r.value,
+                    "updated_at": r.updated_at.to_rfc3339(),
+                    "updated_by": r.updated_by,
+                }))
                 .collect();
-            Ok(json!({"parameters": params, "overrides": overrides, "live_keys": LIVE_CONFIG_KEYS}))
+            let live: Vec<Value> = keys
+                .iter()
+                .filter(|k| k.key.starts_with(&prefix))
+                .map(|k| json!({"key": k.key, "kind": k.kind, "description": k.description}))
+                .collect();
+            Ok(json!({"parameters": params, "overrides": overrides, "live_keys": live}))
         },
     )
 }
@@ -189,23 +190,20 @@ fn set_config_parameter(ctx: &Ctx) -> ToolDef {
         Spec {
             name: "set_config_parameter",
             title: "Set configuration parameter",
-            description: "Records a new value for one configuration key (a dotted key from get_config_parameters, e.g. sensor.kerberos.bruteforce_threshold) in the config_parameters table, with who set it. The value must have the key's type; credentials and the database section cannot be set. The running engine reads its configuration at start, so the answer states whether the key takes effect live (see live_keys) — otherwise the value is recorded only.",
+            description: "Changes one live configuration key of the running service (see live_keys of get_config_parameters: detection thresholds such as detection.kerberos.spray_distinct_users, detection.<kind>.enabled, detection.alerts.dedup_window_secs, output.eve.enabled, log_level, mcp.rate_limit_enabled). The owning component validates and applies it at once; the answer gives the old and new value. The override is stored in config_parameters with who set it and applied again at every start. Keys that need a restart (ports, paths, the database) are refused.",
             input: input(
                 vec![
-                    ("key", string_len("Dotted configuration key", 1, MAX_KEY_LEN)),
-                    ("value", json!({"description": "New value, of the key's type (string, number, boolean or array)"})),
+                    ("key", string_len("Dotted live key", 1, MAX_KEY_LEN)),
+                    ("value", json!({"description": "New value, of the key's kind (boolean, integer, number or string)"})),
                 ],
                 &["key", "value"],
             ),
             output: output(vec![
-                ("recorded", boolean("Stored in config_parameters", None)),
+                ("applied", boolean("Applied to the running service", None)),
+                ("recorded", boolean("Stored in config_parameters (applied again at start)", None)),
                 ("key", string("The key")),
-                ("value", json!({"description": "Stored value"})),
-                ("previous_stored_value", json!({"description": "Value stored before (null if none)"})),
-                ("effective_value", json!({"description": "Value the running service uses"})),
-                ("live", boolean("Whether the running service applies it now", None)),
-                ("live_keys", array("Keys applied without a restart", string("Key"))),
-                ("note", string("What happens next")),
+                ("old_value", json!({"description": "Value before"})),
+                ("new_value", json!({"description": "Value now in force"})),
             ]),
             annotations: WRITE_IDEMPOTENT,
             scope: Scope::Admin,
@@ -215,34 +213,30 @@ fn set_config_parameter(ctx: &Ctx) -> ToolDef {
             let value = args
                 .value("value")
                 .ok_or_else(|| invalid("value", "is required"))?;
-            check_setting(&ctx.config, &key, &value)?;
+            if !live_keys(&ctx).iter().any(|k| k.key == key) {
+                let why = if lookup(&ctx.config, &key).is_some() {
+                    format!("{key} takes effect only at a restart: change it in the configuration file or environment")
+                } else {
+                    format!("{key} is not a configuration key (see get_config_parameters)")
+                };
+                return Err(invalid("key", why));
+            }
+            let change = apply(&ctx, &key, value)
+                .await
+                .map_err(|m| invalid("value", m))?;
             let by = tctx.identity().token_name();
             let mut conn = db(&ctx).await?;
-            let (row, previous) = q::set_config_parameter(&mut conn, &key, &value, &by)
+            q::set_config_parameter(&mut conn, &key, &change.new, &by)
                 .await
                 .map_err(db_err)?;
-            let live = LIVE_CONFIG_KEYS.contains(&key.as_str());
-            let effective = lookup(&ctx.config, &key).cloned().unwrap_or(Value::Null);
-            let note = if live {
-                format!("{key} is recorded and applied to the running service.")
-            } else {
-                format!(
-                    "{key} is recorded in config_parameters only: the running service keeps using {effective} (it reads configuration at start; no key is applied live in this version)."
-                )
-            };
-            let mut out = Map::new();
-            out.insert("recorded".into(), json!(true));
-            out.insert("key".into(), json!(row.key));
-            out.insert("value".into(), row.value);
-            out.insert(
-                "previous_stored_value".into(),
-                previous.map(|p| p.value).unwrap_or(Value::Null),
-            );
-            out.insert("effective_value".into(), effective);
-            out.insert("live".into(), json!(live));
-            out.insert("live_keys".into(), json!(LIVE_CONFIG_KEYS));
-            out.insert("note".into(), json!(note));
-            Ok(Value::Object(out))
+            tracing::info!(%key, old = %change.old, new = %change.new, %by, "configuration changed at run time");
+            Ok(json!({
+                "applied": true,
+                "recorded": true,
+                "key": key,
+                "old_value": change.old,
+                "new_value": change.new,
+            }))
         },
     )
 }
@@ -251,39 +245,21 @@ fn set_config_parameter(ctx: &Ctx) -> ToolDef {
 mod tests {
     use super::*;
 
-    fn cfg() -> Value {
-        json!({
-            "log_level": "info",
-            "store": {"batch_size": 5000, "spool_dir": ""},
-            "sensor": {"kerberos": {"bruteforce_threshold": 10}, "ja3_blocklist": null},
-            "database": {"url": "[redacted]"},
-            "ollama": {"api_key": "<redacted>"},
-            "mcp": {"cors_origins": ["*"], "ratio": 0.5},
-        })
-    }
-
     #[test]
     fn flattens_to_dotted_keys() {
-        let f = flatten(&cfg());
+        let c = json!({
+            "log_level": "info",
+            "detection": {"kerberos": {"window_secs": 300}},
+            "mcp": {"cors_origins": ["*"]},
+        });
+        let f = flatten(&c);
         let keys: Vec<&str> = f.iter().map(|(k, _)| k.as_str()).collect();
-        assert!(keys.contains(&"sensor.kerberos.bruteforce_threshold"));
+        assert!(keys.contains(&"detection.kerberos.window_secs"));
         assert!(keys.contains(&"mcp.cors_origins"));
-        assert_eq!(lookup(&cfg(), "store.batch_size"), Some(&json!(5000)));
-        assert_eq!(lookup(&cfg(), "store.nope"), None);
-    }
-
-    #[test]
-    fn settings_are_checked_by_key_and_type() {
-        let c = cfg();
-        assert!(check_setting(&c, "store.batch_size", &json!(100)).is_ok());
-        assert!(check_setting(&c, "store.batch_size", &json!("100")).is_err());
-        assert!(check_setting(&c, "mcp.ratio", &json!(1)).is_ok());
-        assert!(check_setting(&c, "sensor.ja3_blocklist", &json!("/x.csv")).is_ok());
-        assert!(check_setting(&c, "sensor.kerberos", &json!(1)).is_err());
-        assert!(check_setting(&c, "database.url", &json!("x")).is_err());
-        assert!(check_setting(&c, "mcp.token_secret", &json!("x")).is_err());
-        assert!(check_setting(&c, "ollama.api_key", &json!("x")).is_err());
-        assert!(check_setting(&c, "no.such.key", &json!(1)).is_err());
-        assert!(check_setting(&c, "log_level", &json!({"a": 1})).is_err());
+        assert_eq!(
+            lookup(&c, "detection.kerberos.window_secs"),
+            Some(&json!(300))
+        );
+        assert_eq!(lookup(&c, "detection.nope"), None);
     }
 }

@@ -31,7 +31,7 @@ mod threats;
 mod tls;
 mod whitelist;
 
-pub use config::LIVE_CONFIG_KEYS;
+pub use config::apply_stored_overrides;
 
 use netmonitor_mcp::{Registry, RegistryError};
 use netmonitor_store::DbPool;
@@ -55,6 +55,40 @@ pub struct ToolContext {
     pub started: Instant,
     /// Which whitelist entries need more than read_write.
     pub whitelist: WhitelistPolicy,
+    /// Where each effective key's value comes from (`default`, `file`, `env`).
+    pub config_sources: std::collections::BTreeMap<String, String>,
+    /// Live keys the composition root applies itself (log level, MCP limits).
+    pub settings: Arc<dyn ServiceSettings>,
+    /// Values changed at run time (since start), by key: they override `config` in answers.
+    pub live_values: std::sync::Mutex<std::collections::BTreeMap<String, serde_json::Value>>,
+}
+
+/// Live settings owned by the composition root rather than an engine actor.
+pub trait ServiceSettings: Send + Sync {
+    /// The keys it changes at run time.
+    fn keys(&self) -> Vec<netmonitor_runtime::LiveKey>;
+    /// Applies one; answers the old and new value.
+    fn set(
+        &self,
+        key: &str,
+        value: &serde_json::Value,
+    ) -> Result<netmonitor_runtime::ParamChange, String>;
+}
+
+/// No service-level live settings (tests that run only the engine).
+pub struct NoSettings;
+
+impl ServiceSettings for NoSettings {
+    fn keys(&self) -> Vec<netmonitor_runtime::LiveKey> {
+        Vec::new()
+    }
+    fn set(
+        &self,
+        key: &str,
+        _value: &serde_json::Value,
+    ) -> Result<netmonitor_runtime::ParamChange, String> {
+        Err(format!("{key}: not a live key"))
+    }
 }
 
 /// Whitelist settings (`[whitelist]` in the configuration).

@@ -37,6 +37,9 @@ fn registry_declarations_are_complete_and_scoped() {
             config: test_config(),
             started: std::time::Instant::now(),
             whitelist: Default::default(),
+            config_sources: Default::default(),
+            settings: std::sync::Arc::new(netmonitor_tools::NoSettings),
+            live_values: Default::default(),
         });
         let r = netmonitor_tools::build_registry(ctx).unwrap_or_else(|e| panic!("{e}"));
         assert!(r.tools().len() >= 35, "only {} tools", r.tools().len());

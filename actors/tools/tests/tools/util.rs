@@ -172,6 +172,9 @@ pub fn start(pcaps: Vec<PathBuf>) -> Stack {
                 config: test_config(),
                 started: Instant::now(),
                 whitelist: Default::default(),
+                config_sources: Default::default(),
+                settings: std::sync::Arc::new(netmonitor_tools::NoSettings),
+                live_values: Default::default(),
             });
             let registry = match build_registry(ctx) {
                 Ok(r) => r,
