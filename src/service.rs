@@ -288,6 +288,11 @@ impl netmonitor_tools::ServiceSettings for ServiceLive {
             other => Err(format!("{other}: not a live key")),
         }
     }
+
+    fn flush_caches(&self) -> serde_json::Value {
+        let results = self.mcp.get().map_or(0, |m| m.flush_caches());
+        serde_json::json!({"mcp_tool_results": results, "mcp_token_lookups": "cleared"})
+    }
 }
 
 /// Tells MCP subscribers that the inventory resources changed, at most once a second; a live

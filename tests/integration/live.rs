@@ -28,8 +28,8 @@ fn ip(args: &[&str]) {
     assert!(st.success(), "ip {args:?}");
 }
 
-#[test]
-fn live_capture_on_a_veth_pair_counts_rings_and_exports() {
+/// Skips (outside CI) unless root: live capture needs CAP_NET_RAW and CAP_NET_ADMIN.
+fn can_capture() -> bool {
     if unsafe { libc::geteuid() } != 0 {
         assert_ne!(
             std::env::var("CI").as_deref(),
@@ -37,17 +37,23 @@ fn live_capture_on_a_veth_pair_counts_rings_and_exports() {
             "CI runs as root and must run this test"
         );
         eprintln!("skipping: live capture needs root (CAP_NET_RAW, CAP_NET_ADMIN)");
-        return;
+        return false;
     }
-    let id = std::process::id() % 10_000;
+    true
+}
+
+/// A veth pair into a fresh namespace: (namespace, host address, namespace address). Tests
+/// running at once pass different `tag`s (names and subnets differ).
+fn veth(tag: u32) -> (Netns, String, String) {
+    let id = (std::process::id() + tag * 1000) % 10_000;
     let net = Netns {
         ns: format!("nmt{id}"),
         host_if: format!("nmh{id}"),
     };
     let peer = format!("nmp{id}");
     let (host_ip, ns_ip) = (
-        format!("10.213.{}.1", id % 250),
-        format!("10.213.{}.2", id % 250),
+        format!("10.{}.{}.1", 213 + tag, id % 250),
+        format!("10.{}.{}.2", 213 + tag, id % 250),
     );
     ip(&["netns", "add", &net.ns]);
     ip(&[
@@ -75,7 +81,15 @@ fn live_capture_on_a_veth_pair_counts_rings_and_exports() {
         &peer,
     ]);
     ip(&["netns", "exec", &net.ns, "ip", "link", "set", &peer, "up"]);
+    (net, host_ip, ns_ip)
+}
 
+#[test]
+fn live_capture_on_a_veth_pair_counts_rings_and_exports() {
+    if !can_capture() {
+        return;
+    }
+    let (net, host_ip, ns_ip) = veth(0);
     let dir = data_dir();
     let (_child, port) = start_service_with(dir.path(), &[], &["--interface", &net.host_if]);
     let token = create_token(dir.path(), "forensics", "read_write");
@@ -150,4 +164,158 @@ fn live_capture_on_a_veth_pair_counts_rings_and_exports() {
             "tcpdump is installed in CI"
         );
     }
+}
+
+fn source_counters(mcp: &McpSession) -> serde_json::Value {
+    let status = mcp.call("get_sensor_status", serde_json::json!({}));
+    status["structuredContent"]["sources"][0]["counters"].clone()
+}
+
+/// Sensor commands on live capture: a pause stops reading (nothing counted while paused, the
+/// backlog read after resume); an export of a full ring (tens of megabytes) is copied between
+/// packet batches and written off the packet path, so capture drops nothing while it runs;
+/// every command is in the history with who sent it.
+#[test]
+fn pause_resume_and_a_large_export_keep_capture_whole() {
+    if !can_capture() {
+        return;
+    }
+    let (net, host_ip, ns_ip) = veth(1);
+    let dir = data_dir();
+    let cfg = dir.path().join("nm.toml");
+    std::fs::write(&cfg, "[sensor.pipeline.ring]\nmax_bytes = 67108864\n").unwrap();
+    let cfg_arg = cfg.to_string_lossy().into_owned();
+    let (_child, port) = start_service_with(
+        dir.path(),
+        &[],
+        &["--config", &cfg_arg, "--interface", &net.host_if],
+    );
+    let out = netmonitor(dir.path())
+        .args([
+            "tokens",
+            "create",
+            "--name",
+            "operator",
+            "--scope",
+            "admin",
+            "--rate-limit",
+            "100000",
+        ])
+        .output()
+        .unwrap();
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let mcp = McpSession::open(port, &token);
+    let sock = std::net::UdpSocket::bind(format!("{host_ip}:0")).unwrap();
+    let payload = vec![0x5au8; 1200];
+    let send = |n: usize| {
+        for _ in 0..n {
+            let _ = sock.send_to(&payload, format!("{ns_ip}:9999"));
+        }
+    };
+    // fill the ring: up to 60,000 packets, 70 MB
+    for _ in 0..60 {
+        send(1000);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut last = 0;
+    wait_for("capture to settle", Duration::from_secs(30), || {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = source_counters(&mcp)["packets"].as_u64().unwrap_or(0);
+        std::mem::replace(&mut last, now) == now
+    });
+    assert!(
+        last >= 20_000,
+        "only {last} packets captured to fill the ring"
+    );
+
+    let paused = mcp.call(
+        "send_sensor_command",
+        serde_json::json!({"command": "pause_capture"}),
+    );
+    assert_eq!(paused["isError"], false, "{paused}");
+    std::thread::sleep(Duration::from_millis(200));
+    let at_pause = source_counters(&mcp)["packets"].as_u64().unwrap();
+    send(200);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        source_counters(&mcp)["packets"].as_u64().unwrap(),
+        at_pause,
+        "nothing is read while paused"
+    );
+    mcp.call(
+        "send_sensor_command",
+        serde_json::json!({"command": "resume_capture"}),
+    );
+    wait_for(
+        "the backlog read after resume",
+        Duration::from_secs(10),
+        || source_counters(&mcp)["packets"].as_u64().unwrap_or(0) >= at_pause + 200,
+    );
+
+    let before = source_counters(&mcp);
+    // keep traffic flowing during the export
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sender = {
+        let (stop, target) = (stop.clone(), format!("{ns_ip}:9998"));
+        let s = sock.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = s.send_to(b"during export", &target);
+                n += 1;
+                if n % 50 == 0 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            n
+        })
+    };
+    let export = mcp.call(
+        "send_sensor_command",
+        serde_json::json!({"command": "export_ring"}),
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let during = sender.join().unwrap();
+    assert_eq!(export["isError"], false, "{export}");
+    let exported = export["structuredContent"]["command"]["result"]["packets"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(exported >= 20_000, "a large export: {exported} packets");
+    wait_for(
+        "the traffic sent during the export counted",
+        Duration::from_secs(10),
+        || {
+            source_counters(&mcp)["packets"].as_u64().unwrap_or(0)
+                >= before["packets"].as_u64().unwrap() + during
+        },
+    );
+    let after = source_counters(&mcp);
+    for c in ["queue_drops", "kernel_drops"] {
+        assert_eq!(
+            after[c], before[c],
+            "{c} during the export: {before} -> {after}"
+        );
+    }
+    let history = mcp.call("get_sensor_command_history", serde_json::json!({}));
+    let names: Vec<String> = history["structuredContent"]["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            format!(
+                "{}/{}/{}",
+                c["command"].as_str().unwrap(),
+                c["status"].as_str().unwrap(),
+                c["requested_by"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "export_ring/ok/operator",
+            "resume_capture/ok/operator",
+            "pause_capture/ok/operator"
+        ]
+    );
 }

@@ -55,6 +55,20 @@ impl ResultCache {
     }
 }
 
+impl ResultCache {
+    /// Forgets every stored result; answers how many there were.
+    pub(crate) fn clear(&self) -> usize {
+        self.entries
+            .lock()
+            .map(|mut e| {
+                let n = e.len();
+                e.clear();
+                n
+            })
+            .unwrap_or(0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

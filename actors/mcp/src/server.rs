@@ -169,6 +169,13 @@ impl McpServer {
             .swap(on, std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Forgets reusable tool results and cached token lookups (`flush_memory`); answers how many
+    /// results were dropped.
+    pub fn flush_caches(&self) -> usize {
+        self.token_cache.clear();
+        self.results.clear()
+    }
+
     /// Forgets cached token lookups, so a revocation in this process takes effect at once.
     pub fn forget_cached_tokens(&self) {
         self.token_cache.clear();

@@ -6,6 +6,7 @@
 pub mod actor;
 pub mod audit;
 pub mod cluster;
+pub mod commands;
 pub mod copy;
 pub mod db;
 pub mod deadletter;

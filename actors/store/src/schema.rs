@@ -223,6 +223,21 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    sensor_commands (id) {
+        id -> Int8,
+        ts -> Timestamptz,
+        sensor -> Text,
+        command -> Text,
+        args -> Jsonb,
+        requested_by -> Text,
+        token_id -> Nullable<Int8>,
+        status -> Text,
+        result -> Jsonb,
+        duration_ms -> Int4,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     flows,
     alerts,

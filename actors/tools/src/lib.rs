@@ -15,6 +15,7 @@
 
 mod args;
 pub mod backing;
+mod commands;
 mod config;
 mod csv;
 mod devices;
@@ -73,6 +74,8 @@ pub trait ServiceSettings: Send + Sync {
         key: &str,
         value: &serde_json::Value,
     ) -> Result<netmonitor_runtime::ParamChange, String>;
+    /// Drops the service's own caches (MCP tool results, token lookups); says what was freed.
+    fn flush_caches(&self) -> serde_json::Value;
 }
 
 /// No service-level live settings (tests that run only the engine).
@@ -88,6 +91,9 @@ impl ServiceSettings for NoSettings {
         _value: &serde_json::Value,
     ) -> Result<netmonitor_runtime::ParamChange, String> {
         Err(format!("{key}: not a live key"))
+    }
+    fn flush_caches(&self) -> serde_json::Value {
+        serde_json::json!({})
     }
 }
 
@@ -141,6 +147,7 @@ pub fn build_registry(ctx: Arc<ToolContext>) -> Result<Registry, RegistryError> 
         .into_iter()
         .chain(sensor::tools(&ctx))
         .chain(config::tools(&ctx))
+        .chain(commands::tools(&ctx))
         .chain(devices::tools(&ctx))
         .chain(tls::tools(&ctx))
         .chain(kerberos::tools(&ctx))

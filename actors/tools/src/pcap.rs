@@ -8,6 +8,7 @@ use crate::args::{invalid, Args};
 use crate::schema::*;
 use crate::sensor::ts_json;
 use crate::support::*;
+use crate::ToolContext;
 use chrono::{DateTime, Utc};
 use netmonitor_capture::ExportFilter;
 use netmonitor_common::Timestamp;
@@ -315,50 +316,69 @@ fn export_flow_pcap(ctx: &Ctx) -> ToolDef {
                 None => None,
             };
             let filter = export_filter(&args, alert.as_ref())?;
-            std::fs::create_dir_all(&ctx.captures_dir)
-                .and_then(|()| {
-                    use std::os::unix::fs::PermissionsExt;
-                    std::fs::set_permissions(&ctx.captures_dir, std::fs::Permissions::from_mode(0o700))
-                })
-                .map_err(|e| {
-                    ToolError::Unavailable(format!("captures directory {}: {e}", ctx.captures_dir.display()))
-                })?;
-            let dir = ctx.captures_dir.canonicalize().map_err(|e| {
-                ToolError::Unavailable(format!("captures directory {}: {e}", ctx.captures_dir.display()))
-            })?;
-            let path = dir.join(export_file_name());
-            let res = capture(&ctx)?
-                .export_pcap(filter.clone(), path.clone())
-                .await
-                .map_err(|e| ToolError::Unavailable(format!("export failed: {e}")))?;
-            if res.packets == 0 {
-                if let Err(e) = std::fs::remove_file(&path) {
-                    tracing::warn!(path = %path.display(), error = %e, "cannot remove empty export");
-                }
-                return Err(ToolError::NotFound(
-                    "no packet in the ring buffer matches this filter (it may have been overwritten; see get_packet_buffer_summary)".into(),
-                ));
-            }
-            let path_s = path.display().to_string();
-            let row = q::insert_pcap_capture(
-                &mut conn,
-                &path_s,
-                filter.flow_id.and_then(|f| i64::try_from(f).ok()),
-                alert_id,
-                i64::try_from(res.packets).unwrap_or(i64::MAX),
-                i64::try_from(res.bytes).unwrap_or(i64::MAX),
-            )
-            .await
-            .map_err(db_err)?;
-            Ok(json!({
-                "capture_id": row.id,
-                "path": path_s,
-                "packets": res.packets,
-                "bytes": res.bytes,
-                "filter": json(&filter)?,
-            }))
+            drop(conn);
+            export_ring(&ctx, filter, alert_id).await
         },
     )
+}
+
+/// Copies the ring's packets matching `filter` into a new file of the captures directory
+/// (0700; the copy is taken between packet batches, the file written off the packet path) and
+/// records it in `pcap_captures`. Shared by export_flow_pcap and the `export_ring` command.
+pub(crate) async fn export_ring(
+    ctx: &ToolContext,
+    filter: ExportFilter,
+    alert_id: Option<i64>,
+) -> Result<Value, ToolError> {
+    std::fs::create_dir_all(&ctx.captures_dir)
+        .and_then(|()| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&ctx.captures_dir, std::fs::Permissions::from_mode(0o700))
+        })
+        .map_err(|e| {
+            ToolError::Unavailable(format!(
+                "captures directory {}: {e}",
+                ctx.captures_dir.display()
+            ))
+        })?;
+    let dir = ctx.captures_dir.canonicalize().map_err(|e| {
+        ToolError::Unavailable(format!(
+            "captures directory {}: {e}",
+            ctx.captures_dir.display()
+        ))
+    })?;
+    let path = dir.join(export_file_name());
+    let res = capture(ctx)?
+        .export_pcap(filter.clone(), path.clone())
+        .await
+        .map_err(|e| ToolError::Unavailable(format!("export failed: {e}")))?;
+    if res.packets == 0 {
+        if let Err(e) = std::fs::remove_file(&path) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot remove empty export");
+        }
+        return Err(ToolError::NotFound(
+            "no packet in the ring buffer matches this filter (it may have been overwritten; see get_packet_buffer_summary)".into(),
+        ));
+    }
+    let path_s = path.display().to_string();
+    let mut conn = db(ctx).await?;
+    let row = q::insert_pcap_capture(
+        &mut conn,
+        &path_s,
+        filter.flow_id.and_then(|f| i64::try_from(f).ok()),
+        alert_id,
+        i64::try_from(res.packets).unwrap_or(i64::MAX),
+        i64::try_from(res.bytes).unwrap_or(i64::MAX),
+    )
+    .await
+    .map_err(db_err)?;
+    Ok(json!({
+        "capture_id": row.id,
+        "path": path_s,
+        "packets": res.packets,
+        "bytes": res.bytes,
+        "filter": json(&filter)?,
+    }))
 }
 
 fn delete_pcap_capture(ctx: &Ctx) -> ToolDef {

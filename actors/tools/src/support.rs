@@ -32,6 +32,14 @@ pub(crate) const WRITE_IDEMPOTENT: ToolAnnotations = ToolAnnotations {
     open_world: false,
 };
 
+/// Changes how the sensor runs (ends flows, pauses capture): not repeatable without effect.
+pub(crate) const WRITE_CONTROL: ToolAnnotations = ToolAnnotations {
+    read_only: false,
+    destructive: true,
+    idempotent: false,
+    open_world: false,
+};
+
 /// Creates something new on every call (a file, a row).
 pub(crate) const WRITE_ADDITIVE: ToolAnnotations = ToolAnnotations {
     read_only: false,
