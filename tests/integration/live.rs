@@ -263,7 +263,7 @@ fn pause_resume_and_a_large_export_keep_capture_whole() {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let _ = s.send_to(b"during export", &target);
                 n += 1;
-                if n % 50 == 0 {
+                if n.is_multiple_of(50) {
                     std::thread::sleep(Duration::from_millis(1));
                 }
             }
