@@ -91,11 +91,11 @@ async fn metrics_text(req: actix_web::HttpRequest, state: web::Data<OpsState>) -
                 .body(format!("{}\n", f.describe()));
         }
     }
-    crate::telemetry::update_process_metrics(state.started);
+    let process = crate::telemetry::process_metrics(state.started);
     metrics::gauge!("netmonitor_database_up").set(if state.database_up() { 1.0 } else { 0.0 });
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.prometheus.render())
+        .body(state.prometheus.render() + &process)
 }
 
 /// Method labels for metrics; unusual methods count as the last, `other`.

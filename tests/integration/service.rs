@@ -29,6 +29,8 @@ fn run_serves_health_and_metrics_and_shuts_down_cleanly() {
         "{metrics}"
     );
     assert!(metrics.contains("process_resident_memory_bytes"));
+    assert!(metrics.contains("# TYPE process_cpu_seconds_total counter"));
+    promtool_accepts(&metrics);
     // the middleware keeps its metric handles: each further request still counts
     let health_count = |metrics: &str| -> u64 {
         metrics
@@ -127,4 +129,41 @@ fn bad_configuration_is_reported_by_name() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("store.batch_size"));
+}
+
+/// `promtool check metrics` finds nothing wrong (HELP text, types, names); promtool comes with
+/// Debian's prometheus package, which the bootstrap script installs for the tests.
+fn promtool_accepts(text: &str) {
+    use std::io::Write;
+    let child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "promtool is installed in CI"
+        );
+        eprintln!("skipping the promtool check: promtool not installed");
+        return;
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let findings = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && findings.trim().is_empty(),
+        "promtool check metrics: {findings}"
+    );
 }
