@@ -31,6 +31,7 @@ if [ "$mode" = test ]; then
   python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
   command -v ip >/dev/null 2>&1 || missing+=(iproute2)
   command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+  command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 fi
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "bootstrap: installing ${missing[*]}" >&2

@@ -319,3 +319,149 @@ fn pause_resume_and_a_large_export_keep_capture_whole() {
         ]
     );
 }
+
+/// The actor plane end to end on real traffic: an `openssl s_server` in a namespace and an
+/// `openssl s_client` on the host; while the TLS connection is still open, its handshake is in
+/// the EVE file `run` writes and in PostgreSQL within two seconds, and get_tls_stats counts it
+/// from the TLS actor's live state.
+#[test]
+fn a_live_tls_handshake_reaches_eve_postgres_and_the_tls_actor_while_open() {
+    if !can_capture() {
+        return;
+    }
+    let (net, host_ip, ns_ip) = veth(2);
+    let dir = data_dir();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=live.example",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (the bootstrap script installs it)");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let server = Running(
+        Command::new("ip")
+            .args([
+                "netns", "exec", &net.ns, "openssl", "s_server", "-quiet", "-accept", "4433",
+            ])
+            .arg("-cert")
+            .arg(&cert)
+            .arg("-key")
+            .arg(&key)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let eve = dir.path().join("eve.json");
+    let eve_arg = eve.to_string_lossy().into_owned();
+    let (_svc, port) = start_service_with(
+        dir.path(),
+        &[],
+        &["--interface", &net.host_if, "--eve", &eve_arg],
+    );
+    let token = create_token(dir.path(), "analyst", "read_only");
+    let mcp = McpSession::open(port, &token);
+    // the server needs a moment to listen inside its namespace
+    let mut client = None;
+    wait_for(
+        "a TLS connection to s_server",
+        Duration::from_secs(10),
+        || {
+            let mut c = Command::new("openssl")
+                .args([
+                    "s_client",
+                    "-connect",
+                    &format!("{ns_ip}:4433"),
+                    "-servername",
+                    "live.example",
+                ])
+                .arg("-bind")
+                .arg(format!("{host_ip}:0"))
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(500));
+            let alive = c.try_wait().unwrap().is_none();
+            if alive {
+                client = Some(Running(c));
+            } else {
+                let _ = c.wait();
+            }
+            alive
+        },
+    );
+    let connected = std::time::Instant::now();
+    let conninfo = format!(
+        "host={} port=5432 user=postgres dbname=netmonitor",
+        dir.path().join("run").display()
+    );
+    let in_db = || {
+        use diesel::prelude::*;
+        #[derive(QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        PgConnection::establish(&conninfo)
+            .ok()
+            .and_then(|mut c| {
+                diesel::sql_query(
+                    "SELECT count(*) AS n FROM tls_sessions WHERE sni = 'live.example'",
+                )
+                .get_result::<N>(&mut c)
+                .ok()
+            })
+            .is_some_and(|n| n.n >= 1)
+    };
+    let in_eve = || {
+        std::fs::read_to_string(&eve).is_ok_and(|t| {
+            t.lines()
+                .any(|l| l.contains("\"event_type\":\"tls\"") && l.contains("live.example"))
+        })
+    };
+    wait_for(
+        "the handshake in EVE and PostgreSQL",
+        Duration::from_secs(2),
+        || in_eve() && in_db(),
+    );
+    let within = connected.elapsed();
+    let client = client.expect("a connected client");
+    assert!(client.0.id() > 0);
+    let live =
+        mcp.call("get_tls_stats", serde_json::json!({}))["structuredContent"]["live"].clone();
+    assert!(live["handshakes"].as_u64().unwrap_or(0) >= 1, "{live}");
+    assert!(
+        live["top_sni"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "live.example"),
+        "{live}"
+    );
+    eprintln!(
+        "TLS handshake in EVE and PostgreSQL {:.0} ms after connecting",
+        within.as_secs_f64() * 1000.0
+    );
+    drop(client);
+    drop(server);
+}

@@ -66,7 +66,7 @@ fn get_kerberos_stats(ctx: &Ctx) -> ToolDef {
         Spec {
             name: "get_kerberos_stats",
             title: "Kerberos statistics",
-            description: "Kerberos activity over the last `hours` (default 24) or a since/until window, optionally for one address: messages by type (KRB_AS_REQ, KRB_AS_REP, KRB_TGS_REQ, KRB_TGS_REP, KRB_ERROR), error codes, reply and ticket encryption types, messages with weak encryption, and the most active clients, principals, services and realms.",
+            description: "Kerberos activity over the last `hours` (default 24) or a since/until window (from the database), optionally for one address, plus the live counters since the sensor started: messages by type (KRB_AS_REQ, KRB_AS_REP, KRB_TGS_REQ, KRB_TGS_REP, KRB_ERROR), error codes, reply and ticket encryption types, messages with weak encryption, and the most active clients, principals, services and realms.",
             input: input(props, &[]),
             output: output(vec![
                 ("window", window_out()),
@@ -88,11 +88,20 @@ fn get_kerberos_stats(ctx: &Ctx) -> ToolDef {
                 ("top_principals", array("Client principals", name_count())),
                 ("top_services", array("Service principals", name_count())),
                 ("realms", array("Realms", name_count())),
+                ("live", opt_object("Since the sensor started, from the Kerberos actor's live state: messages by type, errors by code, weak etypes, alerts by kind, top clients, accounts and services (null when the actor does not answer)")),
             ]),
             annotations: ToolAnnotations::READ_ONLY,
             scope: Scope::ReadOnly,
         },
         |ctx, _t, args| async move {
+            let live = ctx
+                .engine
+                .kerberos
+                .send(netmonitor_kerberos::actor::GetKrbStats)
+                .await
+                .ok()
+                .map(|s| json(&s))
+                .transpose()?;
             let window = args.window(24)?;
             let ip = args.opt_ip("ip")?.map(|i| i.to_string());
             let ip = ip.as_deref();
@@ -126,6 +135,7 @@ fn get_kerberos_stats(ctx: &Ctx) -> ToolDef {
                 "top_principals": json(&cnames)?,
                 "top_services": json(&snames)?,
                 "realms": json(&realms)?,
+                "live": live,
             }))
         },
     )

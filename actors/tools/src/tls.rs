@@ -143,7 +143,7 @@ fn get_tls_stats(ctx: &Ctx) -> ToolDef {
         Spec {
             name: "get_tls_stats",
             title: "TLS statistics",
-            description: "TLS overview over the last `hours` (default 24) or a since/until window: sessions, clients, servers, sessions without SNI, QUIC share, distinct JA3/JA4, sessions with a blocklisted JA3, certificates seen (self-signed, expired now), and the most frequent versions, JA3, JA3S, JA4 and server names.",
+            description: "TLS overview over the last `hours` (default 24) or a since/until window (from the database), plus the live counters since the sensor started (from the TLS actor): sessions, clients, servers, sessions without SNI, QUIC share, distinct JA3/JA4, sessions with a blocklisted JA3, certificates seen (self-signed, expired now), and the most frequent versions, JA3, JA3S, JA4 and server names.",
             input: input(props, &[]),
             output: output(vec![
                 ("window", window_out()),
@@ -165,6 +165,7 @@ fn get_tls_stats(ctx: &Ctx) -> ToolDef {
                 ("top_ja3s", array("Most frequent JA3S", name_count())),
                 ("top_ja4", array("Most frequent JA4", name_count())),
                 ("top_sni", array("Most frequent server names", name_count())),
+                ("live", opt_object("Since the sensor started, from the TLS actor's live state: handshakes, QUIC, without SNI, self-signed, by version, top JA3/JA4/SNI, alerts by kind, blocklist size (null when the actor does not answer)")),
             ]),
             annotations: ToolAnnotations::READ_ONLY,
             scope: Scope::ReadOnly,
@@ -172,6 +173,19 @@ fn get_tls_stats(ctx: &Ctx) -> ToolDef {
         |ctx, _t, args| async move {
             let window = args.window(24)?;
             let limit = args.i64_or("limit", 10, 1, 50)?;
+            let live = match ctx
+                .engine
+                .tls
+                .send(netmonitor_tls::actor::GetTlsLive(limit as usize))
+                .await
+            {
+                Ok((stats, blocklist)) => {
+                    let mut v = json(&stats)?;
+                    v["ja3_blocklist_size"] = json!(blocklist);
+                    v
+                }
+                Err(_) => Value::Null,
+            };
             let mut conn = db(&ctx).await?;
             let totals = q::tls_totals(&mut conn, window).await.map_err(db_err)?;
             let mut tops = Vec::new();
@@ -189,6 +203,7 @@ fn get_tls_stats(ctx: &Ctx) -> ToolDef {
                 "top_ja3s": json(&ja3s)?,
                 "top_ja4": json(&ja4)?,
                 "top_sni": json(&sni)?,
+                "live": live,
             }))
         },
     )
