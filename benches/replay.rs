@@ -4,11 +4,15 @@
 //! Two synthesized captures:
 //! - `mixed`: realistic sizes, mostly bulk TCP plus TLS, Kerberos, DNS, a scan and a flood;
 //! - `tls`: 50,000 TLS flows (handshake with a real-format ClientHello, certificate, a few data
-//!   packets each); every flow must yield its JA3 and JA4.
+//!   packets each); every flow must yield its JA3 and JA4;
+//! - `random`: 1,000,000 packets over 20,000 flows between random hosts, on the well-known ports
+//!   of the dissectors (443, 80, 53, 88, 22, 8443, 3389), three quarters TCP without handshakes,
+//!   random payloads: what dissectors and reassembly cost on traffic they cannot parse.
 //!
-//! Run: `cargo bench --bench replay` (PACKETS=N sizes the mixed capture, TLS_FLOWS=N the other).
+//! Run: `cargo bench --bench replay` (PACKETS=N sizes the mixed capture, TLS_FLOWS=N the TLS one,
+//! RANDOM_PACKETS=N the random one; ONLY=mixed|tls|random runs one).
 
-use netmonitor_capture::synth::{write_mix, TrafficMix};
+use netmonitor_capture::synth::{write_mix, write_random_mix, TrafficMix};
 use std::io::{BufRead, BufReader, BufWriter};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -76,8 +80,52 @@ fn main() {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| tmp.path().to_owned());
     std::fs::create_dir_all(&dir_path).unwrap();
-    let dir = &dir_path;
+    let only = std::env::var("ONLY").ok();
+    let wanted = |name: &str| only.as_deref().is_none_or(|o| o == name);
+    if wanted("mixed") {
+        mixed(&dir_path);
+    }
+    if wanted("tls") {
+        tls(&dir_path);
+    }
+    if wanted("random") {
+        random(&dir_path);
+    }
+}
 
+fn random(dir: &Path) {
+    let file = dir.join("random.pcap");
+    let summary = write_random_mix(
+        BufWriter::new(std::fs::File::create(&file).unwrap()),
+        env_or("RANDOM_PACKETS", 1_000_000),
+        20_000,
+        11,
+    )
+    .unwrap();
+    let reference = tcpdump(&file);
+    println!(
+        "replay bench, random payloads on well-known ports: {} packets over 20,000 flows, {} bytes",
+        summary.packets, summary.bytes
+    );
+    report(
+        "tcpdump -r -w /dev/null",
+        summary.packets,
+        summary.bytes,
+        reference,
+        reference,
+        "reference",
+    );
+    report(
+        "netmonitor replay --no-db",
+        summary.packets,
+        summary.bytes,
+        reference,
+        replay(&file, None),
+        "full pipeline",
+    );
+}
+
+fn mixed(dir: &Path) {
     let mixed = dir.join("mixed.pcap");
     let summary = write_mix(
         BufWriter::new(std::fs::File::create(&mixed).unwrap()),
@@ -114,7 +162,9 @@ fn main() {
         replay(&mixed, Some(&eve)),
         "full pipeline + EVE",
     );
+}
 
+fn tls(dir: &Path) {
     let flows = env_or("TLS_FLOWS", 50_000);
     let tls = dir.join("tls.pcap");
     let mix = TrafficMix {

@@ -53,6 +53,7 @@ pub fn replay(cfg: &Config, args: &ReplayArgs) -> anyhow::Result<()> {
     let mut eve = cfg.output.eve.clone();
     if let Some(p) = &args.eve {
         eve.path = Some(p.clone());
+        eve.truncate = true;
     }
     let system = actix_rt::System::new();
     let summary = system.block_on(async {

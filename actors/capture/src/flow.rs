@@ -811,6 +811,17 @@ impl<S: Default> FlowTable<S> {
 
     /// Ends every flow (end of capture), in creation order.
     pub fn drain_all(&mut self, ended: &mut Vec<EndedFlow<S>>) {
+        self.drain_all_with(ended, usize::MAX, |_| {});
+    }
+
+    /// Ends every flow in creation order, handing them to `flush` every `chunk` flows, so that
+    /// ending a large table never holds every ended flow (and its state) in memory at once.
+    pub fn drain_all_with(
+        &mut self,
+        ended: &mut Vec<EndedFlow<S>>,
+        chunk: usize,
+        mut flush: impl FnMut(&mut Vec<EndedFlow<S>>),
+    ) {
         let mut live: Vec<(u64, u32)> = self
             .map
             .values()
@@ -819,7 +830,11 @@ impl<S: Default> FlowTable<S> {
         live.sort_unstable();
         for (_, i) in live {
             self.remove(i, EndReason::Shutdown, ended);
+            if ended.len() >= chunk {
+                flush(ended);
+            }
         }
+        flush(ended);
     }
 
     /// Visits every live flow (for status queries).

@@ -149,6 +149,9 @@ pub struct FlowSlot<S> {
     pub tcp: TcpStreams,
 }
 
+/// Flows ended at once at the end of a capture before their records are handed on.
+pub const FINISH_CHUNK: usize = 512;
+
 /// The packet path (see module docs).
 pub struct Pipeline<H: AppHandler> {
     cfg: PipelineConfig,
@@ -375,15 +378,26 @@ impl<H: AppHandler> Pipeline<H> {
 
     /// Ends every flow (reason `shutdown`), flushing reassembly; call at end of capture.
     pub fn finish(&mut self) {
+        self.finish_with(|_| {});
+    }
+
+    /// [`Pipeline::finish`], calling `after` with the handler every [`FINISH_CHUNK`] flows so
+    /// that it can hand on what those flows produced before the next ones end.
+    pub fn finish_with(&mut self, mut after: impl FnMut(&mut H)) {
         let now = self.flows.now();
         self.flows.expire(now, &mut self.ended);
-        self.flows.drain_all(&mut self.ended);
-        finish_ended(
-            &mut self.reasm,
-            &mut self.handler,
-            &mut self.stats,
-            &mut self.ended,
-        );
+        let Pipeline {
+            flows,
+            reasm,
+            handler,
+            stats,
+            ended,
+            ..
+        } = self;
+        flows.drain_all_with(ended, FINISH_CHUNK, |chunk| {
+            finish_ended(reasm, handler, stats, chunk);
+            after(handler);
+        });
     }
 }
 

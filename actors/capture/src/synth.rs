@@ -1348,3 +1348,74 @@ mod tests {
         assert!(!text.to_lowercase().contains("malformed"), "{text}");
     }
 }
+
+/// Random traffic on well-known ports: `packets` packets over `flows` flows between random
+/// hosts of 10/8 and 192.168/16, to ports 443, 80, 53, 88, 22, 8443 and 3389; three quarters
+/// TCP (PSH/ACK segments without a handshake, sequence numbers advancing per packet), one
+/// quarter UDP; frame sizes 60/128/576/1514 in the ratio 4:1:1:4; random payloads. The payloads
+/// look like nothing the dissectors know, on the ports where they look hardest.
+pub fn write_random_mix<W: Write>(
+    out: W,
+    packets: usize,
+    flows: usize,
+    seed: u64,
+) -> io::Result<SynthSummary> {
+    const PORTS: [u16; 7] = [443, 80, 53, 88, 22, 8443, 3389];
+    const SIZES: [usize; 10] = [60, 60, 60, 60, 128, 576, 1514, 1514, 1514, 1514];
+    let mut s = Synth::new(out, seed, Timestamp::from_secs_micros(1_700_000_000, 0))?;
+    let mut rng = XorShift::new(seed ^ 0x9e37_79b9);
+    struct F {
+        a: [u8; 4],
+        b: [u8; 4],
+        sport: u16,
+        dport: u16,
+        tcp: bool,
+        /// Next sequence number per direction (client, server).
+        seq: [u32; 2],
+    }
+    let flows = flows.max(1);
+    let mut table: Vec<F> = (0..flows)
+        .map(|i| {
+            let host = |r: &mut XorShift| {
+                let v = r.next_u64();
+                if v & 1 == 0 {
+                    [10, (v >> 8) as u8, (v >> 16) as u8, (v >> 24) as u8 | 1]
+                } else {
+                    [192, 168, (v >> 8) as u8, (v >> 16) as u8 | 1]
+                }
+            };
+            F {
+                a: host(&mut rng),
+                b: host(&mut rng),
+                sport: 1024 + (rng.next_u64() % 60_000) as u16,
+                dport: PORTS[i % PORTS.len()],
+                tcp: i % 4 != 0,
+                seq: [rng.next_u64() as u32, rng.next_u64() as u32],
+            }
+        })
+        .collect();
+    let mut payload = vec![0u8; 1514];
+    for i in 0..packets {
+        let f = &mut table[(rng.next_u64() as usize) % flows];
+        let frame_len = SIZES[i % SIZES.len()];
+        let headers = if f.tcp { 14 + 20 + 20 } else { 14 + 20 + 8 };
+        let n = frame_len.saturating_sub(headers);
+        rng.fill(&mut payload[..n]);
+        let frame = if f.tcp {
+            let to_server = rng.next_u64() & 3 != 0;
+            let (src, dst, sp, dp) = if to_server {
+                (f.a, f.b, f.sport, f.dport)
+            } else {
+                (f.b, f.a, f.dport, f.sport)
+            };
+            let d = usize::from(!to_server);
+            let (seq, ack) = (f.seq[d], f.seq[1 - d]);
+            f.seq[d] = seq.wrapping_add(n as u32);
+            build::eth_ipv4_tcp(src, dst, sp, dp, seq, ack, ACK | PSH, &payload[..n])
+        } else {
+            build::eth_ipv4_udp(f.a, f.b, f.sport, f.dport, &payload[..n])
+        };
+        s.frame(&frame)?;
+    }
+    s.finish()
+}

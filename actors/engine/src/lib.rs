@@ -237,7 +237,7 @@ impl Engine {
     /// Publishes event batches on the bus (for the packet path and replay workers).
     pub fn publisher(&self) -> Publish {
         let bus = self.bus.clone();
-        Arc::new(move |events| bus.publish(Topic::Events, Arc::new(events)))
+        Arc::new(move |events| bus.publish(Topic::Events, events))
     }
 
     /// Starts capture on `sources` under the supervised capture actor.
@@ -249,7 +249,7 @@ impl Engine {
         let bus = self.bus.clone();
         let make_sink = Box::new(move || -> netmonitor_sensor::service::EventSink {
             let bus = bus.clone();
-            Box::new(move |events| bus.publish(Topic::Events, Arc::new(events)))
+            Box::new(move |events| bus.publish(Topic::Events, events))
         });
         let actor =
             CaptureActor::start_service(cfg.clone(), sources, self.alerted.clone(), make_sink)?;

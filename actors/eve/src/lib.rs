@@ -26,6 +26,10 @@ pub struct EveConfig {
     pub keep: usize,
     /// Longest time a written line waits in the buffer before it reaches the file.
     pub flush_interval_ms: u64,
+    /// Start the file empty instead of appending (`replay --eve`: the file is that replay's
+    /// output; `run` appends, as Suricata does).
+    #[serde(skip)]
+    pub truncate: bool,
 }
 
 impl Default for EveConfig {
@@ -36,6 +40,7 @@ impl Default for EveConfig {
             rotate_bytes: 0,
             keep: 5,
             flush_interval_ms: 200,
+            truncate: false,
         }
     }
 }

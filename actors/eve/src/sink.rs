@@ -58,6 +58,10 @@ impl EveSink {
         cfg.validate()?;
         let file = match (&cfg.path, cfg.enabled) {
             (Some(p), true) => {
+                if cfg.truncate {
+                    std::fs::File::create(p)
+                        .map_err(|e| format!("EVE file {}: {e}", p.display()))?;
+                }
                 Some(EveFile::open(p).map_err(|e| format!("EVE file {}: {e}", p.display()))?)
             }
             _ => None,

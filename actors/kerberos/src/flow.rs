@@ -28,6 +28,9 @@ const MIN_RECORD_LEN: usize = 4;
 const FEED_SLICE: usize = 16 * 1024;
 /// Bytes a resynchronisation probe needs: record mark, identifier, long-form length.
 const PROBE_LEN: usize = RECORD_MARK_LEN + 1 + 5;
+/// Bytes a direction may scan for a record start before the flow is judged not to be Kerberos
+/// at all (random data on port 88 would otherwise be probed byte by byte for its whole life).
+pub const MAX_LOST_BYTES: usize = 64 * 1024;
 
 /// Things that went wrong on a flow; counters, so that a hostile flow costs a few integers.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -56,14 +59,29 @@ enum Mode {
     Skip(usize),
     /// Framing lost: scanning for a plausible record start.
     Lost,
+    /// Scanned [`MAX_LOST_BYTES`] without finding one: this is not Kerberos; ignore the rest.
+    Dead,
 }
 
-/// One direction of a TCP flow.
+/// Framing state of one direction.
+#[derive(Debug, Default)]
+struct Framing {
+    mode: Mode,
+    /// Bytes scanned since framing was lost.
+    lost_bytes: usize,
+}
+
+/// One direction of a TCP flow: its framing, and the bytes of a record not yet complete (only
+/// those: input is parsed in place whenever nothing is pending).
 #[derive(Debug, Default)]
 struct TcpDir {
-    mode: Mode,
+    framing: Framing,
     buf: Vec<u8>,
 }
+
+/// A pending buffer larger than this is released once emptied (one large record must not pin
+/// its memory for the flow's life).
+const KEEP_BUFFER: usize = 4096;
 
 /// What a record start at some offset looks like.
 enum Probe {
@@ -104,6 +122,12 @@ fn probe(buf: &[u8]) -> Probe {
         Err(netmonitor_common::der::DerError::Incomplete) => Probe::NeedMore,
         Err(_) => Probe::No,
     }
+}
+
+/// Whether two bytes can open a record mark of at most [`MAX_RECORD_LEN`].
+fn plausible_mark_start(two: &[u8]) -> bool {
+    const MAX_SECOND: u8 = (MAX_RECORD_LEN >> 16) as u8;
+    matches!(two, [0, b] if *b <= MAX_SECOND)
 }
 
 /// Reads the big-endian record mark at the front of `buf`.
@@ -149,9 +173,25 @@ impl KrbFlow {
                 Direction::ToServer => &mut self.to_server,
                 Direction::ToClient => &mut self.to_client,
             };
-            side.buf.extend_from_slice(slice);
+            if side.framing.mode == Mode::Dead {
+                self.anomalies.bytes_discarded += data.len() as u64;
+                return;
+            }
             let mut decoded = Vec::new();
-            process(side, &mut self.anomalies, &mut decoded);
+            if side.buf.is_empty() {
+                let used = process(&mut side.framing, slice, &mut self.anomalies, &mut decoded);
+                side.buf
+                    .extend_from_slice(slice.get(used..).unwrap_or_default());
+            } else {
+                side.buf.extend_from_slice(slice);
+                let used = process(&mut side.framing, &side.buf, &mut self.anomalies, &mut decoded);
+                side.buf.drain(..used.min(side.buf.len()));
+            }
+            if side.framing.mode == Mode::Dead
+                || (side.buf.is_empty() && side.buf.capacity() > KEEP_BUFFER)
+            {
+                side.buf = Vec::new();
+            }
             for record in decoded {
                 match record {
                     Ok(msg) => {
@@ -172,11 +212,17 @@ impl KrbFlow {
             Direction::ToClient => &mut self.to_client,
         };
         self.anomalies.bytes_discarded += side.buf.len() as u64;
-        side.buf.clear();
-        if side.mode != Mode::Lost {
-            side.mode = Mode::Lost;
+        side.buf = Vec::new();
+        if !matches!(side.framing.mode, Mode::Lost | Mode::Dead) {
+            side.framing.mode = Mode::Lost;
             self.anomalies.resyncs += 1;
         }
+    }
+
+    /// True when a direction scanned [`MAX_LOST_BYTES`] without finding a Kerberos record:
+    /// the flow is not Kerberos (the caller may stop feeding it).
+    pub fn gave_up(&self) -> bool {
+        self.to_server.framing.mode == Mode::Dead || self.to_client.framing.mode == Mode::Dead
     }
 
     /// What went wrong on this flow so far.
@@ -215,12 +261,18 @@ impl KrbFlow {
     }
 }
 
-/// Consumes what it can of `side.buf`: whole records are decoded into `out` (`Err(())` for a
-/// record that is not a decodable message), the rest stays buffered.
-fn process(side: &mut TcpDir, anomalies: &mut KrbAnomalies, out: &mut Vec<Result<KrbMessage, ()>>) {
+/// Consumes what it can of `buf`: whole records are decoded into `out` (`Err(())` for a record
+/// that is not a decodable message); returns how many bytes were consumed (the rest must be
+/// kept for the next call).
+fn process(
+    side: &mut Framing,
+    buf: &[u8],
+    anomalies: &mut KrbAnomalies,
+    out: &mut Vec<Result<KrbMessage, ()>>,
+) -> usize {
     let mut pos = 0usize;
     loop {
-        let avail = side.buf.get(pos..).unwrap_or_default();
+        let avail = buf.get(pos..).unwrap_or_default();
         match side.mode {
             Mode::Skip(left) => {
                 let n = left.min(avail.len());
@@ -270,10 +322,24 @@ fn process(side: &mut TcpDir, anomalies: &mut KrbAnomalies, out: &mut Vec<Result
                 out.push(parse_message(record).map_err(|_| ()));
                 pos += end;
             }
+            Mode::Dead => {
+                anomalies.bytes_discarded += avail.len() as u64;
+                pos += avail.len();
+                break;
+            }
             Mode::Lost => {
                 let mut found = None;
                 let mut keep_from = avail.len().saturating_sub(PROBE_LEN - 1);
                 for i in 0..avail.len() {
+                    // A record mark of at most MAX_RECORD_LEN starts with 0x00, 0x00..=0x02:
+                    // random data passes this one time in tens of thousands, so the full probe
+                    // runs rarely.
+                    if avail
+                        .get(i..i + 2)
+                        .is_some_and(|two| !plausible_mark_start(two))
+                    {
+                        continue;
+                    }
                     match probe(avail.get(i..).unwrap_or_default()) {
                         Probe::Record => {
                             found = Some(i);
@@ -289,14 +355,20 @@ fn process(side: &mut TcpDir, anomalies: &mut KrbAnomalies, out: &mut Vec<Result
                 let skip = found.unwrap_or(keep_from);
                 pos += skip;
                 anomalies.bytes_discarded += skip as u64;
+                side.lost_bytes = side.lost_bytes.saturating_add(skip);
                 if found.is_none() {
+                    if side.lost_bytes >= MAX_LOST_BYTES {
+                        side.mode = Mode::Dead;
+                        pos = buf.len();
+                    }
                     break;
                 }
+                side.lost_bytes = 0;
                 side.mode = Mode::Framed;
             }
         }
     }
-    side.buf.drain(..pos.min(side.buf.len()));
+    pos.min(buf.len())
 }
 
 /// Cheap check on the start of a TCP stream: a record mark whose length is plausible, followed
@@ -314,6 +386,29 @@ mod tests {
 
     fn types(msgs: &[KrbMessage]) -> Vec<&'static str> {
         msgs.iter().map(|m| m.msg_type.name()).collect()
+    }
+
+    #[test]
+    fn a_stream_of_random_bytes_is_given_up_after_a_bounded_scan() {
+        let mut f = KrbFlow::new();
+        let mut x = 0x1234_5678_9abc_def0u64;
+        let mut junk = vec![0u8; 4096];
+        let mut out = Vec::new();
+        let mut fed = 0;
+        while !f.gave_up() && fed < 4 * MAX_LOST_BYTES {
+            for b in junk.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = x as u8;
+            }
+            f.on_tcp(Direction::ToServer, &junk, &mut out);
+            fed += junk.len();
+        }
+        assert!(f.gave_up(), "still scanning after {fed} bytes");
+        assert!(fed <= MAX_LOST_BYTES + 2 * FEED_SLICE, "{fed}");
+        assert!(out.is_empty());
+        assert_eq!(f.buffered_bytes(), 0, "nothing stays buffered once given up");
     }
 
     #[test]

@@ -235,11 +235,17 @@ impl AppHandler for Dissectors {
             FlowApp::Krb(k) => {
                 let mut out = std::mem::take(&mut self.krb_scratch);
                 k.on_tcp(dir, data, &mut out);
+                let gave_up = k.gave_up();
                 for msg in out.drain(..) {
                     self.emit_krb(flow, state, dir, msg, ts);
                 }
                 self.krb_scratch = out;
-                true
+                if gave_up {
+                    // not Kerberos after all (random bytes on port 88): stop looking
+                    self.malformed("krb5");
+                    state.app = FlowApp::Ignored;
+                }
+                !gave_up
             }
             FlowApp::Unknown => true,
             _ => false,

@@ -53,7 +53,13 @@ pub const EVENT_BATCH: usize = 4096;
 /// Packets in, events out.
 pub struct Sensor {
     pipeline: Pipeline<Dissectors>,
+    /// Batches handed on recently: once every consumer has dropped one, its allocation takes
+    /// the next batch (a fresh multi-megabyte vector per batch would be zeroed page by page).
+    shared: std::collections::VecDeque<Arc<Vec<Event>>>,
 }
+
+/// Batches remembered for reuse by [`Sensor::take_shared`].
+const REUSE_BATCHES: usize = 8;
 
 impl Sensor {
     /// Builds the sensor; its flow records consult `alerted` (shared with the alert stage).
@@ -62,7 +68,10 @@ impl Sensor {
         let handler = Dissectors::new(alerted);
         let pipeline = Pipeline::new(cfg.pipeline.clone(), handler)
             .map_err(|e| format!("sensor.pipeline: {e}"))?;
-        Ok(Sensor { pipeline })
+        Ok(Sensor {
+            pipeline,
+            shared: std::collections::VecDeque::new(),
+        })
     }
 
     /// Processes one captured packet.
@@ -73,6 +82,40 @@ impl Sensor {
     /// End of input: flushes every flow (pending handshakes are logged, flow records emitted).
     pub fn finish(&mut self) {
         self.pipeline.finish();
+    }
+
+    /// [`Sensor::finish`], handing events on in batches of about [`EVENT_BATCH`] as flows end
+    /// (a capture that ends with many live flows does not pile up all their records at once).
+    pub fn finish_with(&mut self, mut out: impl FnMut(Arc<Vec<Event>>)) {
+        let mut ready = Vec::new();
+        self.pipeline.finish_with(|h| {
+            if h.events.len() >= EVENT_BATCH {
+                ready.push(std::mem::take(&mut h.events));
+            }
+        });
+        for batch in ready {
+            out(Arc::new(batch));
+        }
+        out(self.take_shared());
+    }
+
+    /// The events produced since the last call, shared (for the bus); the vector of an earlier
+    /// batch that every consumer has dropped is reused for the next one.
+    pub fn take_shared(&mut self) -> Arc<Vec<Event>> {
+        let spare = self.reusable();
+        let batch = Arc::new(self.take_events_into(spare));
+        if self.shared.len() >= REUSE_BATCHES {
+            self.shared.pop_front();
+        }
+        self.shared.push_back(batch.clone());
+        batch
+    }
+
+    fn reusable(&mut self) -> Vec<Event> {
+        let free = self.shared.iter().position(|b| Arc::strong_count(b) == 1);
+        free.and_then(|i| self.shared.remove(i))
+            .and_then(|b| Arc::try_unwrap(b).ok())
+            .unwrap_or_default()
     }
 
     /// Events produced since the last call, in order.

@@ -106,7 +106,7 @@ pub fn replay_files(
                         Path::Single(sensor) => {
                             sensor.process(&pkt);
                             if sensor.pending_events() >= EVENT_BATCH {
-                                counted(sensor.take_events());
+                                counted(sensor.take_shared());
                             }
                         }
                         Path::Sharded(shards) => shards.process(&pkt),
@@ -141,8 +141,7 @@ pub fn replay_files(
     }
     let snapshots = match path {
         Path::Single(mut sensor) => {
-            sensor.finish();
-            counted(sensor.take_events());
+            sensor.finish_with(|events| counted(events));
             vec![sensor.pipeline().snapshot()]
         }
         Path::Sharded(shards) => shards.finish().into_iter().map(|r| r.snapshot).collect(),

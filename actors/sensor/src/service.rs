@@ -45,7 +45,7 @@ impl Source {
 }
 
 /// Receives the events the pipeline produces, in order.
-pub type EventSink = Box<dyn FnMut(Vec<Event>) + Send>;
+pub type EventSink = Box<dyn FnMut(Arc<Vec<Event>>) + Send>;
 
 /// One source's figures.
 #[derive(Clone, Debug, Serialize)]
@@ -431,7 +431,7 @@ fn pipeline_loop(
                         finished = true;
                     }
                     if stop.load(Ordering::Relaxed) {
-                        sink(sensor.take_events());
+                        sink(sensor.take_shared());
                         return;
                     }
                     // Keep answering commands (status, export) after the files are read.
@@ -453,8 +453,8 @@ fn pipeline_loop(
         }
         if sensor.pending_events() >= EVENT_BATCH || last_flush.elapsed() >= EVENT_FLUSH {
             last_flush = Instant::now();
-            let events = sensor.take_events();
-            if !events.is_empty() {
+            if sensor.pending_events() > 0 {
+                let events = sensor.take_shared();
                 metrics::counter!("netmonitor_events_total").increment(events.len() as u64);
                 sink(events);
             }

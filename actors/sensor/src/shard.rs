@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 /// Where a worker's event batches go (the bus), called from the worker's thread.
-pub type Publish = Arc<dyn Fn(Vec<Event>) + Send + Sync>;
+pub type Publish = Arc<dyn Fn(Arc<Vec<Event>>) + Send + Sync>;
 
 /// Packets a worker receives at once.
 const BATCH_PACKETS: usize = 512;
@@ -134,7 +134,7 @@ impl ShardedSensor {
 fn work(
     mut sensor: Sensor,
     rx: Receiver<PacketBatch>,
-    out: &(dyn Fn(Vec<Event>) + Send + Sync),
+    out: &(dyn Fn(Arc<Vec<Event>>) + Send + Sync),
     recycle: Sender<PacketBatch>,
 ) -> WorkerReport {
     for mut batch in rx {
@@ -144,11 +144,10 @@ fn work(
         batch.clear();
         let _ = recycle.try_send(batch);
         if sensor.pending_events() >= EVENT_BATCH {
-            out(sensor.take_events());
+            out(sensor.take_shared());
         }
     }
-    sensor.finish();
-    out(sensor.take_events());
+    sensor.finish_with(out);
     WorkerReport {
         snapshot: sensor.pipeline().snapshot(),
     }
