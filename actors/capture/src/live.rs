@@ -179,6 +179,9 @@ pub struct LiveSource {
     block_count: usize,
     block: usize,
     in_block: bool,
+    /// Packets were handed out since the last `Idle`: when the ring runs dry the caller hears
+    /// `Idle` at once (and sends its batch) instead of after the poll timeout.
+    delivered: bool,
     pkts_left: u32,
     next_off: usize,
     poll_timeout_ms: i32,
@@ -264,6 +267,7 @@ impl LiveSource {
             block_count: cfg.block_count as usize,
             block: 0,
             in_block: false,
+            delivered: false,
             pkts_left: 0,
             next_off: 0,
             poll_timeout_ms: i32::try_from(cfg.poll_timeout_ms).unwrap_or(i32::MAX),
@@ -429,6 +433,9 @@ impl PacketSource for LiveSource {
             }
             if !self.in_block {
                 if self.block_status(self.block) & libc::TP_STATUS_USER == 0 {
+                    if std::mem::take(&mut self.delivered) {
+                        return Ok(SourceEvent::Idle);
+                    }
                     self.wait()?;
                     if self.block_status(self.block) & libc::TP_STATUS_USER == 0 {
                         return Ok(SourceEvent::Idle);
@@ -458,6 +465,7 @@ impl PacketSource for LiveSource {
             // SAFETY: `off + hdr_size` is inside the block checked above.
             let h: libc::tpacket3_hdr = unsafe { std::ptr::read_unaligned(base.add(off).cast()) };
             self.pkts_left -= 1;
+            self.delivered = true;
             self.next_off = if h.tp_next_offset != 0 {
                 off + h.tp_next_offset as usize
             } else {

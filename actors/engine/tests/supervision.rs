@@ -66,7 +66,9 @@ fn every_actor_survives_an_injected_panic_and_nothing_is_lost() {
         let publish = engine.publisher();
         let publish_in_thread = |events: Vec<Event>| {
             let p = publish.clone();
-            std::thread::spawn(move || p(events)).join().unwrap();
+            std::thread::spawn(move || p(std::sync::Arc::new(events)))
+                .join()
+                .unwrap();
         };
         let faults: Vec<(&str, Recipient<InjectFault>, Recipient<Ping>)> = vec![
             (

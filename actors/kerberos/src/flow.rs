@@ -184,7 +184,12 @@ impl KrbFlow {
                     .extend_from_slice(slice.get(used..).unwrap_or_default());
             } else {
                 side.buf.extend_from_slice(slice);
-                let used = process(&mut side.framing, &side.buf, &mut self.anomalies, &mut decoded);
+                let used = process(
+                    &mut side.framing,
+                    &side.buf,
+                    &mut self.anomalies,
+                    &mut decoded,
+                );
                 side.buf.drain(..used.min(side.buf.len()));
             }
             if side.framing.mode == Mode::Dead
@@ -408,7 +413,11 @@ mod tests {
         assert!(f.gave_up(), "still scanning after {fed} bytes");
         assert!(fed <= MAX_LOST_BYTES + 2 * FEED_SLICE, "{fed}");
         assert!(out.is_empty());
-        assert_eq!(f.buffered_bytes(), 0, "nothing stays buffered once given up");
+        assert_eq!(
+            f.buffered_bytes(),
+            0,
+            "nothing stays buffered once given up"
+        );
     }
 
     #[test]

@@ -451,13 +451,18 @@ fn pipeline_loop(
                 }
             }
         }
-        if sensor.pending_events() >= EVENT_BATCH || last_flush.elapsed() >= EVENT_FLUSH {
+        // Live traffic: publish as soon as the queue is empty, so an alert waits for no timer;
+        // under load batches queue up and events go out in large batches.
+        let caught_up = any_live && ch.batches.is_empty();
+        let timer = last_flush.elapsed() >= EVENT_FLUSH;
+        let pending = sensor.pending_events();
+        if pending > 0 && (pending >= EVENT_BATCH || timer || caught_up) {
+            let events = sensor.take_shared();
+            metrics::counter!("netmonitor_events_total").increment(events.len() as u64);
+            sink(events);
+        }
+        if timer {
             last_flush = Instant::now();
-            if sensor.pending_events() > 0 {
-                let events = sensor.take_shared();
-                metrics::counter!("netmonitor_events_total").increment(events.len() as u64);
-                sink(events);
-            }
             let snap = sensor.pipeline().snapshot();
             metrics::gauge!("netmonitor_flows_active").set(snap.flows.active as f64);
         }
