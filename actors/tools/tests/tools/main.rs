@@ -687,19 +687,26 @@ fn tools_answer_from_real_pcaps_over_http() {
     let cfg = c.call("get_config_parameters", json!({"prefix": "store."}));
     assert!(names(&cfg["parameters"], "key").contains("store.batch_size"));
     assert!(!names(&cfg["parameters"], "key").contains("log_level"));
+    // A key that needs a restart is refused with the reason; a live key applies at once.
+    assert!(c
+        .call_err(
+            "set_config_parameter",
+            json!({"key": "store.batch_size", "value": 100})
+        )
+        .contains("restart"));
     let set = c.call(
         "set_config_parameter",
-        json!({"key": "store.batch_size", "value": 100}),
+        json!({"key": "detection.alerts.dedup_window_secs", "value": 30}),
     );
     assert_eq!(set["recorded"], json!(true));
-    assert_eq!(set["live"], json!(false));
-    assert_eq!(
-        set["effective_value"],
-        json!(netmonitor_store::StoreConfig::default().batch_size)
-    );
+    assert_eq!(set["applied"], json!(true));
+    assert_eq!(set["new_value"], json!(30));
+    assert_ne!(set["old_value"], json!(30));
     let cfg = c.call("get_config_parameters", json!({}));
-    assert_eq!(cfg["overrides"][0]["key"], json!("store.batch_size"));
-    assert_eq!(cfg["overrides"][0]["pending"], json!(true));
+    assert_eq!(
+        cfg["overrides"][0]["key"],
+        json!("detection.alerts.dedup_window_secs")
+    );
     assert!(c
         .call_err(
             "set_config_parameter",
@@ -709,7 +716,7 @@ fn tools_answer_from_real_pcaps_over_http() {
     assert!(c
         .call_err(
             "set_config_parameter",
-            json!({"key": "store.batch_size", "value": "big"})
+            json!({"key": "detection.alerts.dedup_window_secs", "value": "big"})
         )
         .contains("value"));
 
