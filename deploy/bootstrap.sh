@@ -53,11 +53,14 @@ case "$mode" in
     exec target/release/netmonitor run "$@"
     ;;
   test)
-    # The official MCP Python SDK is the independent client the interop tests drive.
-    if ! python3 -c 'import mcp' >/dev/null 2>&1; then
-      python3 -m pip install --quiet --disable-pip-version-check mcp 2>/dev/null \
-        || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages mcp
-    fi
+    # The official MCP Python SDK is the independent client the interop tests drive; medallion
+    # (the OASIS TAXII 2.1 reference server) serves the threat-feed tests.
+    pip_install() {
+      python3 -m pip install --quiet --disable-pip-version-check "$@" 2>/dev/null \
+        || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "$@"
+    }
+    python3 -c 'import mcp' >/dev/null 2>&1 || pip_install mcp
+    command -v medallion >/dev/null 2>&1 || python3 -c 'import medallion' >/dev/null 2>&1 || pip_install medallion
     cargo test --workspace --no-fail-fast "$@"
     ;;
   *)

@@ -30,6 +30,8 @@ pub struct Config {
     pub sensor: netmonitor_sensor::SensorConfig,
     /// Detector thresholds and the alert stage.
     pub detection: netmonitor_engine::DetectionConfig,
+    /// Threat feeds and matching.
+    pub intel: netmonitor_intel::config::IntelConfig,
     /// Outputs besides PostgreSQL.
     pub output: OutputConfig,
     /// Optional local LLM endpoint (the seed's OLLAMA_* settings), used by assistant tools.
@@ -161,6 +163,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             sensor: netmonitor_sensor::SensorConfig::default(),
             detection: netmonitor_engine::DetectionConfig::default(),
+            intel: Default::default(),
             output: OutputConfig::default(),
             ollama: OllamaConfig::default(),
             whitelist: netmonitor_tools::WhitelistPolicy::default(),
@@ -382,6 +385,7 @@ impl Config {
         self.store.validate().map_err(|m| bad("store", m))?;
         self.sensor.validate().map_err(|m| bad("sensor", m))?;
         self.detection.validate().map_err(|m| bad("detection", m))?;
+        self.intel.validate().map_err(|m| bad("intel", m))?;
         self.output
             .eve
             .validate()
@@ -427,6 +431,14 @@ impl Config {
                 "kerberos": self.detection.kerberos,
                 "tls": {"ja3_blocklist": self.detection.tls.ja3_blocklist},
                 "alerts": {"dedup_window_secs": self.detection.alerts.dedup_window_secs},
+            },
+            "intel": {
+                "enabled": self.intel.enabled,
+                "download_timeout_secs": self.intel.download_timeout_secs,
+                "max_download_bytes": self.intel.max_download_bytes,
+                "alert_window_secs": self.intel.alert_window_secs,
+                "min_confidence": self.intel.min_confidence,
+                "feeds": self.intel.feeds.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
             },
             "output": {"eve": {
                 "path": self.output.eve.path, "enabled": self.output.eve.enabled,

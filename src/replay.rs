@@ -5,7 +5,7 @@
 use crate::cli::ReplayArgs;
 use crate::config::Config;
 use anyhow::Context;
-use netmonitor_engine::{Engine, EngineOptions};
+use netmonitor_engine::{Engine, EngineOptions, IntelOptions};
 use netmonitor_sensor::replay::{replay_files, ReplayOptions};
 use netmonitor_store::{Database, StoreHandle};
 use std::io::Write;
@@ -55,6 +55,10 @@ pub fn replay(cfg: &Config, args: &ReplayArgs) -> anyhow::Result<()> {
         eve.path = Some(p.clone());
         eve.truncate = true;
     }
+    let intel = IntelOptions {
+        config: cfg.intel.clone(),
+        database: db.as_ref().map(|d| d.conninfo().to_owned()),
+    };
     let system = actix_rt::System::new();
     let summary = system.block_on(async {
         let engine = Engine::start(EngineOptions {
@@ -62,8 +66,11 @@ pub fn replay(cfg: &Config, args: &ReplayArgs) -> anyhow::Result<()> {
             eve: Some(eve),
             store: store.clone(),
             inventory: false,
+            intel: Some(intel),
         })
         .map_err(anyhow::Error::msg)?;
+        // Feeds first: the packets are matched against complete feeds.
+        engine.intel_ready().await;
         let started = Instant::now();
         let (sensor_cfg, files, alerted, publish) = (
             cfg.sensor.clone(),

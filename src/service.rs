@@ -91,6 +91,10 @@ async fn serve(
         eve: Some(cfg.output.eve.clone()),
         store: Some(store.clone()),
         inventory: true,
+        intel: Some(netmonitor_engine::IntelOptions {
+            config: cfg.intel.clone(),
+            database: Some(db.conninfo().to_owned()),
+        }),
     })
     .map_err(anyhow::Error::msg)?;
     start_capture(cfg, &mut engine)?;

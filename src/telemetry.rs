@@ -75,6 +75,26 @@ pub fn prometheus() -> PrometheusHandle {
 /// passes `promtool check metrics`; a test checks that every metric name in the sources is here).
 pub const METRICS: &[(&str, &str, &str)] = &[
     (
+        "netmonitor_intel_matches_total",
+        "counter",
+        "Feed-match alerts the threat-feed actor handed to the alert stage",
+    ),
+    (
+        "netmonitor_intel_indicators",
+        "gauge",
+        "Indicators held by the threat-feed matcher over all feeds",
+    ),
+    (
+        "netmonitor_intel_feed_syncs_total",
+        "counter",
+        "Threat-feed refreshes, by result (updated, not_modified, failed, busy, disabled)",
+    ),
+    (
+        "netmonitor_intel_feed_sync_seconds",
+        "histogram",
+        "Wall time of one threat-feed refresh: download, parse, store and matcher build",
+    ),
+    (
         "netmonitor_actor_panics_total",
         "counter",
         "Panics caught in an actor or the packet path, by actor",

@@ -32,6 +32,8 @@ impl Serialize for Eve<'_> {
         m.serialize_entry("dest_port", &h.key.dst_port)?;
         m.serialize_entry("proto", &proto_name(h.key.proto))?;
         match kind {
+            // Internal events have no EVE body; sinks skip them (`EventKind::is_internal`).
+            EventKind::FlowStart(_) => {}
             EventKind::Flow(f) => {
                 if let Some(app) = &f.app_proto {
                     m.serialize_entry("app_proto", app)?;
@@ -80,6 +82,7 @@ impl Serialize for Eve<'_> {
                     hostname: d.hostname.as_deref(),
                 },
             )?,
+            EventKind::Http(r) => m.serialize_entry("http", r)?,
             EventKind::Alert(a) => m.serialize_entry(
                 "alert",
                 &AlertBody {

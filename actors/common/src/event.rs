@@ -59,6 +59,16 @@ pub enum Direction {
     ToClient,
 }
 
+impl Direction {
+    /// The other way.
+    pub fn reverse(self) -> Self {
+        match self {
+            Direction::ToServer => Direction::ToClient,
+            Direction::ToClient => Direction::ToServer,
+        }
+    }
+}
+
 /// What every event carries: when, which flow, and the flow's endpoints.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EventHeader {
@@ -83,6 +93,9 @@ pub struct Event {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventKind {
+    /// A flow's first packet: for the actors that judge endpoints as soon as they talk (threat
+    /// feeds, scans). Internal: never written to EVE or the database.
+    FlowStart(FlowStart),
     /// A flow ended (or was flushed).
     Flow(FlowRecord),
     /// A TLS handshake (over TCP, or a QUIC Initial when `quic_version` is set).
@@ -93,6 +106,8 @@ pub enum EventKind {
     Dns(DnsRecord),
     /// One DHCP message.
     Dhcp(DhcpRecord),
+    /// One HTTP/1.x request and its response.
+    Http(HttpRecord),
     /// A detection.
     Alert(Alert),
 }
@@ -101,15 +116,63 @@ impl EventKind {
     /// Suricata's `event_type` for this kind (`quic` for TLS seen inside QUIC).
     pub fn event_type(&self) -> &'static str {
         match self {
+            EventKind::FlowStart(_) => "flow_start",
             EventKind::Flow(_) => "flow",
             EventKind::Tls(t) if t.quic_version.is_some() => "quic",
             EventKind::Tls(_) => "tls",
             EventKind::Krb5(_) => "krb5",
             EventKind::Dns(_) => "dns",
             EventKind::Dhcp(_) => "dhcp",
+            EventKind::Http(_) => "http",
             EventKind::Alert(_) => "alert",
         }
     }
+
+    /// Whether the event is for the actors only (not a record for EVE or the database).
+    pub fn is_internal(&self) -> bool {
+        matches!(self, EventKind::FlowStart(_))
+    }
+}
+
+/// A flow's first packet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowStart {
+    /// TCP flags of the first packet (0 for other protocols).
+    pub tcp_flags: u8,
+    /// Interface the flow was seen on.
+    pub iface: u16,
+}
+
+/// One HTTP/1.x transaction, with Suricata's field meanings.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct HttpRecord {
+    /// `Host` header (port removed), else the host of an absolute request URI.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// Port of the `Host` header when it names one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_port: Option<u16>,
+    /// Request target as sent (`/path?q`, or an absolute URI through a proxy).
+    pub url: String,
+    /// Method.
+    pub http_method: String,
+    /// `HTTP/1.1`, `HTTP/1.0`.
+    pub protocol: String,
+    /// `User-Agent`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_user_agent: Option<String>,
+    /// `Referer`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_refer: Option<String>,
+    /// Response `Content-Type`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_content_type: Option<String>,
+    /// Response status code (none when the flow ended before the response).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Response body length (`Content-Length`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub length: Option<u64>,
 }
 
 /// The summary of one flow.

@@ -12,6 +12,9 @@ pub use live::LiveRouter;
 use actix::prelude::*;
 use netmonitor_alerts::{AlertPolicy, AlertStage, SetWhitelist, WhitelistEntry};
 use netmonitor_eve::{EveConfig, EveSink};
+use netmonitor_intel::actor::IntelActor;
+use netmonitor_intel::config::IntelConfig;
+use netmonitor_intel::feeds::{FeedActor, WhenReady};
 use netmonitor_kerberos::actor::KerberosActor;
 use netmonitor_kerberos::detect::KrbDetectConfig;
 use netmonitor_runtime::{AlertedFlows, Backpressure, Bus, Drain, EventBatch, Topic};
@@ -76,6 +79,16 @@ pub struct EngineOptions {
     pub store: Option<Arc<StoreHandle>>,
     /// Keep the live inventory (the service does; a replay does not).
     pub inventory: bool,
+    /// Threat feeds, when matching is wanted.
+    pub intel: Option<IntelOptions>,
+}
+
+/// Threat-feed settings for the engine.
+pub struct IntelOptions {
+    /// `[intel]`.
+    pub config: IntelConfig,
+    /// libpq connection string of the database feeds are stored in (none: fetched every start).
+    pub database: Option<String>,
 }
 
 /// The running engine.
@@ -96,6 +109,10 @@ pub struct Engine {
     pub eve: Option<Addr<EveSink>>,
     /// The store sink.
     pub store: Option<Addr<StoreActor>>,
+    /// Threat-feed matching.
+    pub intel: Option<Addr<IntelActor>>,
+    /// Threat-feed refreshes.
+    pub feeds: Option<Addr<FeedActor>>,
     /// Capture, once started.
     pub capture: Option<Capture>,
     arbiters: Vec<Arbiter>,
@@ -116,6 +133,10 @@ pub struct Handles {
     pub inventory: Option<Addr<InventoryActor>>,
     /// The EVE sink, when configured.
     pub eve: Option<Addr<EveSink>>,
+    /// Threat-feed matching, when configured.
+    pub intel: Option<Addr<IntelActor>>,
+    /// Threat-feed refreshes, when configured.
+    pub feeds: Option<Addr<FeedActor>>,
     /// Capture, when running.
     pub capture: Option<Capture>,
     /// Live configuration.
@@ -183,6 +204,32 @@ impl Engine {
             kerberos.clone().recipient(),
             Some(kerberos.clone().recipient()),
         );
+        let (intel, feeds) = match opts.intel.filter(|i| i.config.enabled) {
+            Some(i) => {
+                i.config.validate()?;
+                let intel = on_own_arbiter(
+                    &mut arbiters,
+                    IntelActor::new(
+                        alert_stage.clone().recipient(),
+                        i.config.alert_window_secs,
+                        i.config.min_confidence,
+                    ),
+                );
+                bus.subscribe(
+                    "intel",
+                    &[Topic::Events],
+                    Backpressure::Block,
+                    intel.clone().recipient(),
+                    Some(intel.clone().recipient()),
+                );
+                let feeds = on_own_arbiter(
+                    &mut arbiters,
+                    FeedActor::new(i.config, i.database, intel.clone().recipient()),
+                );
+                (Some(intel), Some(feeds))
+            }
+            None => (None, None),
+        };
         let eve = match opts.eve.filter(|e| e.path.is_some()) {
             Some(cfg) => {
                 let sink = EveSink::new(cfg)?;
@@ -229,6 +276,8 @@ impl Engine {
             inventory,
             eve,
             store,
+            intel,
+            feeds,
             capture: None,
             arbiters,
         })
@@ -288,6 +337,14 @@ impl Engine {
             .map_err(|e| e.to_string())
     }
 
+    /// Waits until the threat feeds are loaded and every feed never fetched before was tried
+    /// (a replay matches against complete feeds).
+    pub async fn intel_ready(&self) {
+        if let Some(f) = &self.feeds {
+            let _ = f.send(WhenReady).await;
+        }
+    }
+
     /// Routes live configuration changes to the actors that own the keys.
     pub fn live(&self) -> LiveRouter {
         LiveRouter::new(self)
@@ -302,6 +359,8 @@ impl Engine {
             kerberos: self.kerberos.clone(),
             inventory: self.inventory.clone(),
             eve: self.eve.clone(),
+            intel: self.intel.clone(),
+            feeds: self.feeds.clone(),
             capture: self.capture.clone(),
             live: self.live(),
         }
@@ -312,6 +371,9 @@ impl Engine {
     pub async fn drain(&self) {
         let _ = self.tls.send(Drain).await;
         let _ = self.kerberos.send(Drain).await;
+        if let Some(i) = &self.intel {
+            let _ = i.send(Drain).await;
+        }
         let _ = self.alert_stage.send(Drain).await;
         if let Some(e) = &self.eve {
             let _ = e.send(Drain).await;

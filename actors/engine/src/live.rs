@@ -1,11 +1,12 @@
 //! Live configuration routed to the actor that owns each key: the alert stage (`detection.alerts.*`,
-//! `detection.<kind>.enabled`), the Kerberos detector (`detection.kerberos.*`) and the EVE sink
-//! (`output.eve.*`). Keys of the composition root (log level, MCP limits) are handled there.
+//! `detection.<kind>.enabled`), the Kerberos detector (`detection.kerberos.*`), the feed
+//! matcher (`intel.*`) and the EVE sink (`output.eve.*`). Keys of the composition root (log level, MCP limits) are handled there.
 
 use crate::Engine;
 use actix::prelude::*;
 use netmonitor_alerts::AlertStage;
 use netmonitor_eve::EveSink;
+use netmonitor_intel::actor::IntelActor;
 use netmonitor_kerberos::actor::KerberosActor;
 use netmonitor_runtime::{LiveKey, ParamChange, SetParam};
 
@@ -15,6 +16,7 @@ pub struct LiveRouter {
     stage: Recipient<SetParam>,
     kerberos: Recipient<SetParam>,
     eve: Option<Recipient<SetParam>>,
+    intel: Option<Recipient<SetParam>>,
 }
 
 impl LiveRouter {
@@ -23,6 +25,7 @@ impl LiveRouter {
             stage: e.alert_stage.clone().recipient(),
             kerberos: e.kerberos.clone().recipient(),
             eve: e.eve.clone().map(Addr::recipient),
+            intel: e.intel.clone().map(Addr::recipient),
         }
     }
 
@@ -32,6 +35,9 @@ impl LiveRouter {
         keys.extend(AlertStage::live_keys());
         if self.eve.is_some() {
             keys.extend(EveSink::live_keys());
+        }
+        if self.intel.is_some() {
+            keys.extend(IntelActor::live_keys());
         }
         keys
     }
@@ -49,6 +55,10 @@ impl LiveRouter {
             self.eve
                 .as_ref()
                 .ok_or_else(|| format!("{key}: no EVE output is configured"))?
+        } else if key.starts_with("intel.") {
+            self.intel
+                .as_ref()
+                .ok_or_else(|| format!("{key}: threat-feed matching is off"))?
         } else if self.owns(key) {
             &self.stage
         } else {

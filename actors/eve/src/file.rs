@@ -41,6 +41,9 @@ impl EveFile {
 
     /// Appends one event as one line.
     pub fn write(&mut self, event: &Event) -> io::Result<()> {
+        if event.kind.is_internal() {
+            return Ok(());
+        }
         self.line.clear();
         serde_json::to_writer(&mut self.line, &Eve(event))?;
         self.line.push(b'\n');

@@ -2,11 +2,13 @@
 //! into events. Detection runs in the actors that take these events off the bus; a flow's
 //! record says `alerted` when the alert stage marked it.
 
+use crate::http::{self, HttpFlow};
 use crate::{dhcp, dns, SensorStats};
-use netmonitor_capture::{AppHandler, FlowInfo};
+use netmonitor_capture::{AppHandler, DecodedPacket, FlowInfo};
 use netmonitor_common::krb::{KrbMessage, KrbMsgType};
 use netmonitor_common::{
-    Direction, Event, EventHeader, EventKind, FlowRecord, Timestamp, TlsHandshake,
+    Direction, Event, EventHeader, EventKind, FlowRecord, FlowStart, HttpRecord, Timestamp,
+    TlsHandshake,
 };
 use netmonitor_kerberos::{looks_like_krb_tcp, looks_like_krb_udp, KrbFlow};
 use netmonitor_runtime::AlertedFlows;
@@ -38,6 +40,8 @@ pub enum FlowApp {
     Dns,
     /// DHCP.
     Dhcp,
+    /// HTTP/1.x.
+    Http(Box<HttpFlow>),
     /// Nothing we dissect.
     Ignored,
 }
@@ -62,6 +66,7 @@ pub struct Dissectors {
     /// Flows the alert stage raised an alert on.
     alerted: std::sync::Arc<AlertedFlows>,
     krb_scratch: Vec<KrbMessage>,
+    http_scratch: Vec<HttpRecord>,
 }
 
 impl Dissectors {
@@ -72,11 +77,16 @@ impl Dissectors {
             stats: SensorStats::default(),
             alerted,
             krb_scratch: Vec::new(),
+            http_scratch: Vec::new(),
         }
     }
 
     fn push(&mut self, header: EventHeader, kind: EventKind) {
-        *self.stats.events.entry(kind.event_type()).or_default() += 1;
+        if kind.is_internal() {
+            self.stats.internal_events += 1;
+        } else {
+            *self.stats.events.entry(kind.event_type()).or_default() += 1;
+        }
         self.events.push(Event { header, kind });
     }
 
@@ -123,6 +133,18 @@ impl Dissectors {
         self.push(header, EventKind::Krb5(msg));
     }
 
+    fn emit_http(
+        &mut self,
+        flow: &FlowInfo,
+        swapped: bool,
+        out: &mut Vec<HttpRecord>,
+        ts: Timestamp,
+    ) {
+        for rec in out.drain(..) {
+            self.push(header(flow, swapped, ts), EventKind::Http(rec));
+        }
+    }
+
     fn poll_tls(&mut self, flow: &FlowInfo, state: &mut FlowState, ts: Timestamp) {
         loop {
             let (hs, swapped) = match &mut state.app {
@@ -136,7 +158,13 @@ impl Dissectors {
         }
     }
 
-    fn classify_tcp(&mut self, flow: &mut FlowInfo, state: &mut FlowState, data: &[u8]) {
+    fn classify_tcp(
+        &mut self,
+        flow: &mut FlowInfo,
+        state: &mut FlowState,
+        dir: Direction,
+        data: &[u8],
+    ) {
         let k = &flow.key;
         let app = if k.dst_port == KERBEROS_PORT
             || k.src_port == KERBEROS_PORT
@@ -145,6 +173,10 @@ impl Dissectors {
             FlowApp::Krb(Box::default())
         } else if looks_like_tls(data) || looks_like_tunnel_request(data) {
             FlowApp::Tls(Box::default())
+        } else if http::looks_like_request(data) {
+            // Requests travel client to server: the first one fixes the roles.
+            state.swapped = dir == Direction::ToClient;
+            FlowApp::Http(Box::default())
         } else {
             state.probes += 1;
             if state.probes >= MAX_PROBES {
@@ -186,6 +218,7 @@ impl Dissectors {
             FlowApp::Krb(_) => "krb5",
             FlowApp::Dns => "dns",
             FlowApp::Dhcp => "dhcp",
+            FlowApp::Http(_) => "http",
             FlowApp::Unknown | FlowApp::Ignored => return,
         };
         flow.app_proto = Some(name);
@@ -223,7 +256,7 @@ impl AppHandler for Dissectors {
         ts: Timestamp,
     ) -> bool {
         if matches!(state.app, FlowApp::Unknown) {
-            self.classify_tcp(flow, state, data);
+            self.classify_tcp(flow, state, dir, data);
         }
         match &mut state.app {
             FlowApp::Tls(p) => {
@@ -247,8 +280,34 @@ impl AppHandler for Dissectors {
                 }
                 !gave_up
             }
+            FlowApp::Http(h) => {
+                let dir = if state.swapped { dir.reverse() } else { dir };
+                let mut out = std::mem::take(&mut self.http_scratch);
+                h.feed(dir, data, &mut out);
+                let done = h.is_done();
+                self.emit_http(flow, state.swapped, &mut out, ts);
+                self.http_scratch = out;
+                !done
+            }
             FlowApp::Unknown => true,
             _ => false,
+        }
+    }
+
+    fn on_packet(
+        &mut self,
+        flow: &mut FlowInfo,
+        _state: &mut FlowState,
+        _dir: Direction,
+        pkt: &DecodedPacket<'_>,
+        ts: Timestamp,
+    ) {
+        if flow.pkts_toserver + flow.pkts_toclient == 1 {
+            let start = FlowStart {
+                tcp_flags: pkt.tcp.map_or(0, |t| t.flags),
+                iface: flow.iface,
+            };
+            self.push(header(flow, false, ts), EventKind::FlowStart(start));
         }
     }
 
@@ -306,7 +365,7 @@ impl AppHandler for Dissectors {
                 }
                 None => self.malformed("dhcp"),
             },
-            FlowApp::Tls(_) | FlowApp::Unknown | FlowApp::Ignored => {}
+            FlowApp::Tls(_) | FlowApp::Http(_) | FlowApp::Unknown | FlowApp::Ignored => {}
         }
     }
 
@@ -320,6 +379,12 @@ impl AppHandler for Dissectors {
         if let Some((hs, swapped)) = pending {
             state.swapped = swapped;
             self.emit_tls(flow, &mut state, hs, end);
+        }
+        if let FlowApp::Http(h) = &mut state.app {
+            let mut out = std::mem::take(&mut self.http_scratch);
+            h.finish(&mut out);
+            self.emit_http(flow, state.swapped, &mut out, end);
+            self.http_scratch = out;
         }
         record.alerted |= self.alerted.take(flow.flow_id);
         self.push(header(flow, false, end), EventKind::Flow(record));

@@ -110,6 +110,8 @@ impl Inventory {
             let h = &e.header;
             let (src, dst) = (h.key.src_ip, h.key.dst_ip);
             match &e.kind {
+                // Hosts appear with their flows' records; starts are for the detectors.
+                EventKind::FlowStart(_) => continue,
                 EventKind::Flow(f) => {
                     let c = self.host(src, h.ts, "flow");
                     c.bytes_sent += f.bytes_toserver;
@@ -159,6 +161,12 @@ impl Inventory {
                 }
                 EventKind::Krb5(_) => {
                     self.host(src, h.ts, "krb5");
+                }
+                EventKind::Http(r) => {
+                    if let Some(name) = r.hostname.as_ref().filter(|n| n.parse::<IpAddr>().is_err())
+                    {
+                        add_name(self.host(dst, h.ts, "http"), name);
+                    }
                 }
                 EventKind::Alert(_) => {
                     self.host(src, h.ts, "alert").alerts += 1;

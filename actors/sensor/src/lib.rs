@@ -10,6 +10,7 @@ pub mod capture_actor;
 pub mod dhcp;
 pub mod dns;
 mod handler;
+pub mod http;
 pub mod inventory;
 pub mod inventory_actor;
 pub mod replay;

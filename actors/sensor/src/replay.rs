@@ -66,7 +66,8 @@ pub fn replay_files(
         let (events, publish) = (events.clone(), publish.clone());
         Arc::new(move |batch| {
             if !batch.is_empty() {
-                events.fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                let records = batch.iter().filter(|e| !e.kind.is_internal()).count();
+                events.fetch_add(records as u64, std::sync::atomic::Ordering::Relaxed);
                 publish(batch);
             }
         })

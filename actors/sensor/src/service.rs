@@ -458,7 +458,8 @@ fn pipeline_loop(
         let pending = sensor.pending_events();
         if pending > 0 && (pending >= EVENT_BATCH || timer || caught_up) {
             let events = sensor.take_shared();
-            metrics::counter!("netmonitor_events_total").increment(events.len() as u64);
+            let records = events.iter().filter(|e| !e.kind.is_internal()).count();
+            metrics::counter!("netmonitor_events_total").increment(records as u64);
             sink(events);
         }
         if timer {

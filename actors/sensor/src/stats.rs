@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 pub struct SensorStats {
     /// Events by EVE type.
     pub events: BTreeMap<&'static str, u64>,
+    /// Events for the actors only (flow starts), not in `events`.
+    pub internal_events: u64,
     /// Flows by recognised application protocol.
     pub app_protocols: BTreeMap<&'static str, u64>,
     /// TLS handshakes by version name.

@@ -57,7 +57,16 @@ impl Handler<EventBatch> for StoreActor {
     fn handle(&mut self, msg: EventBatch, ctx: &mut Context<Self>) {
         let handle = self.handle.clone();
         contained::<Self, _>(NAME, ctx, move || {
-            let items = msg.events.iter().cloned().map(StoreItem::Event).collect();
+            let items: Vec<StoreItem> = msg
+                .events
+                .iter()
+                .filter(|e| !e.kind.is_internal())
+                .cloned()
+                .map(StoreItem::Event)
+                .collect();
+            if items.is_empty() {
+                return;
+            }
             if let Err(e) = handle.send(items) {
                 tracing::error!(error = %e, "store writer refused a batch");
             }

@@ -88,6 +88,8 @@ pub struct AlertFilter {
     pub include_acknowledged: bool,
     /// Leave out alerts whose source or destination is on the whitelist.
     pub hide_whitelisted: bool,
+    /// Only alerts whose evidence names this indicator (as listed or as seen).
+    pub indicator: Option<String>,
 }
 
 fn filter_alerts<'a, ST: 'a>(
@@ -111,6 +113,15 @@ fn filter_alerts<'a, ST: 'a>(
     }
     if f.hide_whitelisted {
         q = q.filter(diesel::dsl::sql::<Bool>(NOT_WHITELISTED));
+    }
+    if let Some(v) = &f.indicator {
+        q = q.filter(
+            diesel::dsl::sql::<Bool>("(evidence->>'indicator' = ")
+                .bind::<Text, _>(v)
+                .sql(" OR evidence->>'matched_value' = ")
+                .bind::<Text, _>(v)
+                .sql(")"),
+        );
     }
     q
 }

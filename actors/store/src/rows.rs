@@ -123,7 +123,7 @@ impl TableCopies {
                 tcp_flags,
                 alerted,
             );
-            copy(conn, table, cols, &mut self.flows)?;
+            copy_into(conn, table, cols, &mut self.flows)?;
         }
         if !self.alerts.is_empty() {
             use alerts::*;
@@ -144,7 +144,7 @@ impl TableCopies {
                 mitre,
                 evidence,
             );
-            copy(conn, table, cols, &mut self.alerts)?;
+            copy_into(conn, table, cols, &mut self.alerts)?;
         }
         if !self.tls.is_empty() {
             use tls_sessions::*;
@@ -168,7 +168,7 @@ impl TableCopies {
                 cipher_selected,
                 cert_fingerprint,
             );
-            copy(conn, table, cols, &mut self.tls)?;
+            copy_into(conn, table, cols, &mut self.tls)?;
         }
         if !self.certs.is_empty() {
             use certificates_stage::*;
@@ -187,7 +187,7 @@ impl TableCopies {
                 first_seen,
                 last_seen,
             );
-            copy(conn, table, cols, &mut self.certs)?;
+            copy_into(conn, table, cols, &mut self.certs)?;
             diesel::sql_query(CERT_UPSERT).execute(conn)?;
         }
         if !self.krb.is_empty() {
@@ -213,12 +213,12 @@ impl TableCopies {
                 failed_request,
                 weak_encryption,
             );
-            copy(conn, table, cols, &mut self.krb)?;
+            copy_into(conn, table, cols, &mut self.krb)?;
         }
         if !self.app.is_empty() {
             use app_events::*;
             let cols = (sensor, flow_id, ts, event_type, src_ip, dest_ip, eve);
-            copy(conn, table, cols, &mut self.app)?;
+            copy_into(conn, table, cols, &mut self.app)?;
         }
         if !self.audit.is_empty() {
             use api_token_usage::*;
@@ -237,7 +237,7 @@ impl TableCopies {
                 error,
                 arguments,
             );
-            copy(conn, table, cols, &mut self.audit)?;
+            copy_into(conn, table, cols, &mut self.audit)?;
             self.touch_tokens(conn)?;
         }
         Ok(())
@@ -342,7 +342,8 @@ impl TableCopies {
                 b.opt_text(k.failed_request.map(|r| r.name()));
                 b.bool(k.encryption.is_some_and(is_weak_etype));
             }
-            EventKind::Dns(_) | EventKind::Dhcp(_) => {
+            EventKind::FlowStart(_) => {}
+            EventKind::Dns(_) | EventKind::Dhcp(_) | EventKind::Http(_) => {
                 let b = &mut self.app;
                 b.row(7);
                 b.text(sensor);
@@ -369,8 +370,13 @@ fn clamp_u64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-/// One binary `COPY` of `buf` into `columns` of `table`.
-fn copy<T, C>(conn: &mut PgConnection, table: T, columns: C, buf: &mut CopyBuf) -> QueryResult<()>
+/// One binary `COPY` of `buf` into `columns` of `table` (the buffer can take more rows after).
+pub(crate) fn copy_into<T, C>(
+    conn: &mut PgConnection,
+    table: T,
+    columns: C,
+    buf: &mut CopyBuf,
+) -> QueryResult<()>
 where
     T: diesel::Table,
     C: diesel::pg::CopyTarget<Table = T>,

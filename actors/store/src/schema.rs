@@ -238,6 +238,73 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    threat_feeds (name) {
+        name -> Text,
+        source -> Text,
+        format -> Text,
+        refresh_secs -> Int4,
+        confidence -> Int2,
+        enabled -> Bool,
+        origin -> Text,
+        auth -> Jsonb,
+        etag -> Nullable<Text>,
+        last_modified -> Nullable<Text>,
+        cursor -> Nullable<Text>,
+        last_attempt -> Nullable<Timestamptz>,
+        last_success -> Nullable<Timestamptz>,
+        last_error -> Nullable<Text>,
+        error_lines -> Jsonb,
+        indicators -> Int4,
+        unsupported -> Int4,
+        updated_by -> Nullable<Text>,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    indicators (feed, kind, value) {
+        feed -> Text,
+        kind -> Text,
+        value -> Text,
+        confidence -> Int2,
+        first_seen -> Timestamptz,
+        last_seen -> Timestamptz,
+        valid_until -> Nullable<Timestamptz>,
+        description -> Nullable<Text>,
+        tags -> Array<Text>,
+    }
+}
+
+diesel::table! {
+    /// Per-transaction staging table (`CREATE TEMP TABLE ... ON COMMIT DROP`) a feed's
+    /// indicators are copied into before the upsert.
+    indicators_stage (feed, kind, value) {
+        feed -> Text,
+        kind -> Text,
+        value -> Text,
+        confidence -> Int2,
+        first_seen -> Timestamptz,
+        last_seen -> Timestamptz,
+        valid_until -> Nullable<Timestamptz>,
+        description -> Nullable<Text>,
+        tags -> Array<Text>,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use diesel::pg::sql_types::Inet;
+    asn_ranges (feed, range_start) {
+        feed -> Text,
+        range_start -> Inet,
+        range_end -> Inet,
+        asn -> Int8,
+        country -> Text,
+        description -> Text,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     flows,
     alerts,
@@ -251,4 +318,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     config_parameters,
     whitelist,
     pcap_captures,
+    threat_feeds,
+    indicators,
+    asn_ranges,
 );

@@ -10,7 +10,7 @@ use crate::args::invalid;
 use crate::schema::*;
 use crate::support::*;
 use crate::ToolContext;
-use netmonitor_mcp::{Scope, ToolAnnotations, ToolDef};
+use netmonitor_mcp::{Scope, ToolAnnotations, ToolDef, ToolError};
 use netmonitor_runtime::LiveKey;
 use netmonitor_store::queries as q;
 use serde_json::{json, Value};
@@ -72,6 +72,24 @@ async fn apply(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .insert(key.to_owned(), change.new.clone());
+    Ok(change)
+}
+
+/// Applies a live change and stores it as an override (applied again at every start).
+pub(crate) async fn apply_and_record(
+    ctx: &ToolContext,
+    key: &str,
+    value: Value,
+    by: &str,
+) -> Result<netmonitor_runtime::ParamChange, ToolError> {
+    let change = apply(ctx, key, value)
+        .await
+        .map_err(|m| invalid("value", m))?;
+    let mut conn = db(ctx).await?;
+    q::set_config_parameter(&mut conn, key, &change.new, by)
+        .await
+        .map_err(db_err)?;
+    tracing::info!(%key, old = %change.old, new = %change.new, %by, "configuration changed at run time");
     Ok(change)
 }
 
@@ -221,15 +239,8 @@ fn set_config_parameter(ctx: &Ctx) -> ToolDef {
                 };
                 return Err(invalid("key", why));
             }
-            let change = apply(&ctx, &key, value)
-                .await
-                .map_err(|m| invalid("value", m))?;
             let by = tctx.identity().token_name();
-            let mut conn = db(&ctx).await?;
-            q::set_config_parameter(&mut conn, &key, &change.new, &by)
-                .await
-                .map_err(db_err)?;
-            tracing::info!(%key, old = %change.old, new = %change.new, %by, "configuration changed at run time");
+            let change = apply_and_record(&ctx, &key, value, &by).await?;
             Ok(json!({
                 "applied": true,
                 "recorded": true,

@@ -145,6 +145,7 @@ fn get_device_by_ip(ctx: &Ctx) -> ToolDef {
                 max_severity: None,
                 include_acknowledged: true,
                 hide_whitelisted: false,
+                indicator: None,
             };
             let total = q::count_alerts(&mut conn, &all).await.map_err(db_err)?;
             let open = q::count_alerts(

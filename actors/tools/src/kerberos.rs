@@ -198,6 +198,7 @@ fn get_kerberos_attacks(ctx: &Ctx) -> ToolDef {
                     max_severity: None,
                     include_acknowledged: args.bool_or("include_acknowledged", true)?,
                     hide_whitelisted: false,
+                    indicator: None,
                 };
                 let limit = args.i64_or("limit", 100, 1, 500)?;
                 let mut conn = db(&ctx).await?;

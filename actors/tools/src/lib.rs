@@ -13,12 +13,14 @@
 //! to `netmonitor_mcp::McpServer`.
 #![deny(missing_docs)]
 
+mod advice;
 mod args;
 pub mod backing;
 mod commands;
 mod config;
 mod csv;
 mod devices;
+mod intel;
 mod inventory;
 mod kerberos;
 mod network;
@@ -155,6 +157,8 @@ pub fn build_registry(ctx: Arc<ToolContext>) -> Result<Registry, RegistryError> 
         .chain(whitelist::tools(&ctx))
         .chain(network::tools(&ctx))
         .chain(inventory::tools(&ctx))
+        .chain(intel::tools(&ctx))
+        .chain(advice::tools(&ctx))
     {
         r.add_tool(tool)?;
     }

@@ -5,7 +5,7 @@
 use crate::args::invalid;
 use crate::schema::*;
 use crate::support::*;
-use netmonitor_mcp::{Scope, ToolDef, ToolError};
+use netmonitor_mcp::{Scope, ToolAnnotations, ToolDef, ToolError};
 use serde_json::json;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -21,7 +21,62 @@ const HOST_BUF_LEN: usize = 1025;
 
 /// The tools of this module.
 pub(crate) fn tools(ctx: &Ctx) -> Vec<ToolDef> {
-    vec![dns_lookup(ctx)]
+    vec![dns_lookup(ctx), lookup_ip_owner(ctx)]
+}
+
+fn lookup_ip_owner(ctx: &Ctx) -> ToolDef {
+    tool(
+        ctx,
+        Spec {
+            name: "lookup_ip_owner",
+            title: "Who owns an address",
+            description: "The autonomous system (number, name, country) and address range holding an IP address, from the offline IP-to-ASN table loaded like a feed (format ip2asn, e.g. iptoasn.com's ip2asn-combined.tsv). Nothing leaves the sensor. Fails when no such table is configured.",
+            input: input(vec![("ip", ip("IPv4 or IPv6 address"))], &["ip"]),
+            output: output(vec![
+                ("ip", string("The address")),
+                ("found", boolean("A range holds it", None)),
+                ("asn", opt_int("AS number (0: not routed)")),
+                ("as_name", opt_string("AS name")),
+                ("country", opt_string("Country code")),
+                ("range_start", opt_string("First address of the range")),
+                ("range_end", opt_string("Last address of the range")),
+                ("source", opt_string("Feed the table came from")),
+            ]),
+            annotations: ToolAnnotations::READ_ONLY,
+            scope: Scope::ReadOnly,
+        },
+        |ctx, _t, args| async move {
+            let ip = args.req_ip("ip")?;
+            let feeds = ctx.engine.feeds.as_ref().ok_or_else(|| {
+                ToolError::Unavailable("threat intelligence is off (intel.enabled = false)".into())
+            })?;
+            let has_table = feeds
+                .send(netmonitor_intel::feeds::ListFeeds)
+                .await
+                .map(|l| l.iter().any(|f| f.format == "ip2asn" && f.indicators > 0))
+                .unwrap_or(false);
+            if !has_table {
+                return Err(ToolError::Unavailable(
+                    "no IP-to-ASN table is loaded: add a feed with format ip2asn".into(),
+                ));
+            }
+            let found = feeds
+                .send(netmonitor_intel::feeds::LookupAsn(ip))
+                .await
+                .map_err(|e| ToolError::Unavailable(format!("feed actor: {e}")))?;
+            Ok(match found {
+                Some(o) => json!({
+                    "ip": ip.to_string(), "found": true, "asn": o.asn, "as_name": o.as_name,
+                    "country": o.country, "range_start": o.range_start, "range_end": o.range_end,
+                    "source": o.source,
+                }),
+                None => json!({
+                    "ip": ip.to_string(), "found": false, "asn": null, "as_name": null,
+                    "country": null, "range_start": null, "range_end": null, "source": null,
+                }),
+            })
+        },
+    )
 }
 
 /// Whether `name` is a syntactically valid host name (letters, digits, `-`, `_`, dots).

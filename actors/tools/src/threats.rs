@@ -116,6 +116,7 @@ fn filter_from(args: &Args, window: Window, default_ack: bool) -> Result<AlertFi
         max_severity,
         include_acknowledged: args.bool_or("include_acknowledged", default_ack)?,
         hide_whitelisted: !args.bool_or("include_whitelisted", false)?,
+        indicator: None,
     })
 }
 
@@ -552,6 +553,7 @@ fn analyze_ip(ctx: &Ctx) -> ToolDef {
                 max_severity: None,
                 include_acknowledged: true,
                 hide_whitelisted: false,
+                indicator: None,
             };
             let open = AlertFilter {
                 include_acknowledged: false,

@@ -27,6 +27,7 @@ fn registry_declarations_are_complete_and_scoped() {
             eve: None,
             store: None,
             inventory: true,
+            intel: None,
         })
         .unwrap_or_else(|e| panic!("engine: {e}"));
         let ctx = std::sync::Arc::new(netmonitor_tools::ToolContext {
@@ -209,7 +210,8 @@ fn tools_answer_from_real_pcaps_over_http() {
         .as_object()
         .map(|m| m.values().filter_map(Value::as_i64).sum())
         .unwrap_or(0);
-    assert_eq!(live_events as u64, stack.events_delivered);
+    let internal = app["internal_events"].as_u64().unwrap_or(0);
+    assert_eq!(live_events as u64 + internal, stack.events_delivered);
     assert!(live_as_req > 0 && live_alerts > 0);
 
     let mem = c.call("get_memory_status", json!({}));

@@ -108,7 +108,8 @@ async fn wait_sensor_done(engine: &Engine) {
     loop {
         if let Some(s) = capture.status().await {
             let finished = s.sources.iter().all(|src| src.state == "finished");
-            let produced: u64 = s.application.events.values().sum();
+            let produced: u64 =
+                s.application.events.values().sum::<u64>() + s.application.internal_events;
             if finished
                 && s.pipeline.flows.active == 0
                 && produced > 0
@@ -157,6 +158,7 @@ pub fn start(pcaps: Vec<PathBuf>) -> Stack {
                 eve: None,
                 store: Some(store.clone()),
                 inventory: true,
+                intel: None,
             })
             .unwrap_or_else(|e| panic!("engine: {e}"));
             let sources = pcaps.into_iter().map(Source::File).collect();

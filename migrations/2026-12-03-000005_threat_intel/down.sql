@@ -1,0 +1,3 @@
+DROP TABLE asn_ranges;
+DROP TABLE indicators;
+DROP TABLE threat_feeds;
