@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 secs="${1:-60}"
-targets="${TARGETS:-decode pcap reassembly tls x509 quic kerberos dns dhcp jsonrpc sensor}"
+targets="${TARGETS:-decode pcap reassembly tls x509 quic kerberos dns dhcp jsonrpc sensor feeds}"
 jobs="${JOBS:-$(nproc)}"
 export RUSTC_BOOTSTRAP=1
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked

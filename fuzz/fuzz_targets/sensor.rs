@@ -9,7 +9,12 @@ use netmonitor_sensor::{Sensor, SensorConfig};
 
 fuzz_target!(|data: &[u8]| {
     let alerted = std::sync::Arc::new(netmonitor_runtime::AlertedFlows::default());
-    let Ok(mut sensor) = Sensor::new(&SensorConfig::default(), alerted) else {
+    // Small tables: the defaults size a sensor for a link (a large ring, a million flows),
+    // which would cost more to set up than the input costs to process.
+    let mut cfg = SensorConfig::default();
+    cfg.pipeline.ring.max_bytes = 1 << 20;
+    cfg.pipeline.flow.max_flows = 4096;
+    let Ok(mut sensor) = Sensor::new(&cfg, alerted) else {
         return;
     };
     let mut rest = data;

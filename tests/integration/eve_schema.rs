@@ -232,6 +232,23 @@ const ALERT: Spec = Spec {
     required: &[],
 };
 
+const HTTP: Spec = Spec {
+    name: "http",
+    keys: &[
+        ("hostname", T::Str),
+        ("http_port", T::Int),
+        ("url", T::Str),
+        ("http_user_agent", T::Str),
+        ("http_content_type", T::Str),
+        ("http_refer", T::Str),
+        ("http_method", T::Str),
+        ("protocol", T::Str),
+        ("status", T::Int),
+        ("length", T::Int),
+    ],
+    required: &[],
+};
+
 const TOP: Spec = Spec {
     name: "(top level)",
     keys: &[
@@ -258,6 +275,7 @@ const TOP: Spec = Spec {
         ("krb5", T::Obj(&KRB5)),
         ("dns", T::Obj(&DNS)),
         ("dhcp", T::Obj(&DHCP)),
+        ("http", T::Obj(&HTTP)),
         ("flow", T::Obj(&FLOW)),
     ],
     required: &["event_type", "timestamp"],
@@ -390,7 +408,7 @@ fn check_obj(v: &Value, spec: &Spec, path: &str, errors: &mut Vec<String>) {
     }
 }
 
-/// One TLS session with a self-signed certificate (an alert), Kerberoasting, DNS, DHCP.
+/// One TLS session with a self-signed certificate (an alert), Kerberoasting, DNS, HTTP, DHCP.
 fn synthesized(dir: &std::path::Path) -> std::path::PathBuf {
     let path = dir.join("all-types.pcap");
     let mut s = Synth::new(
@@ -412,6 +430,14 @@ fn synthesized(dir: &std::path::Path) -> std::path::PathBuf {
     .unwrap();
     s.dns_lookup([10, 0, 0, 2], [10, 0, 0, 53], "www.example.org")
         .unwrap();
+    let mut c = s
+        .tcp_open([10, 0, 0, 2], [10, 0, 0, 80], 40_002, 8080)
+        .unwrap();
+    let req = b"GET /index.html HTTP/1.1\r\nHost: www.example.org:8080\r\nUser-Agent: test\r\nReferer: http://a.example/\r\n\r\n";
+    s.tcp_send(&mut c, true, req).unwrap();
+    let resp = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 2\r\n\r\nhi";
+    s.tcp_send(&mut c, false, resp).unwrap();
+    s.tcp_close(&mut c).unwrap();
     let mut dhcp = vec![0u8; 236];
     dhcp[0] = 1;
     dhcp[1] = 1;
@@ -477,7 +503,9 @@ fn our_eve_satisfies_suricatas_schema() {
         lines,
         errors.join("\n")
     );
-    for t in ["flow", "tls", "quic", "krb5", "dns", "dhcp", "alert"] {
+    for t in [
+        "flow", "tls", "quic", "krb5", "dns", "dhcp", "http", "alert",
+    ] {
         assert!(types.contains(t), "no {t} event was checked: {types:?}");
     }
 }

@@ -196,7 +196,9 @@ impl Handler<CheckValue> for IntelActor {
                 // A block is listed if a feed lists it or a block holding it.
                 let (net, _) = crate::indicator::parse_cidr(&value).ok_or("bad block")?;
                 f.ip(net, i64::MIN, &mut found);
-                found.retain(|m| m.hit.kind == IndicatorKind::Cidr && covers(&m.indicator, &value));
+                found.retain(|m| {
+                    m.hit.kind == IndicatorKind::Cidr && covers(&m.indicator.to_string(), &value)
+                });
             }
             IndicatorKind::Domain => f.domain(lower_name(&value, &mut buf), i64::MIN, &mut found),
             IndicatorKind::Url => {
@@ -222,7 +224,7 @@ impl Handler<CheckValue> for IntelActor {
             .into_iter()
             .map(|m| LiveHit {
                 feed: m.feed.to_owned(),
-                indicator: m.indicator,
+                indicator: m.indicator.to_string(),
                 kind: m.hit.kind.name(),
                 confidence: m.hit.confidence,
                 description: m.description.map(str::to_owned),

@@ -159,6 +159,7 @@ impl IntelDetector {
         let now = ev.header.ts.0;
         let mut hits: Vec<Match<'_>> = Vec::new();
         let mut checks: Vec<(&'static str, String, Vec<Match<'_>>)> = Vec::new();
+        let mut lookups = 0u64;
         self.stats.events += 1;
         let h = &ev.header;
         let mut name_buf = std::mem::take(&mut self.name_buf);
@@ -166,19 +167,37 @@ impl IntelDetector {
             EventKind::FlowStart(_) => {
                 for (field, ip) in [("src_ip", h.key.src_ip), ("dest_ip", h.key.dst_ip)] {
                     feeds.ip(ip, now, &mut hits);
-                    push(&mut checks, field, ip.to_string(), &mut hits);
+                    push(
+                        &mut checks,
+                        &mut lookups,
+                        field,
+                        || ip.to_string(),
+                        &mut hits,
+                    );
                 }
             }
             EventKind::Dns(d) => {
                 let name = lower_name(&d.rrname, &mut name_buf);
                 feeds.domain(name, now, &mut hits);
-                push(&mut checks, "dns.rrname", name.to_owned(), &mut hits);
+                push(
+                    &mut checks,
+                    &mut lookups,
+                    "dns.rrname",
+                    || name.to_owned(),
+                    &mut hits,
+                );
                 for a in &d.answers {
                     match a.parse::<IpAddr>() {
                         Ok(ip) => feeds.ip(ip, now, &mut hits),
                         Err(_) => feeds.domain(lower_name(a, &mut name_buf), now, &mut hits),
                     }
-                    push(&mut checks, "dns.answers", a.to_owned(), &mut hits);
+                    push(
+                        &mut checks,
+                        &mut lookups,
+                        "dns.answers",
+                        || a.to_owned(),
+                        &mut hits,
+                    );
                 }
             }
             EventKind::Tls(t) => {
@@ -190,24 +209,55 @@ impl IntelDetector {
                 if let Some(sni) = &t.sni {
                     let name = lower_name(sni, &mut name_buf);
                     feeds.domain(name, now, &mut hits);
-                    push(&mut checks, sni_field, name.to_owned(), &mut hits);
+                    push(
+                        &mut checks,
+                        &mut lookups,
+                        sni_field,
+                        || name.to_owned(),
+                        &mut hits,
+                    );
                 }
                 if let Some(j) = &t.ja3 {
                     feeds.digest(IndicatorKind::Ja3, &j.hash, now, &mut hits);
-                    push(&mut checks, "tls.ja3.hash", j.hash.clone(), &mut hits);
+                    push(
+                        &mut checks,
+                        &mut lookups,
+                        "tls.ja3.hash",
+                        || j.hash.clone(),
+                        &mut hits,
+                    );
                 }
                 if let Some(j) = &t.ja3s {
                     feeds.digest(IndicatorKind::Ja3s, &j.hash, now, &mut hits);
-                    push(&mut checks, "tls.ja3s.hash", j.hash.clone(), &mut hits);
+                    push(
+                        &mut checks,
+                        &mut lookups,
+                        "tls.ja3s.hash",
+                        || j.hash.clone(),
+                        &mut hits,
+                    );
                 }
                 if let Some(j) = &t.ja4 {
                     feeds.digest(IndicatorKind::Ja4, j, now, &mut hits);
-                    push(&mut checks, "tls.ja4", j.clone(), &mut hits);
+                    push(
+                        &mut checks,
+                        &mut lookups,
+                        "tls.ja4",
+                        || j.clone(),
+                        &mut hits,
+                    );
                 }
                 for c in &t.certificates {
-                    let sha1: String = c.fingerprint.chars().filter(|ch| *ch != ':').collect();
-                    feeds.digest(IndicatorKind::CertSha1, &sha1, now, &mut hits);
-                    push(&mut checks, "tls.fingerprint", sha1, &mut hits);
+                    let mut hex = [0u8; 40];
+                    let sha1 = strip_colons(&c.fingerprint, &mut hex);
+                    feeds.digest(IndicatorKind::CertSha1, sha1, now, &mut hits);
+                    push(
+                        &mut checks,
+                        &mut lookups,
+                        "tls.fingerprint",
+                        || sha1.to_owned(),
+                        &mut hits,
+                    );
                     for n in cn(&c.subject)
                         .into_iter()
                         .chain(c.sans.iter().map(String::as_str))
@@ -216,8 +266,9 @@ impl IntelDetector {
                         feeds.domain(name, now, &mut hits);
                         push(
                             &mut checks,
+                            &mut lookups,
                             "tls.subjectaltname",
-                            name.to_owned(),
+                            || name.to_owned(),
                             &mut hits,
                         );
                     }
@@ -229,7 +280,13 @@ impl IntelDetector {
                         Ok(ip) => feeds.ip(ip, now, &mut hits),
                         Err(_) => feeds.domain(lower_name(host, &mut name_buf), now, &mut hits),
                     }
-                    push(&mut checks, "http.hostname", host.clone(), &mut hits);
+                    push(
+                        &mut checks,
+                        &mut lookups,
+                        "http.hostname",
+                        || host.clone(),
+                        &mut hits,
+                    );
                     let url = if r.url.contains("://") {
                         normalize_url(&r.url)
                     } else {
@@ -238,18 +295,16 @@ impl IntelDetector {
                     };
                     if let Some(url) = url {
                         feeds.url(&url, now, &mut hits);
-                        push(&mut checks, "http.url", url, &mut hits);
+                        push(&mut checks, &mut lookups, "http.url", || url, &mut hits);
                     }
                 }
             }
             _ => {}
         }
         self.name_buf = name_buf;
+        self.stats.lookups += lookups;
         for (field, value, found) in checks {
-            self.stats.lookups += 1;
-            if !found.is_empty() {
-                self.raise(ev, field, &value, found, out);
-            }
+            self.raise(ev, field, &value, found, out);
         }
     }
 
@@ -314,7 +369,7 @@ impl IntelDetector {
         let mut evidence = json!({
             "feed": best.feed,
             "feeds": feeds,
-            "indicator": best.indicator,
+            "indicator": best.indicator.to_string(),
             "indicator_type": best.hit.kind.name(),
             "matched_field": field,
             "matched_value": value,
@@ -343,14 +398,32 @@ impl IntelDetector {
     }
 }
 
-/// Moves the hits found for one field into `checks`.
+/// Counts one lookup and, when it hit, moves its hits into `checks` with the value looked up
+/// (rendered only then: a lookup that finds nothing allocates nothing).
 fn push<'m>(
     checks: &mut Vec<(&'static str, String, Vec<Match<'m>>)>,
+    lookups: &mut u64,
     field: &'static str,
-    value: String,
+    value: impl FnOnce() -> String,
     hits: &mut Vec<Match<'m>>,
 ) {
-    checks.push((field, value, std::mem::take(hits)));
+    *lookups += 1;
+    if !hits.is_empty() {
+        checks.push((field, value(), std::mem::take(hits)));
+    }
+}
+
+/// `aa:bb:…` → `aabb…` in `buf` (a SHA-1 fingerprint; longer input is cut).
+fn strip_colons<'b>(fp: &str, buf: &'b mut [u8; 40]) -> &'b str {
+    let mut n = 0;
+    for b in fp.bytes().filter(|b| *b != b':') {
+        if n == buf.len() {
+            break;
+        }
+        buf[n] = b.to_ascii_lowercase();
+        n += 1;
+    }
+    std::str::from_utf8(&buf[..n]).unwrap_or("")
 }
 
 /// The CN of a subject DN (`CN=evil.example, O=…`).

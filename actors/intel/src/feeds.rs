@@ -981,7 +981,9 @@ fn fetch_and_build(job: &Job) -> JobResult {
             b.add(name, &entry(i, confidence));
         }
         let by_kind = count_kinds(report.indicators.iter().map(|i| i.kind));
-        let held = conn.is_none().then(|| Arc::new(report.indicators.clone()));
+        // Only an incremental feed without a store needs its set again for the next poll.
+        let keep = conn.is_none() && job.cfg.format == FeedFormat::Taxii;
+        let held = keep.then(|| Arc::new(report.indicators.clone()));
         (held, b.len(), by_kind)
     } else if let Some(c) = conn.as_mut() {
         // Incremental: the feed's whole set comes back from the store.

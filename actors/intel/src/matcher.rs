@@ -47,6 +47,25 @@ pub struct Entry<'a> {
     pub description: Option<&'a str>,
 }
 
+/// The listed value a match came from, rendered only when someone needs the text (a lookup
+/// that hits allocates nothing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Listed<'m> {
+    /// An address listed by itself.
+    Addr(IpAddr),
+    /// A block, a domain, a URL or a digest as stored.
+    Text(&'m str),
+}
+
+impl std::fmt::Display for Listed<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Listed::Addr(a) => a.fmt(f),
+            Listed::Text(t) => f.write_str(t),
+        }
+    }
+}
+
 /// A match: the hit and the indicator value it matched (the block for an address, the listed
 /// parent for a domain).
 #[derive(Clone, Debug, PartialEq)]
@@ -54,7 +73,7 @@ pub struct Match<'m> {
     /// The hit.
     pub hit: &'m Hit,
     /// The listed value.
-    pub indicator: String,
+    pub indicator: Listed<'m>,
     /// Name of the feed.
     pub feed: &'m str,
     /// Description from the feed.
@@ -62,18 +81,46 @@ pub struct Match<'m> {
 }
 
 /// Disjoint, sorted address ranges, each mapped to the head of a hit chain and the block it
-/// came from.
+/// came from. With many ranges, a table by the address's top 16 bits narrows the binary search
+/// to the few ranges starting in that /16 (a handful of comparisons instead of seventeen).
 #[derive(Debug, Default)]
 struct Ranges<T> {
     starts: Vec<T>,
     ends: Vec<T>,
     heads: Vec<u32>,
     blocks: Vec<u32>,
+    /// `top16[b]`: index of the first range starting at or after bucket `b` (65,537 entries).
+    top16: Vec<u32>,
 }
 
-impl<T: Copy + Ord> Ranges<T> {
+/// Ranges below which a plain binary search is as fast as the bucket table.
+const BUCKET_MIN_RANGES: usize = 256;
+
+impl<T: Addr> Ranges<T> {
+    fn index(&mut self) {
+        if self.starts.len() < BUCKET_MIN_RANGES {
+            return;
+        }
+        let mut top16 = Vec::with_capacity(65_537);
+        let mut i = 0usize;
+        for b in 0..=65_536usize {
+            while i < self.starts.len() && self.starts[i].top16() < b {
+                i += 1;
+            }
+            top16.push(u32::try_from(i).unwrap_or(u32::MAX));
+        }
+        self.top16 = top16;
+    }
+
     fn find(&self, a: T) -> Option<(u32, u32)> {
-        let i = self.starts.partition_point(|s| *s <= a).checked_sub(1)?;
+        let i = if self.top16.is_empty() {
+            self.starts.partition_point(|s| *s <= a).checked_sub(1)?
+        } else {
+            let b = a.top16();
+            let (lo, hi) = (self.top16[b] as usize, self.top16[b + 1] as usize);
+            let k = self.starts[lo..hi].partition_point(|s| *s <= a);
+            (lo + k).checked_sub(1)?
+        };
         (a <= self.ends[i]).then(|| (self.heads[i], self.blocks[i]))
     }
 }
@@ -81,6 +128,8 @@ impl<T: Copy + Ord> Ranges<T> {
 /// Address arithmetic the range builder needs, for u32 (IPv4) and u128 (IPv6).
 trait Addr: Copy + Ord + std::fmt::Debug {
     const BITS: u8;
+    /// The top 16 bits, as a bucket number.
+    fn top16(self) -> usize;
     fn block_end(start: Self, len: u8) -> Self;
     fn succ(self) -> Option<Self>;
     fn pred(self) -> Option<Self>;
@@ -88,6 +137,9 @@ trait Addr: Copy + Ord + std::fmt::Debug {
 
 impl Addr for u32 {
     const BITS: u8 = 32;
+    fn top16(self) -> usize {
+        (self >> 16) as usize
+    }
     fn block_end(start: u32, len: u8) -> u32 {
         u32::MAX
             .checked_shr(u32::from(len))
@@ -103,6 +155,9 @@ impl Addr for u32 {
 
 impl Addr for u128 {
     const BITS: u8 = 128;
+    fn top16(self) -> usize {
+        (self >> 112) as usize
+    }
     fn block_end(start: u128, len: u8) -> u128 {
         u128::MAX
             .checked_shr(u32::from(len))
@@ -125,6 +180,7 @@ fn flatten<T: Addr>(mut blocks: Vec<(T, u8, u32, u32)>) -> Ranges<T> {
         ends: Vec::new(),
         heads: Vec::new(),
         blocks: Vec::new(),
+        top16: Vec::new(),
     };
     let mut emit = |s: T, e: T, head: u32, block: u32| {
         if s <= e {
@@ -166,6 +222,7 @@ fn flatten<T: Addr>(mut blocks: Vec<(T, u8, u32, u32)>) -> Ranges<T> {
             break;
         }
     }
+    r.index();
     r
 }
 
@@ -182,6 +239,9 @@ pub struct Matcher {
     /// Block texts (`10.0.0.0/8`) by block id, for evidence.
     block_names: Vec<Box<str>>,
     domains: FxHashMap<Box<str>, u32>,
+    /// One bit per domain's hash: a name whose bit is clear is not listed, found without
+    /// touching the (much larger) map. Most names looked up are not listed.
+    domain_bits: Vec<u64>,
     urls: FxHashMap<Box<str>, u32>,
     /// Fingerprints and hashes, one map per kind (indexed by [`IndicatorKind::index`]).
     digests: Vec<FxHashMap<Box<str>, u32>>,
@@ -299,6 +359,13 @@ impl MatcherBuilder {
     /// The matcher.
     pub fn build(mut self) -> Matcher {
         let m = &mut self.m;
+        if !m.domains.is_empty() {
+            m.domain_bits = vec![0; DOMAIN_BITS / 64];
+            for k in m.domains.keys() {
+                let b = domain_bit(k);
+                m.domain_bits[b / 64] |= 1 << (b % 64);
+            }
+        }
         let mut name = |text: String| {
             m.block_names.push(text.into());
             u32::try_from(m.block_names.len() - 1).unwrap_or(END)
@@ -349,13 +416,13 @@ impl Matcher {
     }
 
     /// The hits of the chain starting at `head` still valid at `now` (µs), pushed to `out`.
-    fn chain<'m>(&'m self, head: u32, now: i64, indicator: &str, out: &mut Vec<Match<'m>>) {
+    fn chain<'m>(&'m self, head: u32, now: i64, indicator: Listed<'m>, out: &mut Vec<Match<'m>>) {
         let mut i = head;
         while let Some(h) = self.hits.get(i as usize) {
             if h.valid_until > now {
                 out.push(Match {
                     hit: h,
-                    indicator: indicator.to_owned(),
+                    indicator,
                     feed: self.feeds.get(h.feed as usize).map_or("", |f| f),
                     description: self.descriptions.get(h.description as usize).map(|d| &**d),
                 });
@@ -370,10 +437,10 @@ impl Matcher {
             IpAddr::V4(v4) => {
                 let k = u32::from(v4);
                 if let Some(&h) = self.ip4.get(&k) {
-                    self.chain(h, now, &a.to_string(), out);
+                    self.chain(h, now, Listed::Addr(a), out);
                 }
                 if let Some((h, block)) = self.cidr4.find(k) {
-                    self.chain(h, now, self.block_name(block), out);
+                    self.chain(h, now, Listed::Text(self.block_name(block)), out);
                 }
             }
             IpAddr::V6(v6) => {
@@ -382,10 +449,10 @@ impl Matcher {
                 }
                 let k = u128::from(v6);
                 if let Some(&h) = self.ip6.get(&k) {
-                    self.chain(h, now, &a.to_string(), out);
+                    self.chain(h, now, Listed::Addr(a), out);
                 }
                 if let Some((h, block)) = self.cidr6.find(k) {
-                    self.chain(h, now, self.block_name(block), out);
+                    self.chain(h, now, Listed::Text(self.block_name(block)), out);
                 }
             }
         }
@@ -402,21 +469,22 @@ impl Matcher {
             return;
         }
         let mut rest = name;
-        loop {
-            if let Some(&h) = self.domains.get(rest) {
-                self.chain(h, now, rest, out);
+        // Listed domains have two labels at least: a bare top-level label is never looked up.
+        while let Some(dot) = rest.find('.') {
+            let b = domain_bit(rest);
+            if self.domain_bits[b / 64] & (1 << (b % 64)) != 0 {
+                if let Some((k, &h)) = self.domains.get_key_value(rest) {
+                    self.chain(h, now, Listed::Text(k), out);
+                }
             }
-            match rest.find('.') {
-                Some(dot) => rest = &rest[dot + 1..],
-                None => break,
-            }
+            rest = &rest[dot + 1..];
         }
     }
 
     /// Hits for a normalised URL.
     pub fn url<'m>(&'m self, url: &str, now: i64, out: &mut Vec<Match<'m>>) {
-        if let Some(&h) = self.urls.get(url) {
-            self.chain(h, now, url, out);
+        if let Some((k, &h)) = self.urls.get_key_value(url) {
+            self.chain(h, now, Listed::Text(k), out);
         }
     }
 
@@ -428,10 +496,24 @@ impl Matcher {
         now: i64,
         out: &mut Vec<Match<'m>>,
     ) {
-        if let Some(&h) = self.digests.get(kind.index()).and_then(|d| d.get(value)) {
-            self.chain(h, now, value, out);
+        if let Some((k, &h)) = self
+            .digests
+            .get(kind.index())
+            .and_then(|d| d.get_key_value(value))
+        {
+            self.chain(h, now, Listed::Text(k), out);
         }
     }
+}
+
+/// Bits of the domain filter (256 KiB: it stays in cache).
+const DOMAIN_BITS: usize = 1 << 21;
+
+fn domain_bit(name: &str) -> usize {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = rustc_hash::FxBuildHasher.build_hasher();
+    h.write(name.as_bytes());
+    (h.finish() as usize) % DOMAIN_BITS
 }
 
 /// One matcher per feed: a refresh rebuilds only its feed's matcher and swaps the set.

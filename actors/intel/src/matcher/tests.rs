@@ -13,7 +13,7 @@ fn entry(kind: IndicatorKind, value: &str) -> Entry<'_> {
 fn ips(m: &Matcher, a: &str) -> Vec<String> {
     let mut out = Vec::new();
     m.ip(a.parse().unwrap(), 0, &mut out);
-    out.into_iter().map(|h| h.indicator).collect()
+    out.into_iter().map(|h| h.indicator.to_string()).collect()
 }
 
 #[test]
@@ -97,7 +97,9 @@ fn parent_domains_match_at_label_boundaries_only() {
     let hit = |n: &str| {
         let mut out = Vec::new();
         m.domain(n, 0, &mut out);
-        out.into_iter().map(|h| h.indicator).collect::<Vec<_>>()
+        out.into_iter()
+            .map(|h| h.indicator.to_string())
+            .collect::<Vec<_>>()
     };
     assert_eq!(hit("evil.example"), ["evil.example"]);
     assert_eq!(hit("a.b.evil.example"), ["evil.example"]);
