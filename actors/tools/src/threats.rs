@@ -222,12 +222,17 @@ fn get_threat_detections(ctx: &Ctx) -> ToolDef {
         Spec {
             name: "get_threat_detections",
             title: "Threat detections",
-            description: "Summarises detections: alerts grouped by threat type and source address with counts, targets, severity and first/last time, optionally for one address (`ip`, as source or destination) and one threat_type, over the last `hours` or a since/until window.",
+            description: "Summarises detections: alerts grouped by threat type and source address with counts, targets, severity and first/last time, optionally for one address (`ip`, as source or destination) and one threat_type, over the last `hours` or a since/until window. Threat-feed matches are among them (blacklisted_ip, malicious_domain, malicious_url, malicious_ja3, malicious_cert) and are also counted per feed.",
             input: input(props, &[]),
             output: output(vec![
                 ("window", window_out()),
                 ("total_alerts", count("Alerts in the listed groups")),
                 ("detections", array("Groups, largest first", group)),
+                ("feed_matches", array("Threat-feed match alerts per feed since the window's start", output(vec![
+                    ("feed", string("Feed")),
+                    ("alerts", count("Alerts naming it")),
+                    ("last_match", opt_string("Latest (RFC 3339)")),
+                ]))),
             ]),
             annotations: ToolAnnotations::READ_ONLY,
             scope: Scope::ReadOnly,
@@ -258,7 +263,11 @@ fn get_threat_detections(ctx: &Ctx) -> ToolDef {
                 }
                 list.push(v);
             }
-            Ok(json!({"window": window_json(&window), "total_alerts": total, "detections": list}))
+            let feeds = netmonitor_store::intel::feed_matches(&mut conn, window.since)
+                .await
+                .map_err(db_err)?;
+            Ok(json!({"window": window_json(&window), "total_alerts": total, "detections": list,
+                      "feed_matches": json(&feeds)?}))
         },
     )
 }
