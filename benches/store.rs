@@ -38,6 +38,7 @@ fn flow(i: u64) -> Event {
             app_proto: Some("tls".into()),
             tcp_flags: 0x1b,
             alerted: false,
+            ..FlowRecord::default()
         }),
     }
 }

@@ -186,6 +186,10 @@ pub struct FlowInfo {
     pub tcp_flags_toserver: u8,
     /// Union of TCP flags sent by the server.
     pub tcp_flags_toclient: u8,
+    /// Transport payload bytes client to server (no headers, no retransmission check).
+    pub payload_toserver: u64,
+    /// Transport payload bytes server to client.
+    pub payload_toclient: u64,
     /// Flow state.
     pub state: FlowState,
     /// Application protocol recognised by the handler (`tls`, `krb5`, `dns`, ...).
@@ -217,6 +221,8 @@ impl FlowInfo {
             bytes_toclient: 0,
             tcp_flags_toserver: 0,
             tcp_flags_toclient: 0,
+            payload_toserver: 0,
+            payload_toclient: 0,
             state: FlowState::New,
             app_proto: None,
             app_done: false,
@@ -242,6 +248,10 @@ impl FlowInfo {
             reason: reason.record_reason().to_string(),
             app_proto: self.app_proto.map(str::to_string),
             tcp_flags: self.tcp_flags(),
+            tcp_flags_toserver: self.tcp_flags_toserver,
+            tcp_flags_toclient: self.tcp_flags_toclient,
+            payload_toserver: self.payload_toserver,
+            payload_toclient: self.payload_toclient,
             alerted: self.alerted,
         }
     }
@@ -700,14 +710,17 @@ impl<S: Default> FlowTable<S> {
             info.last_ts = ts;
         }
         let wire = u64::from(wire_len);
+        let payload = p.payload.len() as u64;
         if to_server {
             info.pkts_toserver += 1;
             info.bytes_toserver += wire;
+            info.payload_toserver += payload;
             info.tcp_flags_toserver |= flags;
             s.seen |= SEEN_TS;
         } else {
             info.pkts_toclient += 1;
             info.bytes_toclient += wire;
+            info.payload_toclient += payload;
             info.tcp_flags_toclient |= flags;
             s.seen |= SEEN_TC;
         }

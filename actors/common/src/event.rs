@@ -198,6 +198,19 @@ pub struct FlowRecord {
     pub app_proto: Option<String>,
     /// Union of TCP flags seen (0 for other protocols).
     pub tcp_flags: u8,
+    /// TCP flags the client sent (the behaviour detectors tell a refused attempt from a
+    /// session by them).
+    #[serde(default)]
+    pub tcp_flags_toserver: u8,
+    /// TCP flags the server sent.
+    #[serde(default)]
+    pub tcp_flags_toclient: u8,
+    /// Transport payload bytes client to server.
+    #[serde(default)]
+    pub payload_toserver: u64,
+    /// Transport payload bytes server to client.
+    #[serde(default)]
+    pub payload_toclient: u64,
     /// Whether an alert was raised on this flow.
     pub alerted: bool,
 }

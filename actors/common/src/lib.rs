@@ -10,6 +10,7 @@ pub mod event;
 pub mod krb;
 pub mod mitre;
 pub mod time;
+pub mod window;
 
 pub use event::*;
 pub use time::Timestamp;

@@ -8,11 +8,11 @@
 //! raised at most once per window.
 
 use netmonitor_common::krb::{error_code_name, etype_name, is_weak_etype, KrbMessage, KrbMsgType};
+use netmonitor_common::window::{Bounded, Distinct, Times};
 use netmonitor_common::{Alert, EventHeader};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::hash::Hash;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 /// KRB-ERROR code: the client principal does not exist.
@@ -29,10 +29,7 @@ const PREAUTH_PADATA: [i32; 6] = [2, 14, 16, 136, 138, 151];
 const KDC_OPT_RENEW: u32 = 0x8000_0000 >> 30;
 /// Microseconds per second.
 const MICROS: i64 = 1_000_000;
-/// Most events remembered per key for a count-in-window detection.
-pub const MAX_EVENTS_PER_KEY: usize = 1024;
-/// Most distinct names remembered per key for a distinct-in-window detection.
-pub const MAX_DISTINCT_PER_KEY: usize = 1024;
+pub use netmonitor_common::window::{MAX_DISTINCT_PER_KEY, MAX_EVENTS_PER_KEY};
 /// Most names listed in an alert's evidence.
 pub const MAX_EVIDENCE_NAMES: usize = 20;
 /// Most keys counted for the statistics' top lists.
@@ -258,114 +255,6 @@ impl KrbDetectConfig {
     }
 }
 
-/// A map bounded to `cap` keys, each stamped with the capture time it was last touched.
-#[derive(Debug)]
-struct Bounded<K, V> {
-    map: HashMap<K, (i64, V)>,
-    cap: usize,
-    evicted: u64,
-}
-
-impl<K: Eq + Hash, V: Default> Bounded<K, V> {
-    fn new(cap: usize) -> Self {
-        Bounded {
-            map: HashMap::new(),
-            cap: cap.max(1),
-            evicted: 0,
-        }
-    }
-
-    /// The value for `key`, created if absent (evicting first when full).
-    fn touch(&mut self, key: K, now: i64, window: i64) -> &mut V {
-        if !self.map.contains_key(&key) && self.map.len() >= self.cap {
-            self.make_room(now, window);
-        }
-        let slot = self.map.entry(key).or_insert_with(|| (now, V::default()));
-        slot.0 = slot.0.max(now);
-        &mut slot.1
-    }
-
-    fn remove(&mut self, key: &K) -> Option<V> {
-        self.map.remove(key).map(|(_, v)| v)
-    }
-
-    /// Drops expired keys; if that frees nothing, the least recently seen quarter.
-    fn make_room(&mut self, now: i64, window: i64) {
-        let before = self.map.len();
-        let horizon = now.saturating_sub(window);
-        self.map.retain(|_, (t, _)| *t >= horizon);
-        if self.map.len() >= self.cap {
-            let mut times: Vec<i64> = self.map.values().map(|(t, _)| *t).collect();
-            let k = (times.len() / 4).min(times.len().saturating_sub(1));
-            let (_, cut, _) = times.select_nth_unstable(k);
-            let cut = *cut;
-            self.map.retain(|_, (t, _)| *t > cut);
-        }
-        self.evicted += (before - self.map.len()) as u64;
-    }
-}
-
-/// Event times in a window (count detections).
-#[derive(Debug, Default)]
-struct Times(VecDeque<i64>);
-
-impl Times {
-    /// Records one event and returns how many fall in the window ending now.
-    fn push(&mut self, now: i64, window: i64) -> usize {
-        let horizon = now.saturating_sub(window);
-        while self.0.front().is_some_and(|t| *t < horizon) {
-            self.0.pop_front();
-        }
-        if self.0.len() >= MAX_EVENTS_PER_KEY {
-            self.0.pop_front();
-        }
-        self.0.push_back(now);
-        self.0.len()
-    }
-}
-
-/// Distinct names seen in a window, with when each was last seen (distinct detections).
-#[derive(Debug, Default)]
-struct Distinct {
-    names: HashMap<String, i64>,
-    oldest: i64,
-}
-
-impl Distinct {
-    /// Records one name and returns how many distinct names fall in the window ending now.
-    fn insert(&mut self, name: String, now: i64, window: i64) -> usize {
-        let horizon = now.saturating_sub(window);
-        if !self.names.is_empty() && self.oldest < horizon {
-            self.names.retain(|_, t| *t >= horizon);
-            self.oldest = self.names.values().copied().min().unwrap_or(now);
-        }
-        if !self.names.contains_key(&name) && self.names.len() >= MAX_DISTINCT_PER_KEY {
-            if let Some(old) = self
-                .names
-                .iter()
-                .min_by_key(|(_, t)| **t)
-                .map(|(n, _)| n.clone())
-            {
-                self.names.remove(&old);
-            }
-        }
-        if self.names.is_empty() {
-            self.oldest = now;
-        }
-        self.oldest = self.oldest.min(now);
-        self.names.insert(name, now);
-        self.names.len()
-    }
-
-    /// A sorted sample of the names, for evidence.
-    fn sample(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.names.keys().cloned().collect();
-        v.sort();
-        v.truncate(MAX_EVIDENCE_NAMES);
-        v
-    }
-}
-
 /// What the detector remembers about the last request on a flow until it is answered.
 #[derive(Debug, Default, Clone)]
 struct Pending {
@@ -550,10 +439,10 @@ pub struct KerberosDetector {
     cfg: KrbDetectConfig,
     window: i64,
     pending: Bounded<u64, Pending>,
-    spns: Bounded<IpAddr, Distinct>,
+    spns: Bounded<IpAddr, Distinct<String>>,
     preauth_failures: Bounded<(IpAddr, String), Times>,
-    sprayed: Bounded<IpAddr, Distinct>,
-    unknown_users: Bounded<IpAddr, Distinct>,
+    sprayed: Bounded<IpAddr, Distinct<String>>,
+    unknown_users: Bounded<IpAddr, Distinct<String>>,
     renewals: Bounded<IpAddr, Times>,
     last_alert: Bounded<(u32, String), ()>,
     stats: StatsState,
@@ -683,11 +572,12 @@ impl KerberosDetector {
     /// True (and remembered) when `rule` has not alerted for `key` within the window.
     fn first_in_window(&mut self, rule: &DetectionRule, key: String, now: i64) -> bool {
         let window = self.window;
-        let fresh = match self.last_alert.map.get(&(rule.signature_id, key.clone())) {
+        let fresh = match self
+            .last_alert
+            .last_touched(&(rule.signature_id, key.clone()))
+        {
             // Far in the past counts as fresh too: a replay of an older capture.
-            Some((last, _)) => {
-                now.saturating_sub(*last) >= window || last.saturating_sub(now) >= window
-            }
+            Some(last) => now.saturating_sub(last) >= window || last.saturating_sub(now) >= window,
             None => true,
         };
         if fresh {
@@ -770,7 +660,7 @@ impl KerberosDetector {
                         "distinct_spns": n,
                         "threshold": threshold,
                         "window_secs": secs,
-                        "spns": set.sample(),
+                        "spns": set.sample(MAX_EVIDENCE_NAMES),
                     });
                     let sev = RULE_KERBEROAST_MANY_SPNS.severity;
                     self.raise(
@@ -942,7 +832,7 @@ impl KerberosDetector {
                     "distinct_unknown_principals": n,
                     "threshold": threshold,
                     "window_secs": secs,
-                    "principals": set.sample(),
+                    "principals": set.sample(MAX_EVIDENCE_NAMES),
                 });
                 let sev = RULE_USER_ENUMERATION.severity;
                 self.raise(
@@ -993,7 +883,7 @@ impl KerberosDetector {
                     "distinct_accounts": n,
                     "threshold": threshold,
                     "window_secs": secs,
-                    "accounts": set.sample(),
+                    "accounts": set.sample(MAX_EVIDENCE_NAMES),
                 });
                 let sev = RULE_PASSWORD_SPRAY.severity;
                 self.raise(

@@ -30,6 +30,7 @@ fn flow_event(i: u64) -> Event {
             app_proto: Some("tls".into()),
             tcp_flags: 0x1b,
             alerted: false,
+            ..FlowRecord::default()
         }),
     }
 }

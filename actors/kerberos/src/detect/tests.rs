@@ -411,9 +411,9 @@ fn memory_stays_bounded_under_many_clients() {
         det.inspect(&h, &req);
         det.inspect(&h, &err);
     }
-    assert!(det.pending.map.len() <= 64);
-    assert!(det.preauth_failures.map.len() <= 64);
-    assert!(det.sprayed.map.len() <= 64);
+    assert!(det.pending.len() <= 64);
+    assert!(det.preauth_failures.len() <= 64);
+    assert!(det.sprayed.len() <= 64);
     assert!(det.stats().evicted_keys > 0);
     assert!(det.stats.clients.0.len() <= MAX_TOP_TRACKED);
     // Detection still works after evictions.
