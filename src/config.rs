@@ -431,6 +431,7 @@ impl Config {
                 "kerberos": self.detection.kerberos,
                 "tls": {"ja3_blocklist": self.detection.tls.ja3_blocklist},
                 "alerts": {"dedup_window_secs": self.detection.alerts.dedup_window_secs},
+                "behaviour": self.detection.behaviour,
             },
             "intel": {
                 "enabled": self.intel.enabled,

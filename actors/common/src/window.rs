@@ -116,6 +116,12 @@ impl Times {
         self.0.len()
     }
 
+    /// Events in the window ending now, without forgetting anything.
+    pub fn count(&self, now: i64, window: i64) -> usize {
+        let horizon = now.saturating_sub(window);
+        self.0.iter().filter(|t| **t >= horizon).count()
+    }
+
     /// The times held, oldest first.
     pub fn times(&self) -> impl Iterator<Item = i64> + '_ {
         self.0.iter().copied()

@@ -11,6 +11,8 @@ pub use live::LiveRouter;
 
 use actix::prelude::*;
 use netmonitor_alerts::{AlertPolicy, AlertStage, SetWhitelist, WhitelistEntry};
+use netmonitor_behaviour::actor::BehaviourActor;
+use netmonitor_behaviour::BehaviourConfig;
 use netmonitor_eve::{EveConfig, EveSink};
 use netmonitor_intel::actor::IntelActor;
 use netmonitor_intel::config::IntelConfig;
@@ -41,6 +43,8 @@ pub struct DetectionConfig {
     pub tls: TlsDetectConfig,
     /// The alert stage (`[detection.alerts]`).
     pub alerts: AlertsConfig,
+    /// Behaviour detections (`[detection.behaviour]`).
+    pub behaviour: BehaviourConfig,
 }
 
 /// `[detection.tls]`.
@@ -63,6 +67,9 @@ impl DetectionConfig {
     /// Checks every part, naming the bad field.
     pub fn validate(&self) -> Result<(), String> {
         self.kerberos
+            .validate()
+            .map_err(|e| format!("detection.{e}"))?;
+        self.behaviour
             .validate()
             .map_err(|e| format!("detection.{e}"))?;
         Ok(())
@@ -103,6 +110,8 @@ pub struct Engine {
     pub tls: Addr<TlsActor>,
     /// Kerberos detections and live statistics.
     pub kerberos: Addr<KerberosActor>,
+    /// Behaviour detections.
+    pub behaviour: Addr<BehaviourActor>,
     /// The live inventory.
     pub inventory: Option<Addr<InventoryActor>>,
     /// The EVE sink.
@@ -129,6 +138,8 @@ pub struct Handles {
     pub tls: Addr<TlsActor>,
     /// Kerberos live statistics.
     pub kerberos: Addr<KerberosActor>,
+    /// Behaviour detections and their counters.
+    pub behaviour: Addr<BehaviourActor>,
     /// The live inventory, when kept.
     pub inventory: Option<Addr<InventoryActor>>,
     /// The EVE sink, when configured.
@@ -204,6 +215,20 @@ impl Engine {
             kerberos.clone().recipient(),
             Some(kerberos.clone().recipient()),
         );
+        let behaviour = on_own_arbiter(
+            &mut arbiters,
+            BehaviourActor::new(
+                opts.detection.behaviour.clone(),
+                alert_stage.clone().recipient(),
+            ),
+        );
+        bus.subscribe(
+            "behaviour",
+            &[Topic::Events],
+            Backpressure::Block,
+            behaviour.clone().recipient(),
+            Some(behaviour.clone().recipient()),
+        );
         let (intel, feeds) = match opts.intel.filter(|i| i.config.enabled) {
             Some(i) => {
                 i.config.validate()?;
@@ -273,6 +298,7 @@ impl Engine {
             alert_stage,
             tls,
             kerberos,
+            behaviour,
             inventory,
             eve,
             store,
@@ -357,6 +383,7 @@ impl Engine {
             alert_stage: self.alert_stage.clone(),
             tls: self.tls.clone(),
             kerberos: self.kerberos.clone(),
+            behaviour: self.behaviour.clone(),
             inventory: self.inventory.clone(),
             eve: self.eve.clone(),
             intel: self.intel.clone(),
@@ -371,6 +398,7 @@ impl Engine {
     pub async fn drain(&self) {
         let _ = self.tls.send(Drain).await;
         let _ = self.kerberos.send(Drain).await;
+        let _ = self.behaviour.send(Drain).await;
         if let Some(i) = &self.intel {
             let _ = i.send(Drain).await;
         }

@@ -5,6 +5,7 @@
 use crate::Engine;
 use actix::prelude::*;
 use netmonitor_alerts::AlertStage;
+use netmonitor_behaviour::actor::BehaviourActor;
 use netmonitor_eve::EveSink;
 use netmonitor_intel::actor::IntelActor;
 use netmonitor_kerberos::actor::KerberosActor;
@@ -15,6 +16,7 @@ use netmonitor_runtime::{LiveKey, ParamChange, SetParam};
 pub struct LiveRouter {
     stage: Recipient<SetParam>,
     kerberos: Recipient<SetParam>,
+    behaviour: Recipient<SetParam>,
     eve: Option<Recipient<SetParam>>,
     intel: Option<Recipient<SetParam>>,
 }
@@ -24,6 +26,7 @@ impl LiveRouter {
         LiveRouter {
             stage: e.alert_stage.clone().recipient(),
             kerberos: e.kerberos.clone().recipient(),
+            behaviour: e.behaviour.clone().recipient(),
             eve: e.eve.clone().map(Addr::recipient),
             intel: e.intel.clone().map(Addr::recipient),
         }
@@ -32,6 +35,7 @@ impl LiveRouter {
     /// Every key the engine's actors change at run time.
     pub fn keys(&self) -> Vec<LiveKey> {
         let mut keys = KerberosActor::live_keys();
+        keys.extend(BehaviourActor::live_keys());
         keys.extend(AlertStage::live_keys());
         if self.eve.is_some() {
             keys.extend(EveSink::live_keys());
@@ -51,6 +55,8 @@ impl LiveRouter {
     pub async fn set(&self, key: &str, value: serde_json::Value) -> Result<ParamChange, String> {
         let to = if key.starts_with("detection.kerberos.") {
             &self.kerberos
+        } else if key.starts_with(netmonitor_behaviour::actor::PREFIX) {
+            &self.behaviour
         } else if key.starts_with("output.eve.") {
             self.eve
                 .as_ref()

@@ -1,0 +1,238 @@
+//! Port scans and floods. A probe is a TCP flow that carried no data either way (refused, left
+//! unanswered, or opened and dropped at once, as SYN and connect scans do) or a UDP flow left
+//! unanswered. Vertical scans count distinct ports per target, horizontal scans distinct targets
+//! per port, as Zeek's scan policy does; the threshold random walk (Jung et al., 2004) judges a
+//! source by the outcomes of its first contacts with each host, which catches scans too slow
+//! for any window. Floods count flow openings per service.
+
+use crate::config::BehaviourConfig;
+use crate::names::is_chatter;
+use crate::rules::*;
+use crate::Raise;
+use netmonitor_common::event::ipproto;
+use netmonitor_common::window::{Bounded, Distinct, Times};
+use netmonitor_common::{EventHeader, FlowRecord, FlowStart};
+use serde_json::json;
+use std::net::IpAddr;
+
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+const RST: u8 = 0x04;
+
+/// Most first contacts remembered per source for the random walk.
+const TRW_CONTACTS_WINDOW_US: i64 = 86_400 * 1_000_000;
+
+/// A source's random walk.
+#[derive(Debug, Default)]
+pub(crate) struct Walk {
+    /// log of the likelihood ratio scanner : benign.
+    llr: f64,
+    contacted: Distinct<IpAddr>,
+    failures: u32,
+    successes: u32,
+}
+
+/// The scan and flood state.
+pub(crate) struct Scans {
+    ports: Bounded<(IpAddr, IpAddr), Distinct<u16>>,
+    hosts: Bounded<(IpAddr, u16), Distinct<IpAddr>>,
+    walks: Bounded<IpAddr, Walk>,
+    syn: Bounded<(IpAddr, u16), Times>,
+    conns: Bounded<(IpAddr, IpAddr, u16), Times>,
+}
+
+/// How a flow ended, for a scan detector.
+fn probe_outcome(h: &EventHeader, f: &FlowRecord) -> Option<bool> {
+    match h.key.proto {
+        ipproto::TCP => {
+            if f.tcp_flags_toserver & SYN == 0 {
+                return None; // picked up mid-connection: no first contact seen
+            }
+            let answered = f.tcp_flags_toclient & (SYN | ACK) == (SYN | ACK);
+            let data = f.payload_toserver > 0 || f.payload_toclient > 0;
+            Some(answered && data)
+        }
+        ipproto::UDP => Some(f.pkts_toclient > 0),
+        _ => None,
+    }
+}
+
+impl Scans {
+    pub(crate) fn new(cap: usize) -> Self {
+        Scans {
+            ports: Bounded::new(cap),
+            hosts: Bounded::new(cap),
+            walks: Bounded::new(cap),
+            syn: Bounded::new(cap),
+            conns: Bounded::new(cap),
+        }
+    }
+
+    pub(crate) fn evicted(&self) -> u64 {
+        self.ports.evicted
+            + self.hosts.evicted
+            + self.walks.evicted
+            + self.syn.evicted
+            + self.conns.evicted
+    }
+
+    pub(crate) fn tracked(&self) -> usize {
+        self.ports.len() + self.hosts.len() + self.walks.len() + self.syn.len() + self.conns.len()
+    }
+
+    /// A flow's first packet: flood counting.
+    pub(crate) fn on_start(
+        &mut self,
+        cfg: &BehaviourConfig,
+        h: &EventHeader,
+        s: &FlowStart,
+        out: &mut Vec<Raise>,
+    ) {
+        let c = &cfg.flood;
+        if !c.enabled || is_chatter(h.key.dst_ip, h.key.src_port, h.key.dst_port) {
+            return;
+        }
+        let now = h.ts.0;
+        let window = secs(c.window_secs);
+        let k = &h.key;
+        if k.proto == ipproto::TCP && s.tcp_flags & (SYN | ACK | RST) == SYN && c.syn_per_target > 0
+        {
+            let n = self
+                .syn
+                .touch((k.dst_ip, k.dst_port), now, window)
+                .push(now, window);
+            if n >= c.syn_per_target {
+                out.push(Raise::new(
+                    &SYN_FLOOD,
+                    format!("{}:{}", k.dst_ip, k.dst_port),
+                    window,
+                    json!({"target": k.dst_ip.to_string(), "port": k.dst_port, "half_open": n,
+                           "threshold": c.syn_per_target, "window_secs": c.window_secs}),
+                ));
+            }
+        }
+        if c.connections_per_source > 0 {
+            let n = self
+                .conns
+                .touch((k.src_ip, k.dst_ip, k.dst_port), now, window)
+                .push(now, window);
+            if n >= c.connections_per_source {
+                out.push(Raise::new(
+                    &CONNECTION_FLOOD,
+                    format!("{}>{}:{}", k.src_ip, k.dst_ip, k.dst_port),
+                    window,
+                    json!({"source": k.src_ip.to_string(), "target": k.dst_ip.to_string(),
+                           "port": k.dst_port, "connections": n,
+                           "threshold": c.connections_per_source, "window_secs": c.window_secs}),
+                ));
+            }
+        }
+    }
+
+    /// A flow's record: scan counting.
+    pub(crate) fn on_flow(
+        &mut self,
+        cfg: &BehaviourConfig,
+        h: &EventHeader,
+        f: &FlowRecord,
+        out: &mut Vec<Raise>,
+    ) {
+        let c = &cfg.scan;
+        let k = &h.key;
+        if !c.enabled || is_chatter(k.dst_ip, k.src_port, k.dst_port) {
+            return;
+        }
+        let Some(success) = probe_outcome(h, f) else {
+            return;
+        };
+        let now = f.start.0;
+        let window = secs(c.window_secs);
+        if !success {
+            if c.ports_per_host > 0 {
+                let set = self.ports.touch((k.src_ip, k.dst_ip), now, window);
+                let n = set.insert(k.dst_port, now, window);
+                if n >= c.ports_per_host {
+                    out.push(Raise::new(
+                        &VERTICAL_SCAN,
+                        format!("{}>{}", k.src_ip, k.dst_ip),
+                        window,
+                        json!({"scanner": k.src_ip.to_string(), "target": k.dst_ip.to_string(),
+                               "ports": n, "threshold": c.ports_per_host,
+                               "window_secs": c.window_secs, "sample_ports": set.sample(20)}),
+                    ));
+                }
+            }
+            if c.hosts_per_port > 0 {
+                let set = self.hosts.touch((k.src_ip, k.dst_port), now, window);
+                let n = set.insert(k.dst_ip, now, window);
+                if n >= c.hosts_per_port {
+                    let sample: Vec<String> =
+                        set.sample(20).iter().map(ToString::to_string).collect();
+                    out.push(Raise::new(
+                        &HORIZONTAL_SCAN,
+                        format!("{}:{}", k.src_ip, k.dst_port),
+                        window,
+                        json!({"scanner": k.src_ip.to_string(), "port": k.dst_port,
+                               "hosts": n, "threshold": c.hosts_per_port,
+                               "window_secs": c.window_secs, "sample_hosts": sample}),
+                    ));
+                }
+            }
+        }
+        if c.trw {
+            self.walk(cfg, h, success, now, out);
+        }
+    }
+
+    /// One first contact of a source with a host moves its random walk.
+    fn walk(
+        &mut self,
+        cfg: &BehaviourConfig,
+        h: &EventHeader,
+        success: bool,
+        now: i64,
+        out: &mut Vec<Raise>,
+    ) {
+        let c = &cfg.scan;
+        // Benign hosts connect with probability theta0, scanners with theta1 (Jung et al.).
+        let (theta0, theta1) = (0.8f64, 0.2f64);
+        let upper = (c.trw_detection / c.trw_false_positive).ln();
+        let lower = ((1.0 - c.trw_detection) / (1.0 - c.trw_false_positive)).ln();
+        let w = self.walks.touch(h.key.src_ip, now, TRW_CONTACTS_WINDOW_US);
+        let before = w.contacted.len();
+        if w.contacted
+            .insert(h.key.dst_ip, now, TRW_CONTACTS_WINDOW_US)
+            == before
+        {
+            return; // not a first contact
+        }
+        if success {
+            w.successes += 1;
+            w.llr += (theta1 / theta0).ln();
+        } else {
+            w.failures += 1;
+            w.llr += ((1.0 - theta1) / (1.0 - theta0)).ln();
+        }
+        if w.llr >= upper && w.failures >= c.trw_min_failures {
+            out.push(Raise::new(
+                &TRW_SCAN,
+                h.key.src_ip.to_string(),
+                TRW_CONTACTS_WINDOW_US,
+                json!({"scanner": h.key.src_ip.to_string(), "method": "threshold random walk",
+                       "failed_first_contacts": w.failures, "successful_first_contacts": w.successes,
+                       "hosts_contacted": w.contacted.len(),
+                       "false_positive_rate": c.trw_false_positive, "detection_rate": c.trw_detection}),
+            ));
+            w.llr = 0.0;
+        } else if w.llr >= upper {
+            w.llr = upper; // decided, waiting for enough failures
+        } else if w.llr <= lower {
+            w.llr = 0.0; // judged benign: start over
+        }
+    }
+}
+
+/// Seconds → microseconds.
+pub(crate) fn secs(s: u64) -> i64 {
+    i64::try_from(s.saturating_mul(1_000_000)).unwrap_or(i64::MAX)
+}
