@@ -32,6 +32,12 @@ if [ "$mode" = test ]; then
   command -v ip >/dev/null 2>&1 || missing+=(iproute2)
   command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
   command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+  # Attack tools and the servers they attack, for the behaviour tests.
+  command -v nmap >/dev/null 2>&1 || missing+=(nmap)
+  command -v hydra >/dev/null 2>&1 || missing+=(hydra)
+  [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+  command -v iodined >/dev/null 2>&1 || missing+=(iodine)
+  command -v avahi-publish >/dev/null 2>&1 || missing+=(avahi-utils avahi-daemon)
 fi
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "bootstrap: installing ${missing[*]}" >&2
@@ -39,8 +45,20 @@ if [ "${#missing[@]}" -gt 0 ]; then
   # wireshark-common asks whether non-root users may capture; answer it (no) up front.
   echo "wireshark-common wireshark-common/install-setuid boolean false" \
     | $sudo_cmd debconf-set-selections 2>/dev/null || true
-  $sudo_cmd apt-get update -qq
-  $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Test servers (sshd, iodined, avahi) are started by the tests inside their own namespaces;
+  # installing them must not start them on the host.
+  no_start=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    no_start=1
+    printf '#!/bin/sh\nexit 101\n' | $sudo_cmd tee /usr/sbin/policy-rc.d >/dev/null
+    $sudo_cmd chmod 755 /usr/sbin/policy-rc.d
+  fi
+  status=0
+  { $sudo_cmd apt-get update -qq \
+    && $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; } \
+    || status=$?
+  [ -z "$no_start" ] || $sudo_cmd rm -f /usr/sbin/policy-rc.d
+  [ "$status" -eq 0 ] || exit "$status"
 fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "bootstrap: cargo not found; install Rust (https://rustup.rs) and run this again" >&2

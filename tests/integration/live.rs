@@ -2,87 +2,10 @@
 //! run --interface` on the host end, UDP sent into the namespace; the packets are counted in the
 //! sensor status, held in the ring buffer, and exported to a pcap that tcpdump reads.
 
+use crate::netns::*;
 use crate::util::*;
 use std::process::Command;
 use std::time::Duration;
-
-struct Netns {
-    ns: String,
-    host_if: String,
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.host_if])
-            .status();
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
-    }
-}
-
-fn ip(args: &[&str]) {
-    let st = Command::new("ip")
-        .args(args)
-        .status()
-        .expect("ip (iproute2)");
-    assert!(st.success(), "ip {args:?}");
-}
-
-/// Skips (outside CI) unless root: live capture needs CAP_NET_RAW and CAP_NET_ADMIN.
-fn can_capture() -> bool {
-    if unsafe { libc::geteuid() } != 0 {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "CI runs as root and must run this test"
-        );
-        eprintln!("skipping: live capture needs root (CAP_NET_RAW, CAP_NET_ADMIN)");
-        return false;
-    }
-    true
-}
-
-/// A veth pair into a fresh namespace: (namespace, host address, namespace address). Tests
-/// running at once pass different `tag`s (names and subnets differ).
-fn veth(tag: u32) -> (Netns, String, String) {
-    let id = (std::process::id() + tag * 1000) % 10_000;
-    let net = Netns {
-        ns: format!("nmt{id}"),
-        host_if: format!("nmh{id}"),
-    };
-    let peer = format!("nmp{id}");
-    let (host_ip, ns_ip) = (
-        format!("10.{}.{}.1", 213 + tag, id % 250),
-        format!("10.{}.{}.2", 213 + tag, id % 250),
-    );
-    ip(&["netns", "add", &net.ns]);
-    ip(&[
-        "link",
-        "add",
-        &net.host_if,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        &peer,
-    ]);
-    ip(&["link", "set", &peer, "netns", &net.ns]);
-    ip(&["addr", "add", &format!("{host_ip}/24"), "dev", &net.host_if]);
-    ip(&["link", "set", &net.host_if, "up"]);
-    ip(&[
-        "netns",
-        "exec",
-        &net.ns,
-        "ip",
-        "addr",
-        "add",
-        &format!("{ns_ip}/24"),
-        "dev",
-        &peer,
-    ]);
-    ip(&["netns", "exec", &net.ns, "ip", "link", "set", &peer, "up"]);
-    (net, host_ip, ns_ip)
-}
 
 #[test]
 fn live_capture_on_a_veth_pair_counts_rings_and_exports() {

@@ -1,11 +1,13 @@
 //! End-to-end tests: the real binary, a real PostgreSQL (private clusters in temp directories),
 //! real HTTP. One target, a module per area, shared fixtures in `util`.
 
+mod behaviour;
 mod eve_schema;
 mod intel;
 mod live;
 mod live_config;
 mod mcp;
+mod netns;
 mod oracles;
 mod resilience;
 mod service;

@@ -140,7 +140,7 @@ impl Default for BruteForceConfig {
     fn default() -> Self {
         BruteForceConfig {
             enabled: true,
-            window_secs: 60,
+            window_secs: 300,
             sessions: 10,
             spray_targets: 5,
             short_session_secs: 30,
