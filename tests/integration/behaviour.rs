@@ -39,7 +39,8 @@ fn have(tool: &str, arg: &str) -> bool {
 }
 
 /// Flows end quickly so that scans and sessions are judged within the test's patience.
-const FAST_FLOWS: &str = "[sensor.pipeline.flow]\ntcp_new_timeout_secs = 2\ntcp_closed_timeout_secs = 1\n\
+const FAST_FLOWS: &str =
+    "[sensor.pipeline.flow]\ntcp_new_timeout_secs = 2\ntcp_closed_timeout_secs = 1\n\
     tcp_established_timeout_secs = 5\nudp_timeout_secs = 3\nsweep_interval_ms = 200\n";
 
 /// `netmonitor run` capturing `iface` with `config` appended to the fast-flow settings; EVE
@@ -48,7 +49,10 @@ fn start(dir: &Path, iface: &str, config: &str) -> (Running, u16) {
     let cfg = dir.join("netmonitor.toml");
     std::fs::write(&cfg, format!("{FAST_FLOWS}{config}")).unwrap();
     let eve = dir.join("eve.json");
-    let (cfg, eve) = (cfg.to_string_lossy().into_owned(), eve.to_string_lossy().into_owned());
+    let (cfg, eve) = (
+        cfg.to_string_lossy().into_owned(),
+        eve.to_string_lossy().into_owned(),
+    );
     start_service_with(
         dir,
         &[],
@@ -67,7 +71,9 @@ fn alerts(dir: &Path) -> Vec<Value> {
 }
 
 fn kind(a: &Value) -> &str {
-    a["alert"]["metadata"]["threat_type"][0].as_str().unwrap_or("")
+    a["alert"]["metadata"]["threat_type"][0]
+        .as_str()
+        .unwrap_or("")
 }
 
 fn wait_alert(dir: &Path, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
@@ -96,7 +102,11 @@ fn nmap_syn_and_connect_scans_are_port_scans_and_whitelisting_silences_them() {
             .arg(target)
             .output()
             .expect("nmap");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     nmap(&["-sS", "-p", "1-200"], &ns_ip);
     let syn = wait_alert(dir.path(), "the SYN scan", |a| {
@@ -113,7 +123,10 @@ fn nmap_syn_and_connect_scans_are_port_scans_and_whitelisting_silences_them() {
     // The scanner whitelisted: the next scan raises nothing, and the stage counts it.
     let token = create_token(dir.path(), "soc", "admin");
     let mcp = McpSession::open(port, &token);
-    let added = mcp.call("add_whitelist_entry", json!({"ip_cidr": host_ip, "description": "vulnerability scanner"}));
+    let added = mcp.call(
+        "add_whitelist_entry",
+        json!({"ip_cidr": host_ip, "description": "vulnerability scanner"}),
+    );
     assert_eq!(added["isError"], false, "{added}");
     let id = added["structuredContent"]["entry"]["id"].as_i64().unwrap();
     let before = alerts(dir.path()).len();
@@ -124,10 +137,16 @@ fn nmap_syn_and_connect_scans_are_port_scans_and_whitelisting_silences_them() {
             .as_u64()
             .unwrap_or(0)
     };
-    wait_for("the whitelisted scan to be counted", Duration::from_secs(60), || {
-        suppressed(&mcp) > 0
-    });
-    assert_eq!(alerts(dir.path()).len(), before, "no alert for a whitelisted scanner");
+    wait_for(
+        "the whitelisted scan to be counted",
+        Duration::from_secs(60),
+        || suppressed(&mcp) > 0,
+    );
+    assert_eq!(
+        alerts(dir.path()).len(),
+        before,
+        "no alert for a whitelisted scanner"
+    );
     drop(net);
 }
 
@@ -136,9 +155,15 @@ fn hydra_against_openssh_is_brute_force() {
     if !can_capture() || !have("hydra", "-h") || !have("ssh-keygen", "-?") {
         return;
     }
-    let sshd = ["/usr/sbin/sshd", "/sbin/sshd"].into_iter().find(|p| Path::new(p).exists());
+    let sshd = ["/usr/sbin/sshd", "/sbin/sshd"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
     let Some(sshd) = sshd else {
-        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI installs openssh-server");
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI installs openssh-server"
+        );
         return;
     };
     let (net, host_ip, ns_ip) = veth(6);
@@ -155,11 +180,23 @@ fn hydra_against_openssh_is_brute_force() {
         net.exec(sshd)
             .args(["-D", "-e", "-p", "22", "-h"])
             .arg(&key)
-            .args(["-o", "PasswordAuthentication=yes", "-o", "UsePAM=no", "-o", "MaxStartups=100"])
-            .args(["-o", &format!("PidFile={}", dir.path().join("sshd.pid").display())])
+            .args([
+                "-o",
+                "PasswordAuthentication=yes",
+                "-o",
+                "UsePAM=no",
+                "-o",
+                "MaxStartups=100",
+            ])
+            .args([
+                "-o",
+                &format!("PidFile={}", dir.path().join("sshd.pid").display()),
+            ])
             .args(["-o", &format!("ListenAddress={ns_ip}")])
             .stdout(Stdio::null())
-            .stderr(Stdio::from(std::fs::File::create(dir.path().join("sshd.log")).unwrap()))
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("sshd.log")).unwrap(),
+            ))
             .spawn()
             .unwrap(),
     );
@@ -183,8 +220,176 @@ fn hydra_against_openssh_is_brute_force() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let a = wait_alert(dir.path(), "the brute-force alert", |a| kind(a) == "brute_force");
+    let a = wait_alert(dir.path(), "the brute-force alert", |a| {
+        kind(a) == "brute_force"
+    });
     assert_eq!(a["src_ip"], host_ip.as_str());
     assert_eq!(a["alert"]["context"]["service"], "ssh");
     assert_eq!(a["alert"]["metadata"]["mitre_technique_id"][0], "T1110");
+}
+
+#[test]
+fn iodine_carrying_data_through_dns_is_a_dns_tunnel() {
+    if !can_capture() || !have("iodined", "-v") || !have("iodine", "-v") {
+        return;
+    }
+    let net = bridged(7);
+    let dir = data_dir();
+    let domain = "t1.tunnel-test";
+    let _server = Proc(
+        net.server
+            .exec("iodined")
+            .args(["-f", "-c", "-P", "not-a-secret", "10.53.0.1/27", domain])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let (_svc, _port) = start(dir.path(), &net.client.host_if, "");
+    // -r: stay in DNS mode (no raw UDP shortcut to the server).
+    let _client = Proc(
+        net.client
+            .exec("iodine")
+            .args(["-f", "-r", "-P", "not-a-secret", &net.server_ip, domain])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Data through the tunnel: a TCP stream from the client namespace to the tunnel's far end.
+    let _sink = Proc(
+        net.server
+            .exec("python3")
+            .args(["-c", "import socket\ns=socket.create_server(('10.53.0.1',9))\nwhile True:\n c,_=s.accept()\n while c.recv(65536): pass\n"])
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("the tunnel to come up", Duration::from_secs(60), || {
+        net.client
+            .exec("python3")
+            .args(["-c", "import socket\nc=socket.create_connection(('10.53.0.1',9),timeout=5)\nc.sendall(b'x'*20000)\nc.close()\n"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    let a = wait_alert(dir.path(), "the DNS tunnel alert", |a| {
+        a["alert"]["signature_id"] == 9_500_008
+    });
+    assert_eq!(kind(&a), "dns_tunnel");
+    assert_eq!(a["src_ip"], net.client_ip.as_str());
+    assert_eq!(a["alert"]["context"]["domain"], domain);
+    assert!(a["alert"]["context"]["unique_subdomains"].as_u64().unwrap() >= 50);
+    assert_eq!(a["alert"]["metadata"]["mitre_technique_id"][0], "T1071.004");
+}
+
+/// Thresholds low enough that the chatter below would trip the DNS and beacon detections in
+/// seconds if it were judged at all.
+const TWITCHY: &str = "[detection.behaviour.dns]\nunique_subdomains = 5\nlong_label_queries = 1\n\
+    long_label = 10\nentropy = 1.0\ntxt_null_queries = 5\n\
+    [detection.behaviour.beacon]\nmin_connections = 4\nmin_span_secs = 1\nmin_interval_secs = 0.5\n\
+    full_count = 4\nscore = 0.5\n";
+
+/// A UPnP device's SSDP NOTIFY and M-SEARCH every second, each from a fresh socket, out of
+/// the address given.
+const SSDP: &str = r#"
+import socket, sys, time
+msgs = (b'NOTIFY * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nNT: upnp:rootdevice\r\nNTS: ssdp:alive\r\n\r\n',
+        b'M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nMAN: "ssdp:discover"\r\nMX: 1\r\nST: ssdp:all\r\n\r\n')
+while True:
+    for m in msgs:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 2)
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(sys.argv[1]))
+        s.sendto(m, ('239.255.255.250', 1900))
+        s.close()
+    time.sleep(1)
+"#;
+
+#[test]
+fn avahi_mdns_and_ssdp_chatter_raise_nothing() {
+    if !can_capture() || !have("avahi-daemon", "--version") {
+        return;
+    }
+    let (net, _host_ip, ns_ip) = veth(8);
+    let dir = data_dir();
+    let services = dir.path().join("services");
+    std::fs::create_dir_all(&services).unwrap();
+    for i in 0..40 {
+        std::fs::write(
+            services.join(format!("q{i}.service")),
+            format!(
+                "<?xml version=\"1.0\" standalone='no'?>\n<!DOCTYPE service-group SYSTEM \
+                \"avahi-service.dtd\">\n<service-group><name>Printer queue {i}</name><service>\
+                <type>_ipp._tcp</type><port>631</port></service></service-group>\n"
+            ),
+        )
+        .unwrap();
+    }
+    let conf = dir.path().join("avahi.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[server]\nhost-name=nm-test-printer\nenable-dbus=no\nallow-interfaces={}\n\
+            [publish]\npublish-workstation=yes\n",
+            net.peer
+        ),
+    )
+    .unwrap();
+    let (_svc, port) = start(dir.path(), &net.host_if, TWITCHY);
+    // avahi's runtime directory and services directory are private to this namespace's mounts.
+    let _avahi = Proc(
+        net.exec("sh")
+            .arg("-c")
+            .arg(format!(
+                "mount -t tmpfs tmpfs /run && mkdir -p /run/avahi-daemon && \
+                 mount --bind {} /etc/avahi/services && \
+                 exec avahi-daemon -f {} --no-drop-root --no-chroot --no-rlimits",
+                services.display(),
+                conf.display()
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("avahi.log")).unwrap(),
+            ))
+            .spawn()
+            .unwrap(),
+    );
+    let _ssdp = Proc(
+        net.exec("python3")
+            .args(["-c", SSDP, &ns_ip])
+            .spawn()
+            .unwrap(),
+    );
+    // Wait until the sensor has seen the chatter: many distinct mDNS names and SSDP flows.
+    let events = |t: &str| -> Vec<Value> {
+        std::fs::read_to_string(dir.path().join("eve.json"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|e| e["event_type"] == t)
+            .collect()
+    };
+    wait_for("mDNS names and SSDP flows", Duration::from_secs(60), || {
+        let names: std::collections::HashSet<String> = events("dns")
+            .iter()
+            .filter_map(|d| d["dns"]["rrname"].as_str().map(str::to_owned))
+            .filter(|n| n.ends_with(".local"))
+            .collect();
+        let ssdp = events("flow")
+            .iter()
+            .filter(|f| f["dest_port"] == 1900)
+            .count();
+        names.len() >= 20 && ssdp >= 10
+    });
+    // One more sweep for anything in flight, then nothing may have been raised.
+    std::thread::sleep(Duration::from_secs(4));
+    let raised: Vec<String> = alerts(dir.path())
+        .iter()
+        .map(|a| kind(a).to_owned())
+        .collect();
+    assert!(raised.is_empty(), "chatter raised {raised:?}");
+    let token = create_token(dir.path(), "soc", "read_only");
+    let mcp = McpSession::open(port, &token);
+    let s = mcp.call("get_sensor_status", json!({}));
+    assert_eq!(s["isError"], false, "{s}");
 }

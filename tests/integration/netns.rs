@@ -18,7 +18,17 @@ impl Netns {
     pub fn add_address(&self, ns_ip: &str, last: u8) -> String {
         let (net, _) = ns_ip.rsplit_once('.').expect("IPv4");
         let a = format!("{net}.{last}");
-        ip(&["netns", "exec", &self.ns, "ip", "addr", "add", &format!("{a}/24"), "dev", &self.peer]);
+        ip(&[
+            "netns",
+            "exec",
+            &self.ns,
+            "ip",
+            "addr",
+            "add",
+            &format!("{a}/24"),
+            "dev",
+            &self.peer,
+        ]);
         a
     }
 
@@ -105,3 +115,73 @@ pub fn veth(tag: u32) -> (Netns, String, String) {
     (net, host_ip, ns_ip)
 }
 
+/// Two namespaces on one host bridge (no host address, no forwarding): traffic between them
+/// crosses the client's host-side veth end, which is where the sensor captures.
+pub struct Bridged {
+    /// The bridge.
+    pub bridge: String,
+    /// The client namespace; its `host_if` is the capture interface.
+    pub client: Netns,
+    /// The server namespace.
+    pub server: Netns,
+    /// The client's and the server's addresses.
+    pub client_ip: String,
+    pub server_ip: String,
+}
+
+impl Drop for Bridged {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .status();
+    }
+}
+
+/// A fresh bridged pair of namespaces; `tag` as for [`veth`].
+pub fn bridged(tag: u32) -> Bridged {
+    let id = (std::process::id() + tag * 1000) % 10_000;
+    let bridge = format!("nmb{id}");
+    ip(&["link", "add", &bridge, "type", "bridge"]);
+    ip(&["link", "set", &bridge, "up"]);
+    let subnet = format!("10.{}.{}", 213 + tag, id % 250);
+    let side = |role: &str, last: u8| {
+        let net = Netns {
+            ns: format!("nm{role}{id}"),
+            host_if: format!("nm{role}h{id}"),
+            peer: format!("nm{role}p{id}"),
+        };
+        let addr = format!("{subnet}.{last}");
+        ip(&["netns", "add", &net.ns]);
+        ip(&[
+            "link",
+            "add",
+            &net.host_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &net.peer,
+        ]);
+        ip(&["link", "set", &net.peer, "netns", &net.ns]);
+        ip(&["link", "set", &net.host_if, "master", &bridge]);
+        ip(&["link", "set", &net.host_if, "up"]);
+        let inside = |args: &[&str]| {
+            let mut a = vec!["netns", "exec", &net.ns, "ip"];
+            a.extend_from_slice(args);
+            ip(&a);
+        };
+        inside(&["addr", "add", &format!("{addr}/24"), "dev", &net.peer]);
+        inside(&["link", "set", &net.peer, "up"]);
+        inside(&["link", "set", "lo", "up"]);
+        (net, addr)
+    };
+    let (client, client_ip) = side("c", 2);
+    let (server, server_ip) = side("s", 3);
+    Bridged {
+        bridge,
+        client,
+        server,
+        client_ip,
+        server_ip,
+    }
+}

@@ -83,59 +83,90 @@ fn rcode_name(r: u16) -> String {
     }
 }
 
-/// Parses one DNS message (UDP payload, or a TCP message without its length prefix).
-pub fn parse(msg: &[u8]) -> Option<DnsRecord> {
+/// Parses one DNS message (UDP payload, or a TCP message without its length prefix) into its
+/// events, as Suricata logs them: one query event per question, one answer event per response
+/// (named by its first question). A response without questions (an mDNS announcement) is
+/// valid and yields nothing.
+pub fn parse(msg: &[u8]) -> Option<Vec<DnsRecord>> {
     let id = u16_at(msg, 0)?;
     let flags = u16_at(msg, 2)?;
     let qdcount = u16_at(msg, 4)?;
     let ancount = u16_at(msg, 6)?;
+    let is_response = flags & 0x8000 != 0;
+    if qdcount == 0 && is_response && flags & 0x7800 == 0 {
+        return Some(Vec::new());
+    }
     if qdcount == 0 || qdcount > 16 || flags & 0x7800 > 0x2800 {
         return None;
     }
-    let (rrname, mut at) = read_name(msg, 12)?;
-    let qtype = u16_at(msg, at)?;
-    at += 4;
-    let is_response = flags & 0x8000 != 0;
-    let mut answers = Vec::new();
-    if is_response {
-        for _ in 0..ancount.min(MAX_ANSWERS as u16) {
-            let Some((_, after)) = read_name(msg, at) else {
-                break;
-            };
-            let (Some(t), Some(rdlen)) = (u16_at(msg, after), u16_at(msg, after + 8)) else {
-                break;
-            };
-            let rd_start = after + 10;
-            let Some(rdata) = msg.get(rd_start..rd_start + rdlen as usize) else {
-                break;
-            };
-            match (t, rdata.len()) {
-                (1, 4) => answers.push(
-                    std::net::Ipv4Addr::new(rdata[0], rdata[1], rdata[2], rdata[3]).to_string(),
-                ),
-                (28, 16) => {
-                    let mut a = [0u8; 16];
-                    a.copy_from_slice(rdata);
-                    answers.push(std::net::Ipv6Addr::from(a).to_string());
-                }
-                (5 | 12 | 2, _) => {
-                    if let Some((n, _)) = read_name(msg, rd_start) {
-                        answers.push(n);
-                    }
-                }
-                _ => {}
+    let mut questions = Vec::with_capacity(1);
+    let mut at = 12;
+    for _ in 0..qdcount {
+        let (name, after) = read_name(msg, at)?;
+        questions.push((name, u16_at(msg, after)?));
+        at = after + 4;
+        if is_response {
+            // The answer is named by its first question; the others are only skipped.
+            for _ in 1..qdcount {
+                let (_, after) = read_name(msg, at)?;
+                at = after + 4;
             }
-            at = rd_start + rdlen as usize;
+            break;
         }
     }
-    Some(DnsRecord {
-        kind: if is_response { "answer" } else { "query" }.into(),
+    if !is_response {
+        return Some(
+            questions
+                .into_iter()
+                .map(|(rrname, qtype)| DnsRecord {
+                    kind: "query".into(),
+                    id,
+                    rrname,
+                    rrtype: rrtype_name(qtype),
+                    rcode: None,
+                    answers: Vec::new(),
+                })
+                .collect(),
+        );
+    }
+    let (rrname, qtype) = questions.pop()?;
+    let mut answers = Vec::new();
+    for _ in 0..ancount.min(MAX_ANSWERS as u16) {
+        let Some((_, after)) = read_name(msg, at) else {
+            break;
+        };
+        let (Some(t), Some(rdlen)) = (u16_at(msg, after), u16_at(msg, after + 8)) else {
+            break;
+        };
+        let rd_start = after + 10;
+        let Some(rdata) = msg.get(rd_start..rd_start + rdlen as usize) else {
+            break;
+        };
+        match (t, rdata.len()) {
+            (1, 4) => answers
+                .push(std::net::Ipv4Addr::new(rdata[0], rdata[1], rdata[2], rdata[3]).to_string()),
+            (28, 16) => {
+                let mut a = [0u8; 16];
+                a.copy_from_slice(rdata);
+                answers.push(std::net::Ipv6Addr::from(a).to_string());
+            }
+            (5 | 12 | 2, _) => {
+                if let Some((n, _)) = read_name(msg, rd_start) {
+                    answers.push(n);
+                }
+            }
+            _ => {}
+        }
+        at = rd_start + rdlen as usize;
+    }
+    Some(vec![DnsRecord {
+        kind: "answer".into(),
         id,
         rrname,
         rrtype: rrtype_name(qtype),
-        rcode: is_response.then(|| rcode_name(flags & 0x000f)),
+        rcode: Some(rcode_name(flags & 0x000f)),
         answers,
-    })
+    }])
 }
 
 #[cfg(test)]
@@ -155,7 +186,7 @@ mod tests {
     #[test]
     fn reads_a_query_and_a_compressed_answer() {
         let q = query("www.example.com");
-        let r = parse(&q).unwrap();
+        let r = &parse(&q).unwrap()[0];
         assert_eq!(
             (r.kind.as_str(), r.id, r.rrname.as_str(), r.rrtype.as_str()),
             ("query", 0x1234, "www.example.com", "A")
@@ -165,9 +196,20 @@ mod tests {
         a[3] = 0x80;
         a[7] = 1;
         a.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 7]);
-        let r = parse(&a).unwrap();
+        let r = &parse(&a).unwrap()[0];
         assert_eq!(r.rcode.as_deref(), Some("NOERROR"));
         assert_eq!(r.answers, vec!["192.0.2.7"]);
+    }
+
+    #[test]
+    fn every_question_is_a_query_and_announcements_are_not_malformed() {
+        let mut q = query("printer.local");
+        q[5] = 2;
+        q.extend_from_slice(&[4, b's', b'c', b'a', b'n', 0xc0, 12 + 8, 0, 12, 0, 1]);
+        let names: Vec<String> = parse(&q).unwrap().into_iter().map(|r| r.rrname).collect();
+        assert_eq!(names, ["printer.local", "scan.local"]);
+        let announcement = [0, 0, 0x84, 0, 0, 0, 0, 1, 0, 0, 0, 0];
+        assert_eq!(parse(&announcement).map(|v| v.len()), Some(0));
     }
 
     #[test]

@@ -352,9 +352,11 @@ impl AppHandler for Dissectors {
                 self.poll_tls(flow, state, ts);
             }
             FlowApp::Dns => match dns::parse(payload) {
-                Some(rec) => {
-                    let h = header(flow, false, ts);
-                    self.push(h, EventKind::Dns(rec));
+                Some(records) => {
+                    for rec in records {
+                        let h = header(flow, false, ts);
+                        self.push(h, EventKind::Dns(rec));
+                    }
                 }
                 None => self.malformed("dns"),
             },
