@@ -62,6 +62,7 @@ pub fn replay(cfg: &Config, args: &ReplayArgs) -> anyhow::Result<()> {
     let system = actix_rt::System::new();
     let summary = system.block_on(async {
         let engine = Engine::start(EngineOptions {
+            sensor: cfg.sensor_name.clone(),
             detection: cfg.detection.clone(),
             eve: Some(eve),
             store: store.clone(),

@@ -87,6 +87,7 @@ async fn serve(
     actix_rt::spawn(probe_database(pool.clone(), ops.database_up.clone()));
 
     let mut engine = Engine::start(EngineOptions {
+        sensor: cfg.sensor_name.clone(),
         detection: cfg.detection.clone(),
         eve: Some(cfg.output.eve.clone()),
         store: Some(store.clone()),
@@ -128,6 +129,14 @@ async fn serve(
         Ok(0) => {}
         Ok(n) => tracing::info!(entries = n, "whitelist loaded into the alert stage"),
         Err(e) => tracing::warn!(error = %e, "whitelist not loaded from the database"),
+    }
+    match netmonitor_tools::load_providers(&ctx).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            providers = n,
+            "service providers loaded into the alert stage"
+        ),
+        Err(e) => tracing::warn!(error = %e, "service providers not loaded from the database"),
     }
     let registry = netmonitor_tools::build_registry(ctx.clone())?;
     ops.tools.store(registry.tools().len(), Ordering::Relaxed);

@@ -7,17 +7,8 @@ use crate::netns::*;
 use crate::util::*;
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
-
-/// A child process killed on drop.
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Whether `tool` runs; in CI it must (deploy/bootstrap.sh installs it).
 fn have(tool: &str, arg: &str) -> bool {
@@ -392,4 +383,101 @@ fn avahi_mdns_and_ssdp_chatter_raise_nothing() {
     let mcp = McpSession::open(port, &token);
     let s = mcp.call("get_sensor_status", json!({}));
     assert_eq!(s["isError"], false, "{s}");
+}
+
+/// Accepts TCP connections on the given addresses (port 9000) and reads them to the end.
+const SINK: &str = r#"
+import socket, sys, threading
+def serve(addr):
+    s = socket.create_server((addr, 9000))
+    while True:
+        c, _ = s.accept()
+        while c.recv(1 << 16):
+            pass
+        c.close()
+for a in sys.argv[1:]:
+    threading.Thread(target=serve, args=(a,), daemon=True).start()
+threading.Event().wait()
+"#;
+
+/// Sends `n` bytes to `addr:9000` over one connection.
+fn upload(addr: &str, n: usize) {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect((addr, 9000)).expect("the sink");
+    let chunk = vec![0x5au8; 1 << 16];
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(chunk.len());
+        s.write_all(&chunk[..k]).unwrap();
+        left -= k;
+    }
+}
+
+#[test]
+fn a_backup_to_a_service_provider_is_not_exfiltration_but_the_same_volume_elsewhere_is() {
+    if !can_capture() {
+        return;
+    }
+    let (net, host_ip, ns_ip) = veth(9);
+    let elsewhere = net.add_address(&ns_ip, 3);
+    let dir = data_dir();
+    let config = format!(
+        "[detection.alerts]\nwhitelisted = \"keep\"\n[detection.behaviour]\nlocal_networks = [\"{host_ip}/32\"]\n\
+         [detection.behaviour.volume]\nbucket_secs = 5\nabsolute_bytes = 4000000\n"
+    );
+    let (_svc, port) = start(dir.path(), &net.host_if, &config);
+    let _sink = Proc(
+        net.exec("python3")
+            .args(["-c", SINK, &ns_ip, &elsewhere])
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("the sink", Duration::from_secs(20), || {
+        std::net::TcpStream::connect((ns_ip.as_str(), 9000)).is_ok()
+            && std::net::TcpStream::connect((elsewhere.as_str(), 9000)).is_ok()
+    });
+    let token = create_token(dir.path(), "soc", "read_write");
+    let mcp = McpSession::open(port, &token);
+    let p = mcp.call(
+        "create_service_provider",
+        json!({"name": "offsite-backup", "category": "backup", "ranges": [format!("{ns_ip}/32")],
+               "suppress": ["high_outbound_volume"]}),
+    );
+    assert_eq!(p["isError"], false, "{p}");
+    let provider = p["structuredContent"]["provider"]["id"].as_i64().unwrap();
+    let by_provider = |mcp: &McpSession| {
+        let s = mcp.call("get_alert_suppression_stats", json!({}));
+        s["structuredContent"]["by_service_provider"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["id"] == provider).cloned())
+            .map_or(0, |x| x["suppressed"].as_u64().unwrap_or(0))
+    };
+
+    // The nightly backup: 6 MB to the provider.
+    upload(&ns_ip, 6_000_000);
+    wait_for(
+        "the backup's volume to be judged and suppressed",
+        Duration::from_secs(60),
+        || by_provider(&mcp) > 0,
+    );
+    assert!(alerts(dir.path()).is_empty(), "no alert for the backup");
+    let stats = mcp.call("get_alert_suppression_stats", json!({}));
+    assert_eq!(stats["structuredContent"]["suppressed_alerts"], "keep");
+    assert!(
+        stats["structuredContent"]["kept_as_evidence"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+
+    // The same volume to an address nobody vouched for, in a later period: exfiltration.
+    std::thread::sleep(Duration::from_secs(6));
+    upload(&elsewhere, 6_000_000);
+    let a = wait_alert(dir.path(), "the outbound volume alert", |a| {
+        kind(a) == "high_outbound_volume"
+    });
+    assert_eq!(a["src_ip"], host_ip.as_str());
+    assert_eq!(a["dest_ip"], elsewhere.as_str());
+    assert!(a["alert"]["context"]["bytes_out"].as_u64().unwrap() >= 4_000_000);
+    drop(net);
 }

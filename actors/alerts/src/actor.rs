@@ -2,7 +2,8 @@
 //! publishes what passes on the bus. Supervised; its policy (whitelist, switches, window) is
 //! kept across a restart because the actor is rebuilt from the same shared settings.
 
-use crate::policy::{AlertPolicy, PolicyCounters, Verdict, WhitelistEntry};
+use crate::policy::{AlertPolicy, PolicyCounters, SuppressedAlerts, Verdict};
+use crate::suppress::{AlertSubject, ServiceProvider, WhitelistEntry};
 use actix::prelude::*;
 use netmonitor_common::{Event, EventKind, Timestamp};
 use netmonitor_runtime::live::{expect_bool, expect_u64};
@@ -26,6 +27,30 @@ const LIVE_WINDOW_US: i64 = 60_000_000;
 #[rtype(result = "()")]
 pub struct SetWhitelist(pub Vec<WhitelistEntry>);
 
+/// Replaces the service providers (loaded from the database at start and after every change).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct SetProviders(pub Vec<ServiceProvider>);
+
+/// Asks what would happen to an alert with this subject (`test_alert_suppression`); counts
+/// nothing.
+#[derive(Message, Debug)]
+#[rtype(result = "SuppressionAnswer")]
+pub struct TestSuppression(pub AlertSubject);
+
+/// The answer to [`TestSuppression`].
+#[derive(Clone, Debug, Serialize)]
+pub struct SuppressionAnswer {
+    /// `raised`, `whitelisted`, `provider_suppressed` or `kind_disabled`.
+    pub outcome: &'static str,
+    /// The whitelist entry that covers it.
+    pub whitelist_entry: Option<WhitelistEntry>,
+    /// The service provider at its far end (suppressing it, or lowering its severity).
+    pub service_provider: Option<ServiceProvider>,
+    /// What suppressed alerts become (`drop` or `keep`).
+    pub suppressed_alerts: SuppressedAlerts,
+}
+
 /// Asks for the stage's figures.
 #[derive(Message, Debug)]
 #[rtype(result = "AlertStageStats")]
@@ -38,6 +63,10 @@ pub struct AlertStageStats {
     pub counters: PolicyCounters,
     /// Entries of the whitelist in force.
     pub whitelist_entries: usize,
+    /// Service providers in force.
+    pub service_providers: usize,
+    /// What suppressed alerts become.
+    pub suppressed_alerts: SuppressedAlerts,
     /// Dedup window in seconds (0 = off).
     pub dedup_window_secs: u64,
     /// Kinds switched off.
@@ -102,13 +131,24 @@ impl Handler<RaiseAlerts> for AlertStage {
         let (policy, bus, alerted) = (self.policy.clone(), self.bus.clone(), self.alerted.clone());
         contained::<Self, _>(NAME, ctx, move || {
             let mut passed: Vec<Event> = Vec::with_capacity(msg.0.len());
+            let mut kept: Vec<Event> = Vec::new();
             {
                 let mut p = policy.lock().unwrap_or_else(|e| e.into_inner());
+                let keep = p.suppressed_alerts() == SuppressedAlerts::Keep;
                 for mut ev in msg.0 {
                     match p.admit(&mut ev) {
                         Verdict::Pass => passed.push(ev),
                         Verdict::Whitelisted(_) => {
-                            metrics::counter!("netmonitor_alerts_suppressed_total", "reason" => "whitelist").increment(1)
+                            metrics::counter!("netmonitor_alerts_suppressed_total", "reason" => "whitelist").increment(1);
+                            if keep {
+                                kept.push(ev);
+                            }
+                        }
+                        Verdict::Provider(_) => {
+                            metrics::counter!("netmonitor_alerts_suppressed_total", "reason" => "service_provider").increment(1);
+                            if keep {
+                                kept.push(ev);
+                            }
                         }
                         Verdict::Duplicate => {
                             metrics::counter!("netmonitor_alerts_suppressed_total", "reason" => "duplicate").increment(1)
@@ -118,6 +158,9 @@ impl Handler<RaiseAlerts> for AlertStage {
                         }
                     }
                 }
+            }
+            if !kept.is_empty() {
+                bus.publish(Topic::Suppressed, Arc::new(kept));
             }
             if passed.is_empty() {
                 return;
@@ -152,6 +195,40 @@ impl Handler<SetWhitelist> for AlertStage {
     }
 }
 
+impl Handler<SetProviders> for AlertStage {
+    type Result = ();
+    fn handle(&mut self, msg: SetProviders, _ctx: &mut Context<Self>) {
+        tracing::info!(
+            providers = msg.0.len(),
+            "alert stage service providers replaced"
+        );
+        self.policy().set_providers(msg.0);
+    }
+}
+
+impl Handler<TestSuppression> for AlertStage {
+    type Result = MessageResult<TestSuppression>;
+    fn handle(&mut self, msg: TestSuppression, _ctx: &mut Context<Self>) -> Self::Result {
+        let p = self.policy();
+        let (verdict, provider) = p.would(&msg.0);
+        let whitelist_entry = match verdict {
+            Verdict::Whitelisted(_) => p.whitelisted(&msg.0).cloned(),
+            _ => None,
+        };
+        MessageResult(SuppressionAnswer {
+            outcome: match verdict {
+                Verdict::Whitelisted(_) => "whitelisted",
+                Verdict::Provider(_) => "provider_suppressed",
+                Verdict::Disabled => "kind_disabled",
+                Verdict::Pass | Verdict::Duplicate => "raised",
+            },
+            whitelist_entry,
+            service_provider: provider.cloned(),
+            suppressed_alerts: p.suppressed_alerts(),
+        })
+    }
+}
+
 impl Handler<GetAlertStats> for AlertStage {
     type Result = MessageResult<GetAlertStats>;
     fn handle(&mut self, _: GetAlertStats, _ctx: &mut Context<Self>) -> Self::Result {
@@ -165,6 +242,8 @@ impl Handler<GetAlertStats> for AlertStage {
         MessageResult(AlertStageStats {
             counters: p.counters().clone(),
             whitelist_entries: p.whitelist().len(),
+            service_providers: p.providers().len(),
+            suppressed_alerts: p.suppressed_alerts(),
             dedup_window_secs: p.dedup_window_secs(),
             disabled_kinds,
         })

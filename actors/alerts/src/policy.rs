@@ -1,38 +1,12 @@
-//! What the alert stage decides about one alert: pure logic over a whitelist, a dedup window on
-//! packet time, and the kinds switched off. No actix here.
+//! What the alert stage decides about one alert: pure logic over a whitelist, service
+//! providers, a dedup window on packet time, and the kinds switched off. No actix here.
 
-use ipnet::IpNet;
+use crate::suppress::{AlertSubject, ServiceProvider, WhitelistEntry};
 use netmonitor_common::{mitre, Event, EventKind};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
-
-/// One whitelist entry (the `whitelist` table): alerts whose source or destination lies in the
-/// network are not raised.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct WhitelistEntry {
-    /// Its id in the table.
-    pub id: i64,
-    /// The network (a single address is a /32 or /128).
-    pub net: IpNet,
-}
-
-impl WhitelistEntry {
-    /// Parses the table's `ip_cidr` text.
-    pub fn parse(id: i64, ip_cidr: &str) -> Option<Self> {
-        let t = ip_cidr.trim();
-        let net = t
-            .parse::<IpAddr>()
-            .map(IpNet::from)
-            .ok()
-            .or_else(|| t.parse().ok())?;
-        Some(WhitelistEntry { id, net })
-    }
-
-    fn covers(&self, a: IpAddr, b: IpAddr) -> bool {
-        self.net.contains(&a) || self.net.contains(&b)
-    }
-}
 
 /// What happened to an alert.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,6 +15,8 @@ pub enum Verdict {
     Pass,
     /// Covered by this whitelist entry.
     Whitelisted(i64),
+    /// Its far end is this service provider, which suppresses its kind.
+    Provider(i64),
     /// An identical alert (kind, signature, endpoints) was raised within the dedup window.
     Duplicate,
     /// Its kind is switched off (`detection.<kind>.enabled = false`).
@@ -54,8 +30,16 @@ pub struct PolicyCounters {
     pub raised_by_kind: BTreeMap<String, u64>,
     /// Alerts raised, by severity (1 = high).
     pub raised_by_severity: BTreeMap<u8, u64>,
-    /// Alerts dropped because a whitelist entry covered them, by entry id.
+    /// Alerts suppressed because a whitelist entry covered them, by entry id.
     pub whitelisted_by_entry: BTreeMap<i64, u64>,
+    /// Alerts suppressed because their far end was a service provider listing their kind, by
+    /// provider id.
+    pub suppressed_by_provider: BTreeMap<i64, u64>,
+    /// Alerts raised one severity step lower because their far end was a service provider, by
+    /// provider id.
+    pub lowered_by_provider: BTreeMap<i64, u64>,
+    /// Suppressed alerts kept as evidence (stored, not raised).
+    pub kept_as_evidence: u64,
     /// Alerts dropped as duplicates.
     pub duplicates: u64,
     /// Alerts dropped because their kind is off.
@@ -67,10 +51,24 @@ const MAX_DEDUP_KEYS: usize = 100_000;
 
 type DedupKey = (u32, IpAddr, IpAddr, u16);
 
+/// What happens to an alert a whitelist entry or provider suppresses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SuppressedAlerts {
+    /// Counted and dropped.
+    #[default]
+    Drop,
+    /// Counted and stored with `evidence.suppressed_by`, hidden from listings, never raised.
+    Keep,
+}
+
 /// The stage's policy.
 #[derive(Debug, Default)]
 pub struct AlertPolicy {
     whitelist: Vec<WhitelistEntry>,
+    providers: Vec<ServiceProvider>,
+    sensor: String,
+    suppressed: SuppressedAlerts,
     dedup_window_us: i64,
     recent: HashMap<DedupKey, i64>,
     disabled: HashSet<String>,
@@ -88,9 +86,32 @@ impl AlertPolicy {
         }
     }
 
+    /// The sensor this stage serves (entries scoped to another sensor do not apply) and what
+    /// happens to suppressed alerts.
+    pub fn with_scope(mut self, sensor: &str, suppressed: SuppressedAlerts) -> Self {
+        self.sensor = sensor.to_string();
+        self.suppressed = suppressed;
+        self
+    }
+
+    /// What happens to suppressed alerts.
+    pub fn suppressed_alerts(&self) -> SuppressedAlerts {
+        self.suppressed
+    }
+
     /// Replaces the whitelist.
     pub fn set_whitelist(&mut self, entries: Vec<WhitelistEntry>) {
         self.whitelist = entries;
+    }
+
+    /// Replaces the service providers.
+    pub fn set_providers(&mut self, providers: Vec<ServiceProvider>) {
+        self.providers = providers;
+    }
+
+    /// The service providers in force.
+    pub fn providers(&self) -> &[ServiceProvider] {
+        &self.providers
     }
 
     /// The whitelist in force.
@@ -131,10 +152,35 @@ impl AlertPolicy {
         &self.counters
     }
 
-    /// Which whitelist entry would suppress an alert between these endpoints, if any (for
-    /// `test_alert_suppression`).
-    pub fn whitelisted(&self, a: IpAddr, b: IpAddr) -> Option<&WhitelistEntry> {
-        self.whitelist.iter().find(|w| w.covers(a, b))
+    /// Which whitelist entry covers an alert with this subject, if any.
+    pub fn whitelisted(&self, s: &AlertSubject) -> Option<&WhitelistEntry> {
+        self.whitelist.iter().find(|w| w.covers(s, &self.sensor))
+    }
+
+    /// The service provider at the far end of an alert with this subject, if any.
+    pub fn provider_of(&self, s: &AlertSubject) -> Option<&ServiceProvider> {
+        self.providers.iter().find(|p| p.serves(s))
+    }
+
+    /// The provider owning `ip`, if any.
+    pub fn provider_owning(&self, ip: IpAddr) -> Option<&ServiceProvider> {
+        self.providers.iter().find(|p| p.owns(ip))
+    }
+
+    /// What would happen to an alert with this subject, without counting anything (for
+    /// `test_alert_suppression`): the verdict (`Pass`, `Whitelisted`, `Provider`, `Disabled`)
+    /// and the provider that would lower its severity.
+    pub fn would(&self, s: &AlertSubject) -> (Verdict, Option<&ServiceProvider>) {
+        if self.disabled.contains(&s.kind) {
+            return (Verdict::Disabled, None);
+        }
+        if let Some(w) = self.whitelisted(s) {
+            return (Verdict::Whitelisted(w.id), None);
+        }
+        match self.provider_of(s) {
+            Some(p) if p.suppress.contains(&s.kind) => (Verdict::Provider(p.id), Some(p)),
+            p => (Verdict::Pass, p),
+        }
     }
 
     /// Decides about one alert event and, when it passes, fills in its MITRE techniques from the
@@ -149,10 +195,37 @@ impl AlertPolicy {
             self.counters.disabled += 1;
             return Verdict::Disabled;
         }
-        if let Some(w) = self.whitelisted(h.key.src_ip, h.key.dst_ip) {
-            let id = w.id;
-            *self.counters.whitelisted_by_entry.entry(id).or_default() += 1;
-            return Verdict::Whitelisted(id);
+        if let Some(techs) = mitre::techniques_for(&alert.threat_type) {
+            if !techs.is_empty() || alert.mitre.is_empty() {
+                alert.mitre = techs.iter().map(|t| (*t).to_string()).collect();
+            }
+        }
+        let subject = AlertSubject::of(h, alert);
+        let (verdict, provider) = self.would(&subject);
+        let provider = provider.map(|p| (p.id, p.name.clone(), p.category.clone()));
+        let by = match verdict {
+            Verdict::Whitelisted(id) => {
+                *self.counters.whitelisted_by_entry.entry(id).or_default() += 1;
+                Some(json!({"whitelist_entry": id}))
+            }
+            Verdict::Provider(id) => {
+                *self.counters.suppressed_by_provider.entry(id).or_default() += 1;
+                provider
+                    .as_ref()
+                    .map(|(_, name, _)| json!({"service_provider": id, "name": name}))
+            }
+            _ => None,
+        };
+        if let Some(by) = by {
+            if self.suppressed == SuppressedAlerts::Keep {
+                self.counters.kept_as_evidence += 1;
+                if let Some(m) = alert.evidence.as_object_mut() {
+                    m.insert("suppressed_by".into(), by);
+                } else {
+                    alert.evidence = json!({"detail": alert.evidence.take(), "suppressed_by": by});
+                }
+            }
+            return verdict;
         }
         if self.dedup_window_us > 0 {
             let key = (
@@ -177,9 +250,15 @@ impl AlertPolicy {
             }
             self.recent.insert(key, now);
         }
-        if let Some(techs) = mitre::techniques_for(&alert.threat_type) {
-            if !techs.is_empty() || alert.mitre.is_empty() {
-                alert.mitre = techs.iter().map(|t| (*t).to_string()).collect();
+        if let Some((id, name, category)) = provider {
+            // Traffic to a known provider is scored one step lower and says why.
+            *self.counters.lowered_by_provider.entry(id).or_default() += 1;
+            alert.severity = alert.severity.saturating_add(1).min(4);
+            if let Some(m) = alert.evidence.as_object_mut() {
+                m.insert(
+                    "service_provider".into(),
+                    json!({"id": id, "name": name, "category": category}),
+                );
             }
         }
         *self
@@ -199,6 +278,7 @@ impl AlertPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::suppress::{Direction, ServiceProvider};
     use netmonitor_common::{Alert, EventHeader, FlowKey, Timestamp};
 
     fn alert(src: &str, dst: &str, ts_s: i64, kind: &str) -> Event {
@@ -271,5 +351,68 @@ mod tests {
             Verdict::Pass,
             "no dedup when off"
         );
+    }
+
+    #[test]
+    fn scoped_entries_and_providers_suppress_lower_and_keep_evidence() {
+        let mut p = AlertPolicy::new(0).with_scope("edge-1", SuppressedAlerts::Keep);
+        let mut port_only = WhitelistEntry::parse(5, "10.0.0.0/8").unwrap();
+        port_only.direction = Direction::Destination;
+        port_only.port = Some(88);
+        port_only.sensor = Some("edge-2".into());
+        p.set_whitelist(vec![port_only]);
+        assert_eq!(
+            p.admit(&mut alert("192.0.2.1", "10.0.0.1", 0, "kerberoasting")),
+            Verdict::Pass,
+            "an entry of another sensor does not apply"
+        );
+        let mut mine = WhitelistEntry::parse(6, "10.0.0.0/8").unwrap();
+        mine.direction = Direction::Destination;
+        mine.port = Some(88);
+        p.set_whitelist(vec![mine]);
+        let mut kept = alert("192.0.2.1", "10.0.0.1", 0, "kerberoasting");
+        assert_eq!(p.admit(&mut kept), Verdict::Whitelisted(6));
+        let EventKind::Alert(a) = &kept.kind else {
+            unreachable!()
+        };
+        assert_eq!(a.evidence["suppressed_by"]["whitelist_entry"], 6);
+        assert_eq!(
+            a.mitre,
+            ["T1558.003"],
+            "kept evidence carries its techniques"
+        );
+        assert_eq!(
+            p.admit(&mut alert("10.0.0.1", "192.0.2.1", 0, "kerberoasting")),
+            Verdict::Pass,
+            "the entry looks at the destination only"
+        );
+        p.set_providers(vec![ServiceProvider {
+            id: 9,
+            name: "offsite-backup".into(),
+            category: "backup".into(),
+            ranges: vec!["198.51.100.0/24".parse().unwrap()],
+            domains: vec![],
+            suppress: ["high_outbound_volume".to_string()].into_iter().collect(),
+        }]);
+        assert_eq!(
+            p.admit(&mut alert(
+                "10.1.0.1",
+                "198.51.100.7",
+                0,
+                "high_outbound_volume"
+            )),
+            Verdict::Provider(9)
+        );
+        let mut lowered = alert("10.1.0.1", "198.51.100.7", 0, "beaconing");
+        assert_eq!(p.admit(&mut lowered), Verdict::Pass);
+        let EventKind::Alert(a) = &lowered.kind else {
+            unreachable!()
+        };
+        assert_eq!(a.severity, 2, "one step lower");
+        assert_eq!(a.evidence["service_provider"]["name"], "offsite-backup");
+        let c = p.counters();
+        assert_eq!(c.suppressed_by_provider.get(&9), Some(&1));
+        assert_eq!(c.lowered_by_provider.get(&9), Some(&1));
+        assert_eq!(c.kept_as_evidence, 2);
     }
 }

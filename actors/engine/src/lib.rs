@@ -10,7 +10,10 @@ mod live;
 pub use live::LiveRouter;
 
 use actix::prelude::*;
-use netmonitor_alerts::{AlertPolicy, AlertStage, SetWhitelist, WhitelistEntry};
+use netmonitor_alerts::{
+    AlertPolicy, AlertStage, AlertSubject, ServiceProvider, SetProviders, SetWhitelist,
+    SuppressedAlerts, SuppressionAnswer, TestSuppression, WhitelistEntry,
+};
 use netmonitor_behaviour::actor::BehaviourActor;
 use netmonitor_behaviour::BehaviourConfig;
 use netmonitor_eve::{EveConfig, EveSink};
@@ -61,6 +64,9 @@ pub struct TlsDetectConfig {
 pub struct AlertsConfig {
     /// Identical alerts within this many seconds (packet time) are suppressed; 0 = off.
     pub dedup_window_secs: u64,
+    /// Alerts a whitelist entry or service provider suppresses: `drop` (counted only) or
+    /// `keep` (counted and stored with `evidence.suppressed_by`, never raised).
+    pub whitelisted: SuppressedAlerts,
 }
 
 impl DetectionConfig {
@@ -78,6 +84,8 @@ impl DetectionConfig {
 
 /// What to plug into the engine.
 pub struct EngineOptions {
+    /// This sensor's name (whitelist entries may be scoped to one sensor).
+    pub sensor: String,
     /// Detector and alert stage settings.
     pub detection: DetectionConfig,
     /// Where EVE goes (`None`, or no path: no EVE sink).
@@ -172,9 +180,10 @@ impl Engine {
         let bus = Bus::new();
         let alerted = Arc::new(AlertedFlows::default());
         let mut arbiters = Vec::new();
-        let policy = Arc::new(Mutex::new(AlertPolicy::new(
-            opts.detection.alerts.dedup_window_secs,
-        )));
+        let policy = Arc::new(Mutex::new(
+            AlertPolicy::new(opts.detection.alerts.dedup_window_secs)
+                .with_scope(&opts.sensor, opts.detection.alerts.whitelisted),
+        ));
         let alert_stage = on_own_arbiter(
             &mut arbiters,
             AlertStage::new(policy, bus.clone(), alerted.clone()),
@@ -274,7 +283,7 @@ impl Engine {
             let addr = on_own_arbiter(&mut arbiters, StoreActor::new(handle));
             bus.subscribe(
                 "store",
-                &[Topic::Events, Topic::Alerts],
+                &[Topic::Events, Topic::Alerts, Topic::Suppressed],
                 Backpressure::Block,
                 addr.clone().recipient(),
                 Some(addr.clone().recipient()),
@@ -361,6 +370,19 @@ impl Engine {
             .send(SetWhitelist(entries))
             .await
             .map_err(|e| e.to_string())
+    }
+
+    /// Replaces the alert stage's service providers.
+    pub async fn set_providers(&self, providers: Vec<ServiceProvider>) -> Result<(), String> {
+        self.alert_stage
+            .send(SetProviders(providers))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// What the alert stage would do with an alert of this subject.
+    pub async fn test_suppression(&self, subject: AlertSubject) -> Option<SuppressionAnswer> {
+        self.alert_stage.send(TestSuppression(subject)).await.ok()
     }
 
     /// Waits until the threat feeds are loaded and every feed never fetched before was tried

@@ -54,6 +54,7 @@ fn every_actor_survives_an_injected_panic_and_nothing_is_lost() {
     let system = actix::System::new();
     system.block_on(async {
         let engine = Engine::start(EngineOptions {
+            sensor: "test-sensor".into(),
             detection: Default::default(),
             eve: Some(EveConfig {
                 path: Some(eve.clone()),

@@ -22,6 +22,9 @@ pub enum Topic {
     Events,
     /// Alerts that passed the shared alert stage (whitelists, suppression, MITRE ids).
     Alerts,
+    /// Alerts a whitelist entry or service provider suppressed, kept as evidence (the store
+    /// only; `detection.alerts.whitelisted = "keep"`).
+    Suppressed,
 }
 
 /// How a subscriber takes a publisher that is faster than it.
@@ -127,7 +130,7 @@ const MAX_BACKOFF: Duration = Duration::from_millis(2);
 pub struct Bus {
     subscribers: RwLock<Vec<Arc<Subscriber>>>,
     /// Events published, per topic (`Topic as usize`).
-    published: [AtomicU64; 2],
+    published: [AtomicU64; 3],
 }
 
 impl Bus {

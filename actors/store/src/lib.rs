@@ -15,6 +15,7 @@ pub mod queries;
 pub mod rows;
 pub mod schema;
 pub mod spool;
+pub mod suppression;
 pub mod testing;
 pub mod tokens;
 pub mod writer;

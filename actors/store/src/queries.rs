@@ -1,6 +1,7 @@
 //! The read and small-write queries behind the MCP tools: alerts (filters, grouping, MITRE,
 //! acknowledgement), flows per address, TLS sessions with their certificates, the JA3
-//! blocklist, Kerberos statistics, PCAP captures, the whitelist and stored configuration.
+//! blocklist, Kerberos statistics, PCAP captures and stored configuration (the whitelist and
+//! service providers are in [`crate::suppression`]).
 //!
 //! Every statement is either built with diesel's query builder or is a fixed SQL text whose
 //! inputs are bound parameters; nothing a caller passes is ever spliced into SQL. All
@@ -25,9 +26,13 @@ pub struct Window {
     pub until: DateTime<Utc>,
 }
 
-/// Keeps alerts whose source and destination are both outside every whitelist entry.
-const NOT_WHITELISTED: &str = "NOT EXISTS (SELECT 1 FROM whitelist w \
-     WHERE alerts.src_ip::inet <<= w.ip_cidr::inet OR alerts.dest_ip::inet <<= w.ip_cidr::inet)";
+/// Leaves out alerts the alert stage kept as suppressed evidence, and alerts stored before an
+/// address-only whitelist entry that covers them (in its direction) was added.
+const NOT_WHITELISTED: &str = "(NOT (alerts.evidence ? 'suppressed_by') AND NOT EXISTS (\
+     SELECT 1 FROM whitelist w WHERE w.ip_cidr IS NOT NULL AND w.domain IS NULL \
+     AND w.port IS NULL AND w.sensor IS NULL \
+     AND ((w.direction <> 'destination' AND alerts.src_ip::inet <<= w.ip_cidr::inet) \
+       OR (w.direction <> 'source' AND alerts.dest_ip::inet <<= w.ip_cidr::inet))))";
 
 /// Escapes `%`, `_` and `\` and wraps the text in `%…%`, for a bound `ILIKE … ESCAPE '\'`
 /// "contains" match.
@@ -1171,103 +1176,6 @@ pub async fn pcap_totals(conn: &mut AsyncPgConnection) -> Result<PcapTotals, Sto
            max(created_at) AS newest FROM pcap_captures",
     )
     .get_result(conn)
-    .await?)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Whitelist
-
-/// A whitelist entry.
-#[derive(Queryable, Selectable, QueryableByName, Debug, Clone, Serialize)]
-#[diesel(table_name = whitelist)]
-#[allow(missing_docs)]
-pub struct WhitelistRecord {
-    pub id: i64,
-    pub ip_cidr: String,
-    pub description: Option<String>,
-    pub created_at: DateTime<Utc>,
-}
-
-/// Adds `ip_cidr` (already validated and normalised by the caller) unless present; returns the
-/// entry and whether it was created.
-pub async fn add_whitelist(
-    conn: &mut AsyncPgConnection,
-    ip_cidr: &str,
-    description: Option<&str>,
-) -> Result<(WhitelistRecord, bool), StoreError> {
-    let existing = whitelist::table
-        .filter(whitelist::ip_cidr.eq(ip_cidr))
-        .select(WhitelistRecord::as_select())
-        .first(conn)
-        .await
-        .optional()?;
-    if let Some(e) = existing {
-        return Ok((e, false));
-    }
-    let description = description.map(clean_text);
-    let description = description.as_deref();
-    let row = diesel::insert_into(whitelist::table)
-        .values((
-            whitelist::ip_cidr.eq(ip_cidr),
-            whitelist::description.eq(description),
-        ))
-        .returning(WhitelistRecord::as_returning())
-        .get_result(conn)
-        .await?;
-    Ok((row, true))
-}
-
-/// Whitelist entries, newest first.
-pub async fn list_whitelist(
-    conn: &mut AsyncPgConnection,
-    limit: i64,
-) -> Result<Vec<WhitelistRecord>, StoreError> {
-    Ok(whitelist::table
-        .select(WhitelistRecord::as_select())
-        .order(whitelist::id.desc())
-        .limit(limit)
-        .load(conn)
-        .await?)
-}
-
-/// Removes an entry by id; returns it when it existed.
-pub async fn remove_whitelist(
-    conn: &mut AsyncPgConnection,
-    id: i64,
-) -> Result<Option<WhitelistRecord>, StoreError> {
-    Ok(
-        diesel::delete(whitelist::table.filter(whitelist::id.eq(id)))
-            .returning(WhitelistRecord::as_returning())
-            .get_result(conn)
-            .await
-            .optional()?,
-    )
-}
-
-/// Removes every entry with exactly this normalised `ip_cidr`; returns what was removed.
-pub async fn remove_whitelist_by_value(
-    conn: &mut AsyncPgConnection,
-    ip_cidr: &str,
-) -> Result<Vec<WhitelistRecord>, StoreError> {
-    Ok(
-        diesel::delete(whitelist::table.filter(whitelist::ip_cidr.eq(ip_cidr)))
-            .returning(WhitelistRecord::as_returning())
-            .load(conn)
-            .await?,
-    )
-}
-
-/// Entries covering the address `ip` (which the caller has validated).
-pub async fn whitelist_matches(
-    conn: &mut AsyncPgConnection,
-    ip: &str,
-) -> Result<Vec<WhitelistRecord>, StoreError> {
-    Ok(diesel::sql_query(
-        "SELECT id, ip_cidr, description, created_at FROM whitelist \
-         WHERE $1::inet <<= ip_cidr::inet ORDER BY id",
-    )
-    .bind::<Text, _>(ip)
-    .load(conn)
     .await?)
 }
 

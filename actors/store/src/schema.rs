@@ -205,7 +205,24 @@ diesel::table! {
 diesel::table! {
     whitelist (id) {
         id -> Int8,
-        ip_cidr -> Text,
+        ip_cidr -> Nullable<Text>,
+        description -> Nullable<Text>,
+        created_at -> Timestamptz,
+        domain -> Nullable<Text>,
+        port -> Nullable<Int4>,
+        direction -> Text,
+        sensor -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    service_providers (id) {
+        id -> Int8,
+        name -> Text,
+        category -> Text,
+        ranges -> Array<Text>,
+        domains -> Array<Text>,
+        suppress -> Array<Text>,
         description -> Nullable<Text>,
         created_at -> Timestamptz,
     }
@@ -321,4 +338,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     threat_feeds,
     indicators,
     asn_ranges,
+    service_providers,
 );

@@ -157,7 +157,7 @@ fn get_device_by_ip(ctx: &Ctx) -> ToolDef {
             )
             .await
             .map_err(db_err)?;
-            let wl = q::whitelist_matches(&mut conn, &ip).await.map_err(db_err)?;
+            let wl = netmonitor_store::suppression::whitelist_matches(&mut conn, &ip).await.map_err(db_err)?;
             let flows = traffic.flows_as_client + traffic.flows_as_server;
             if host.is_null() && flows == 0 && total == 0 {
                 return Err(ToolError::NotFound(format!(

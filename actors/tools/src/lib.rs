@@ -30,6 +30,7 @@ mod prompts;
 mod schema;
 mod sensor;
 mod support;
+mod suppression;
 mod threats;
 mod tls;
 mod whitelist;
@@ -155,6 +156,7 @@ pub fn build_registry(ctx: Arc<ToolContext>) -> Result<Registry, RegistryError> 
         .chain(kerberos::tools(&ctx))
         .chain(pcap::tools(&ctx))
         .chain(whitelist::tools(&ctx))
+        .chain(suppression::tools(&ctx))
         .chain(network::tools(&ctx))
         .chain(inventory::tools(&ctx))
         .chain(intel::tools(&ctx))
@@ -204,12 +206,12 @@ pub async fn load_ja3_blocklist(ctx: &ToolContext) -> Result<usize, String> {
 /// Loads the `whitelist` table into the alert stage (at start and after every change).
 pub async fn load_whitelist(ctx: &ToolContext) -> Result<usize, String> {
     let mut conn = ctx.pool.get().await.map_err(|e| e.to_string())?;
-    let rows = netmonitor_store::queries::list_whitelist(&mut conn, i64::MAX)
+    let rows = netmonitor_store::suppression::list_whitelist(&mut conn, i64::MAX)
         .await
         .map_err(|e| e.to_string())?;
     let entries: Vec<_> = rows
         .iter()
-        .filter_map(|r| netmonitor_alerts::WhitelistEntry::parse(r.id, &r.ip_cidr))
+        .filter_map(suppression::whitelist_entry)
         .collect();
     let n = entries.len();
     ctx.engine
@@ -219,3 +221,5 @@ pub async fn load_whitelist(ctx: &ToolContext) -> Result<usize, String> {
         .map_err(|e| e.to_string())?;
     Ok(n)
 }
+
+pub use suppression::load_providers;

@@ -611,7 +611,7 @@ fn analyze_ip(ctx: &Ctx) -> ToolDef {
                 .map_err(db_err)?;
 
             tctx.progress(4.0, Some(ANALYZE_STEPS), Some("inventory and whitelist"));
-            let wl = q::whitelist_matches(&mut conn, &ip).await.map_err(db_err)?;
+            let wl = netmonitor_store::suppression::whitelist_matches(&mut conn, &ip).await.map_err(db_err)?;
             let host = inventory(&ctx, move |inv| {
                 json!({"host": inv.get(addr)})
             })

@@ -1,15 +1,17 @@
-//! Whitelist tools over the `whitelist` table. Entries are IP addresses or CIDR networks,
-//! validated and normalised here (host bits cleared, a full-length prefix stored as the bare
-//! address). Every change is handed to the alert stage, which stops raising alerts whose source
-//! or destination falls inside an entry; alert listings (get_recent_threats,
-//! get_threat_detections) also hide and count stored alerts an entry covers.
+//! Whitelist tools over the `whitelist` table. An entry matches on an IP address or CIDR
+//! network (in a direction), a domain (and the names below it), a destination port, or any of
+//! them together, on every sensor or one; values are validated and normalised here (host bits
+//! cleared, a full-length prefix stored as the bare address, domains lower-cased). Every change
+//! is handed to the alert stage, which suppresses covered alerts before they are stored;
+//! alert listings (get_recent_threats, get_threat_detections) also hide stored alerts an
+//! address entry covers.
 
 use crate::args::invalid;
 use crate::schema::*;
 use crate::support::*;
 use ipnet::IpNet;
 use netmonitor_mcp::{Scope, ToolAnnotations, ToolDef, ToolError};
-use netmonitor_store::queries as q;
+use netmonitor_store::suppression as q;
 use serde_json::{json, Value};
 use std::net::IpAddr;
 
@@ -43,6 +45,18 @@ pub(crate) fn normalize_entry(s: &str) -> Result<(String, bool), String> {
     Ok((trunc.to_string(), changed))
 }
 
+/// A domain lower-cased without trailing dot or leading `*.`, of at least two labels.
+/// A numeric last label (`300.1.1.1`) is a mistyped address, not a domain.
+pub(crate) fn normalize_domain(s: &str) -> Result<String, String> {
+    netmonitor_intel::indicator::normalize_domain(s)
+        .filter(|d| {
+            !d.rsplit('.')
+                .next()
+                .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .ok_or_else(|| format!("{:?} is not a domain name (example.com)", s.trim()))
+}
+
 /// Hands the changed whitelist to the alert stage, which applies it to every alert from now on.
 async fn refresh_alert_stage(ctx: &Ctx) {
     if let Err(e) = crate::load_whitelist(ctx).await {
@@ -50,10 +64,20 @@ async fn refresh_alert_stage(ctx: &Ctx) {
     }
 }
 
-fn entry_schema() -> Value {
+pub(crate) fn entry_schema() -> Value {
     output(vec![
         ("id", count("Entry id (for remove_whitelist_entry)")),
-        ("ip_cidr", string("Address or CIDR network")),
+        ("ip_cidr", opt_string("Address or CIDR network")),
+        ("domain", opt_string("Domain (names below it match too)")),
+        ("port", opt_int("Destination port")),
+        (
+            "direction",
+            string("Which end the address applies to: any, source, destination"),
+        ),
+        (
+            "sensor",
+            opt_string("Only this sensor's alerts (null: every sensor)"),
+        ),
         ("description", opt_string("Why it is trusted")),
         ("created_at", string("When it was added (RFC 3339)")),
     ])
@@ -65,13 +89,17 @@ fn add_whitelist_entry(ctx: &Ctx) -> ToolDef {
         Spec {
             name: "add_whitelist_entry",
             title: "Add whitelist entry",
-            description: "Marks an IP address or CIDR network as trusted: alerts whose source or destination lies inside it are hidden (and counted as suppressed) in get_recent_threats and get_threat_detections. The value is validated and normalised (host bits cleared); adding an existing entry returns it unchanged.",
+            description: "Marks something as trusted so that its alerts are suppressed at detection time (counted per entry; dropped or kept as hidden evidence by configuration, see get_alert_suppression_stats): an IP address or CIDR network (in `ip_cidr`, matching the alert's source or destination, or only one of them with `direction`), a domain (in `domain`, or a domain given in `ip_cidr` as the seed system accepted; the domain and names below it match the alert's SNI, DNS name or HTTP host), a destination `port`, or several of these together (all must match), on every sensor or one `sensor`. Values are validated and normalised (host bits cleared, domains lower-cased); adding an existing entry returns it unchanged. Check the effect with test_alert_suppression.",
             input: input(
                 vec![
-                    ("ip_cidr", string_len("IP address or CIDR network (192.168.1.10, 10.0.0.0/8, 2001:db8::/32)", 2, 64)),
+                    ("ip_cidr", string_len("IP address or CIDR network (192.168.1.10, 10.0.0.0/8, 2001:db8::/32); a domain here is taken as `domain`", 2, 253)),
+                    ("domain", string_len("Domain (backup.example.com): it and the names below it", 3, 253)),
+                    ("port", int("Destination port", 0, 65_535, None)),
+                    ("direction", enumeration("Which end of the alert the address must be (default any)", &["any", "source", "destination"])),
+                    ("sensor", string_len("Only alerts of this sensor (default: every sensor)", 1, 128)),
                     ("description", string_len("Why it is trusted", 1, MAX_DESCRIPTION_LEN)),
                 ],
-                &["ip_cidr"],
+                &[],
             ),
             output: output(vec![
                 ("created", boolean("False when the entry existed already", None)),
@@ -82,23 +110,55 @@ fn add_whitelist_entry(ctx: &Ctx) -> ToolDef {
             scope: Scope::ReadWrite,
         },
         |ctx, t, args| async move {
-            let raw = args.req_str("ip_cidr")?;
-            let (value, normalized) = normalize_entry(&raw).map_err(|m| invalid("ip_cidr", m))?;
-            if let Ok(net) = value.parse::<IpNet>() {
+            let mut domain = match args.opt_str("domain")? {
+                Some(d) => Some(normalize_domain(&d).map_err(|m| invalid("domain", m))?),
+                None => None,
+            };
+            let (mut ip_cidr, mut normalized) = (None, false);
+            if let Some(raw) = args.opt_str("ip_cidr")? {
+                match normalize_entry(&raw) {
+                    Ok((v, n)) => (ip_cidr, normalized) = (Some(v), n),
+                    Err(m) if domain.is_none() => {
+                        domain = Some(normalize_domain(&raw).map_err(|_| invalid("ip_cidr", m))?)
+                    }
+                    Err(m) => return Err(invalid("ip_cidr", m)),
+                }
+            }
+            let port = args.opt_i64("port", 0, 65_535)?.map(|p| p as i32);
+            if ip_cidr.is_none() && domain.is_none() && port.is_none() {
+                return Err(invalid("ip_cidr", "give ip_cidr, domain or port"));
+            }
+            let direction = args.opt_str("direction")?.unwrap_or_else(|| "any".into());
+            if netmonitor_alerts::Direction::parse(&direction).is_none() {
+                return Err(invalid("direction", "one of any, source, destination"));
+            }
+            if let Some(net) = ip_cidr.as_deref().and_then(|v| v.parse::<IpNet>().ok()) {
                 let v4 = matches!(net, IpNet::V4(_));
                 if ctx.whitelist.needs_admin(v4, net.prefix_len()) && t.identity().scope < Scope::Admin {
                     return Err(ToolError::Forbidden(format!(
-                        "whitelisting {value} hides /{} of the address space; only an admin token may add networks broader than /{}",
+                        "whitelisting {net} hides /{} of the address space; only an admin token may add networks broader than /{}",
                         net.prefix_len(),
                         if v4 { ctx.whitelist.min_prefix_v4 } else { ctx.whitelist.min_prefix_v6 }
                     )));
                 }
             }
+            if ip_cidr.is_none() && domain.is_none() && t.identity().scope < Scope::Admin {
+                return Err(ToolError::Forbidden(
+                    "a port-only entry hides that port's alerts from every host; only an admin token may add one".into(),
+                ));
+            }
             let description = args.opt_str("description")?;
+            let sensor = args.opt_str("sensor")?;
+            let new = q::NewWhitelist {
+                ip_cidr: ip_cidr.as_deref(),
+                domain: domain.as_deref(),
+                port,
+                direction: &direction,
+                sensor: sensor.as_deref(),
+                description: description.as_deref(),
+            };
             let mut conn = db(&ctx).await?;
-            let (entry, created) = q::add_whitelist(&mut conn, &value, description.as_deref())
-                .await
-                .map_err(db_err)?;
+            let (entry, created) = q::add_whitelist(&mut conn, &new).await.map_err(db_err)?;
             drop(conn);
             refresh_alert_stage(&ctx).await;
             Ok(json!({"created": created, "normalized": normalized, "entry": json(&entry)?}))
@@ -112,7 +172,7 @@ fn get_whitelist_entries(ctx: &Ctx) -> ToolDef {
         Spec {
             name: "get_whitelist_entries",
             title: "Whitelist entries",
-            description: "Lists whitelist entries, newest first; with `ip`, only the entries covering that address (to check whether it is whitelisted).",
+            description: "Lists whitelist entries, newest first; with `ip`, only the address entries covering that address (test_alert_suppression answers for a whole alert).",
             input: input(
                 vec![
                     ("ip", ip("Only entries covering this address")),
@@ -148,11 +208,11 @@ fn remove_whitelist_entry(ctx: &Ctx) -> ToolDef {
         Spec {
             name: "remove_whitelist_entry",
             title: "Remove whitelist entry",
-            description: "Deletes a whitelist entry by id (from get_whitelist_entries) or by its exact address/network; alerts of that range are listed again.",
+            description: "Deletes a whitelist entry by id (from get_whitelist_entries) or every entry whose address/network or domain is exactly the value given; its alerts are raised again from now on and stored ones listed again.",
             input: input(
                 vec![
                     ("id", int("Entry id", 1, i64::MAX, None)),
-                    ("ip_cidr", string_len("The entry's address or CIDR network", 2, 64)),
+                    ("ip_cidr", string_len("The entry's address, CIDR network or domain", 2, 253)),
                 ],
                 &[],
             ),
@@ -172,7 +232,10 @@ fn remove_whitelist_entry(ctx: &Ctx) -> ToolDef {
                     .into_iter()
                     .collect::<Vec<_>>(),
                 (None, Some(v)) => {
-                    let (value, _) = normalize_entry(&v).map_err(|m| invalid("ip_cidr", m))?;
+                    let value = match normalize_entry(&v) {
+                        Ok((value, _)) => value,
+                        Err(m) => normalize_domain(&v).map_err(|_| invalid("ip_cidr", m))?,
+                    };
                     q::remove_whitelist_by_value(&mut conn, &value)
                         .await
                         .map_err(db_err)?
@@ -218,6 +281,12 @@ mod tests {
         assert_eq!(normalize_entry("::1"), Ok(("::1".into(), false)));
         assert!(normalize_entry("10.0.0.0/33").is_err());
         assert!(normalize_entry("example.com").is_err());
+        assert_eq!(
+            normalize_domain("Backup.Example.COM."),
+            Ok("backup.example.com".into())
+        );
+        assert!(normalize_domain("300.1.1.1").is_err());
+        assert!(normalize_domain("localhost").is_err());
         assert!(normalize_entry("10.0.0.1; DROP TABLE whitelist").is_err());
     }
 }

@@ -23,6 +23,7 @@ fn registry_declarations_are_complete_and_scoped() {
     let sys = actix_rt::System::new();
     sys.block_on(async {
         let engine = netmonitor_engine::Engine::start(netmonitor_engine::EngineOptions {
+            sensor: "test-sensor".into(),
             detection: Default::default(),
             eve: None,
             store: None,
@@ -538,6 +539,7 @@ fn tools_answer_from_real_pcaps_over_http() {
         c.call("get_recent_threats", json!({"since": SINCE}))["total"].as_i64(),
         Some(live_alerts)
     );
+    suppression_tools_answer_from_the_alert_stage(&c);
 
     let mitre = c.call("get_mitre_mapping", json!({"since": SINCE}));
     let t1558 = mitre["techniques"]
@@ -762,4 +764,114 @@ fn tools_answer_from_real_pcaps_over_http() {
     assert!(p["messages"][0]["content"]["text"]
         .as_str()
         .is_some_and(|t| t.contains("not yet available")));
+}
+
+/// Domain, port, direction and sensor entries, service providers, and the stage's answers.
+fn suppression_tools_answer_from_the_alert_stage(c: &Client) {
+    let ask = |args: Value| c.call("test_alert_suppression", args);
+    let base = json!({"src_ip": "10.20.0.5", "dest_ip": "198.51.100.9", "dest_port": 443,
+                      "domain": "eu.backup.example", "threat_type": "high_outbound_volume"});
+    assert_eq!(ask(base.clone())["outcome"], json!("raised"));
+    // The seed's form: a domain given where an address is expected.
+    let d = c.call(
+        "add_whitelist_entry",
+        json!({"ip_cidr": "Backup.Example.", "port": 443}),
+    );
+    assert_eq!(d["entry"]["domain"], json!("backup.example"));
+    assert_eq!(d["entry"]["ip_cidr"], Value::Null);
+    let a = ask(base.clone());
+    assert_eq!(
+        (a["outcome"].clone(), a["suppressed"].clone()),
+        (json!("whitelisted"), json!(true))
+    );
+    assert_eq!(a["whitelist_entry"]["id"], d["entry"]["id"]);
+    let mut other_port = base.clone();
+    other_port["dest_port"] = json!(8443);
+    assert_eq!(
+        ask(other_port)["outcome"],
+        json!("raised"),
+        "the port must match too"
+    );
+    let mut sibling = base.clone();
+    sibling["domain"] = json!("notbackup.example");
+    assert_eq!(ask(sibling)["outcome"], json!("raised"), "label boundary");
+    c.call(
+        "remove_whitelist_entry",
+        json!({"ip_cidr": "backup.example"}),
+    );
+    assert_eq!(ask(base.clone())["outcome"], json!("raised"));
+
+    let src = c.call(
+        "add_whitelist_entry",
+        json!({"ip_cidr": "10.20.0.0/16", "direction": "destination"}),
+    );
+    assert_eq!(
+        ask(base.clone())["outcome"],
+        json!("raised"),
+        "10.20/16 is the source here"
+    );
+    c.call("remove_whitelist_entry", json!({"id": src["entry"]["id"]}));
+    let other = c.call(
+        "add_whitelist_entry",
+        json!({"ip_cidr": "10.20.0.5", "sensor": "another-sensor"}),
+    );
+    assert_eq!(
+        ask(base.clone())["outcome"],
+        json!("raised"),
+        "another sensor's entry"
+    );
+    c.call(
+        "remove_whitelist_entry",
+        json!({"id": other["entry"]["id"]}),
+    );
+    assert!(c
+        .call_err(
+            "add_whitelist_entry",
+            json!({"direction": "sideways", "ip_cidr": "10.0.0.1"})
+        )
+        .contains("direction"));
+
+    let p = c.call(
+        "create_service_provider",
+        json!({"name": "offsite-backup", "category": "backup", "ranges": ["198.51.100.0/24"],
+               "domains": ["backup.example"], "suppress": ["high_outbound_volume"]}),
+    );
+    assert_eq!(p["provider"]["ranges"], json!(["198.51.100.0/24"]));
+    assert!(c
+        .call_err(
+            "create_service_provider",
+            json!({"name": "offsite-backup", "category": "backup", "ranges": ["192.0.2.0/24"]})
+        )
+        .contains("exists"));
+    assert!(c
+        .call_err("create_service_provider", json!({"name": "x", "category": "cdn", "ranges": ["192.0.2.0/24"], "suppress": ["nonsense"]}))
+        .contains("suppress"));
+    let a = ask(base.clone());
+    assert_eq!(a["outcome"], json!("provider_suppressed"));
+    assert_eq!(a["service_provider"]["name"], json!("offsite-backup"));
+    let mut beacon = base.clone();
+    beacon["threat_type"] = json!("beaconing");
+    let b = ask(beacon);
+    assert_eq!(
+        b["outcome"],
+        json!("raised"),
+        "only the kinds it lists are suppressed"
+    );
+    assert_eq!(b["service_provider"]["name"], json!("offsite-backup"));
+    let hit = c.call("check_ip_service_provider", json!({"ip": "198.51.100.77"}));
+    assert_eq!(hit["is_service_provider"], json!(true));
+    assert_eq!(hit["matched_range"], json!("198.51.100.0/24"));
+    assert_eq!(
+        c.call("check_ip_service_provider", json!({"ip": "198.51.101.1"}))["is_service_provider"],
+        json!(false)
+    );
+    let list = c.call("get_service_providers", json!({"category": "backup"}));
+    assert_eq!(list["returned"], json!(1));
+    assert_eq!(
+        c.call("get_service_providers", json!({"category": "cdn"}))["returned"],
+        json!(0)
+    );
+    let stats = c.call("get_alert_suppression_stats", json!({}));
+    assert_eq!(stats["suppressed_alerts"], json!("drop"));
+    assert!(stats["raised"].as_u64().unwrap() > 0, "{stats}");
 }

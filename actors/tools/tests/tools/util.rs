@@ -154,6 +154,7 @@ pub fn start(pcaps: Vec<PathBuf>) -> Stack {
                 Err(e) => panic!("store: {e}"),
             };
             let mut engine = Engine::start(EngineOptions {
+                sensor: "test-sensor".into(),
                 detection: Default::default(),
                 eve: None,
                 store: Some(store.clone()),
