@@ -122,29 +122,6 @@ fn write_pcap(path: &Path) {
     s.finish().unwrap();
 }
 
-fn replay(dir: &Path, config: Option<&Path>, pcap: &Path, eve: &Path) -> Vec<Value> {
-    let mut cmd = netmonitor(dir);
-    if let Some(c) = config {
-        cmd.arg("--config").arg(c);
-    }
-    let out = cmd
-        .args(["replay", "--no-db", "-q", "--eve"])
-        .arg(eve)
-        .arg(pcap)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "replay: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::read_to_string(eve)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 #[test]
 fn feeds_of_every_format_raise_exactly_the_expected_alerts() {
     if python().is_none() {
@@ -154,7 +131,7 @@ fn feeds_of_every_format_raise_exactly_the_expected_alerts() {
     let pcap = dir.path().join("intel.pcap");
     write_pcap(&pcap);
     // A first replay without feeds: the TLS session's JA3 and certificate, and no alert at all.
-    let plain = replay(dir.path(), None, &pcap, &dir.path().join("plain.json"));
+    let plain = replay_eve(dir.path(), None, &pcap, &dir.path().join("plain.json"));
     assert!(plain.iter().all(|e| e["event_type"] != "alert"));
     let tls = plain
         .iter()
@@ -251,7 +228,7 @@ fn feeds_of_every_format_raise_exactly_the_expected_alerts() {
     ]
     .concat();
     std::fs::write(&config, text).unwrap();
-    let events = replay(
+    let events = replay_eve(
         dir.path(),
         Some(&config),
         &pcap,

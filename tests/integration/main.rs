@@ -2,6 +2,7 @@
 //! real HTTP. One target, a module per area, shared fixtures in `util`.
 
 mod behaviour;
+mod behaviour_replay;
 mod eve_schema;
 mod intel;
 mod live;

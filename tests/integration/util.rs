@@ -235,3 +235,33 @@ impl Drop for Proc {
         let _ = self.0.wait();
     }
 }
+
+/// `netmonitor replay --no-db` of `pcap` (with `config`, if any) writing EVE to `eve`; the EVE
+/// records.
+pub fn replay_eve(
+    dir: &std::path::Path,
+    config: Option<&std::path::Path>,
+    pcap: &std::path::Path,
+    eve: &std::path::Path,
+) -> Vec<serde_json::Value> {
+    let mut cmd = netmonitor(dir);
+    if let Some(c) = config {
+        cmd.arg("--config").arg(c);
+    }
+    let out = cmd
+        .args(["replay", "--no-db", "-q", "--eve"])
+        .arg(eve)
+        .arg(pcap)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "replay: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read_to_string(eve)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
