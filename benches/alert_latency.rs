@@ -9,9 +9,13 @@
 //! timestamps each frame as it passes the capture tap, so the figure covers the capture ring's
 //! block hand-over (`block_timeout_ms`), decoding, the Kerberos actor and the alert stage.
 //!
-//! Run as root: `cargo bench --bench alert_latency` (RATE=N, SECONDS=N).
+//! With SCENARIO=dns_tunnel each alert is instead a behaviour detection: fifty queries with long
+//! encoded labels from one client under its own domain, decided by the fiftieth.
+//!
+//! Run as root: `cargo bench --bench alert_latency` (RATE=N alerts/s, SECONDS=N,
+//! SCENARIO=kerberos|dns_tunnel).
 
-use netmonitor_capture::synth::{build, krb_request, KrbSpec, XorShift};
+use netmonitor_capture::synth::{build, dns_query, krb_request, KrbSpec, XorShift};
 use netmonitor_common::Timestamp;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -122,31 +126,69 @@ fn quantile(buckets: &[(f64, f64)], q: f64) -> f64 {
     prev.0
 }
 
-/// Sends `count` AS-REQs offering only RC4, paced at `rate` per second, each from its own
-/// client address (numbered from `first`).
-fn send_requests(fd: i32, rng: &mut XorShift, first: u64, count: u64, rate: u64) {
-    let kdc = [10, 250, 0, 1];
+/// What raises each alert.
+#[derive(Clone, Copy, PartialEq)]
+enum Scenario {
+    /// One AS-REQ offering only RC4: the Kerberos actor decides on that packet.
+    Kerberos,
+    /// Fifty DNS queries with long encoded labels under one domain: the behaviour actor
+    /// decides on the fiftieth (the "exploded subdomains" threshold).
+    DnsTunnel,
+}
+
+/// The frames that raise alert number `i`, each from its own client address.
+fn frames_for(scenario: Scenario, rng: &mut XorShift, i: u64) -> Vec<Vec<u8>> {
+    let client = [10, 251 + (i >> 16) as u8, (i >> 8) as u8, i as u8];
+    let cport = 40_000 + (i % 20_000) as u16;
+    match scenario {
+        Scenario::Kerberos => {
+            let spec = KrbSpec {
+                realm: "BENCH.TEST",
+                cname: "user",
+                sname: &["krbtgt", "BENCH.TEST"],
+                etypes: &[23],
+                ticket_etype: 23,
+                reply_etype: 23,
+                now: Timestamp::now(),
+            };
+            let payload = krb_request(rng, &spec, false);
+            vec![build::eth_ipv4_udp(
+                client,
+                [10, 250, 0, 1],
+                cport,
+                88,
+                &payload,
+            )]
+        }
+        Scenario::DnsTunnel => (0..50u16)
+            .map(|q| {
+                let label: String = (0..45)
+                    .map(|_| {
+                        b"abcdefghijklmnopqrstuvwxyz234567"[(rng.next_u64() % 32) as usize] as char
+                    })
+                    .collect();
+                let name = format!("{label}.t{i}.tunnel-bench.example");
+                let payload = dns_query(q, &name, 16);
+                build::eth_ipv4_udp(client, [10, 250, 0, 53], cport, 53, &payload)
+            })
+            .collect(),
+    }
+}
+
+/// Sends the frames of `count` alerts (numbered from `first`), paced at `rate` alerts per
+/// second.
+fn send_alerts(fd: i32, rng: &mut XorShift, scenario: Scenario, first: u64, count: u64, rate: u64) {
     let started = Instant::now();
     for n in 0..count {
-        let i = first + n;
-        let client = [10, 251 + (i >> 16) as u8, (i >> 8) as u8, i as u8];
-        let spec = KrbSpec {
-            realm: "BENCH.TEST",
-            cname: "user",
-            sname: &["krbtgt", "BENCH.TEST"],
-            etypes: &[23],
-            ticket_etype: 23,
-            reply_etype: 23,
-            now: Timestamp::now(),
-        };
-        let payload = krb_request(rng, &spec, false);
-        let frame = build::eth_ipv4_udp(client, kdc, 40_000 + (i % 20_000) as u16, 88, &payload);
+        let frames = frames_for(scenario, rng, first + n);
         let due = started + Duration::from_micros(n * 1_000_000 / rate);
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
-        let sent = unsafe { libc::send(fd, frame.as_ptr().cast(), frame.len(), 0) };
-        assert_eq!(sent, frame.len() as isize, "send frame");
+        for frame in frames {
+            let sent = unsafe { libc::send(fd, frame.as_ptr().cast(), frame.len(), 0) };
+            assert_eq!(sent, frame.len() as isize, "send frame");
+        }
     }
 }
 
@@ -167,7 +209,19 @@ fn main() {
         eprintln!("alert_latency: needs root (a veth pair and raw frames); skipped");
         return;
     }
-    let rate = env_or("RATE", 500).max(1);
+    let scenario = match std::env::var("SCENARIO").as_deref() {
+        Ok("dns_tunnel") => Scenario::DnsTunnel,
+        _ => Scenario::Kerberos,
+    };
+    let rate = env_or(
+        "RATE",
+        if scenario == Scenario::DnsTunnel {
+            100
+        } else {
+            500
+        },
+    )
+    .max(1);
     let secs = env_or("SECONDS", 6).max(1);
     let total = rate * secs;
 
@@ -215,12 +269,12 @@ fn main() {
     let mut rng = XorShift::new(7);
     let name = "netmonitor_alert_latency_seconds";
     let warmup = rate * env_or("WARMUP", 2);
-    send_requests(fd, &mut rng, 0, warmup, rate);
+    send_alerts(fd, &mut rng, scenario, 0, warmup, rate);
     let before = settle(port, name, warmup as f64);
     if std::env::var_os("BUCKETS").is_some() {
         println!("warm-up: {:?}", before.0);
     }
-    send_requests(fd, &mut rng, warmup, total, rate);
+    send_alerts(fd, &mut rng, scenario, warmup, total, rate);
     unsafe { libc::close(fd) };
     let after = settle(port, name, (warmup + total) as f64);
     let buckets: Vec<(f64, f64)> = after
@@ -236,7 +290,12 @@ fn main() {
     }
     assert!(count > 0.0, "no alert latency recorded");
     println!(
-        "alert latency, {count} of {total} alerts at {rate}/s: p50 {:.2} ms, p99 {:.2} ms",
+        "alert latency ({}), {count} of {total} alerts at {rate}/s: p50 {:.2} ms, p99 {:.2} ms",
+        if scenario == Scenario::DnsTunnel {
+            "behaviour: DNS tunnel, decided by the 50th query"
+        } else {
+            "Kerberos: RC4-only AS-REQ"
+        },
         quantile(&buckets, 0.50) * 1e3,
         quantile(&buckets, 0.99) * 1e3
     );

@@ -112,7 +112,17 @@ pub const METRICS: &[(&str, &str, &str)] = &[
     (
         "netmonitor_alerts_suppressed_total",
         "counter",
-        "Alerts the alert stage did not raise, by reason (whitelist, duplicate, disabled)",
+        "Alerts the alert stage did not raise, by reason (whitelist, service_provider, duplicate, disabled)",
+    ),
+    (
+        "netmonitor_behaviour_tracked_entries",
+        "gauge",
+        "Entries the behaviour detections hold (sources, pairs, hosts), bounded by detection.behaviour.max_tracked per table",
+    ),
+    (
+        "netmonitor_behaviour_evictions_total",
+        "counter",
+        "Least recently seen entries the behaviour detections evicted to stay within their bound",
     ),
     (
         "netmonitor_alerts_total",

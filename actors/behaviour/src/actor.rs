@@ -106,6 +106,9 @@ impl Handler<EventBatch> for BehaviourActor {
             if !raised.is_empty() && !send_blocking(alerts, RaiseAlerts(raised)) {
                 tracing::error!("alert stage gone: behaviour alerts lost");
             }
+            let s = detector.stats();
+            metrics::gauge!("netmonitor_behaviour_tracked_entries").set(s.tracked as f64);
+            metrics::counter!("netmonitor_behaviour_evictions_total").absolute(s.evicted);
         });
     }
 }

@@ -10,7 +10,7 @@ use crate::config::BehaviourConfig;
 use crate::names::is_chatter;
 use crate::rules::*;
 use crate::scan::secs;
-use crate::Raise;
+use crate::Raised;
 use netmonitor_common::window::Bounded;
 use netmonitor_common::{EventHeader, FlowRecord};
 use serde_json::json;
@@ -152,7 +152,7 @@ impl Beacons {
         cfg: &BehaviourConfig,
         h: &EventHeader,
         f: &FlowRecord,
-        out: &mut Vec<Raise>,
+        out: &mut Raised,
     ) {
         let c = &cfg.beacon;
         let k = &h.key;
@@ -163,16 +163,18 @@ impl Beacons {
         let key = (k.src_ip, k.dst_ip, k.dst_port);
         let duration = f.end.0.saturating_sub(f.start.0);
         if c.long_connection_secs > 0 && duration >= secs(c.long_connection_secs) {
-            out.push(Raise::new(
-                &LONG_CONNECTION,
-                format!("{}>{}:{}", k.src_ip, k.dst_ip, k.dst_port),
-                window,
+            out.raise(&LONG_CONNECTION, key, window, || {
                 json!({"client": k.src_ip.to_string(), "server": k.dst_ip.to_string(),
                        "port": k.dst_port, "duration_secs": duration / 1_000_000,
                        "threshold_secs": c.long_connection_secs,
-                       "bytes": f.bytes_toserver + f.bytes_toclient}),
-            ));
+                       "bytes": f.bytes_toserver + f.bytes_toclient})
+            });
             self.long.touch(key, f.end.0, window);
+        }
+        // As RITA does, beacons are looked for from our hosts to the outside unless asked.
+        let outbound = cfg.is_local(k.src_ip) && !cfg.is_local(k.dst_ip);
+        if !c.internal_pairs && !outbound {
+            return;
         }
         let start = f.start.0;
         let p = self.pairs.touch(key, start, window);
@@ -198,10 +200,7 @@ impl Beacons {
         let conns: Vec<(i64, u64)> = p.conns.iter().copied().collect();
         let Some(s) = score(&conns, c) else { return };
         if s.score >= c.score && s.median_interval_secs >= c.min_interval_secs {
-            out.push(Raise::new(
-                &BEACONING,
-                format!("{}>{}:{}", k.src_ip, k.dst_ip, k.dst_port),
-                window,
+            out.raise(&BEACONING, key, window, || {
                 json!({"client": k.src_ip.to_string(), "server": k.dst_ip.to_string(),
                        "port": k.dst_port, "connections": conns.len(),
                        "score": round(s.score), "threshold": c.score,
@@ -213,8 +212,8 @@ impl Beacons {
                        "size_smallness_score": round(s.size_smallness),
                        "median_interval_secs": round(s.median_interval_secs),
                        "median_size_bytes": s.median_size,
-                       "window_secs": c.window_secs}),
-            ));
+                       "window_secs": c.window_secs})
+            });
         }
     }
 }

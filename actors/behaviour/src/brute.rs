@@ -7,7 +7,7 @@
 use crate::config::BehaviourConfig;
 use crate::rules::*;
 use crate::scan::secs;
-use crate::Raise;
+use crate::Raised;
 use netmonitor_common::event::ipproto;
 use netmonitor_common::window::{Bounded, Distinct, Times};
 use netmonitor_common::{EventHeader, FlowRecord, HttpRecord};
@@ -68,16 +68,16 @@ impl Brute {
         cfg: &BehaviourConfig,
         h: &EventHeader,
         f: &FlowRecord,
-        out: &mut Vec<Raise>,
+        out: &mut Raised,
     ) {
         let c = &cfg.brute_force;
         let k = &h.key;
-        if !c.enabled || k.proto != ipproto::TCP || !c.ports.contains(&k.dst_port) {
+        if !c.enabled || k.proto != ipproto::TCP {
             return;
         }
         let answered = f.tcp_flags_toclient & (SYN | ACK) == (SYN | ACK);
         let short = f.end.0.saturating_sub(f.start.0) <= secs(c.short_session_secs);
-        if !(answered && short && f.payload_toserver > 0) {
+        if !(answered && short && f.payload_toserver > 0 && c.ports.contains(&k.dst_port)) {
             return;
         }
         self.attempt(cfg, k.src_ip, k.dst_ip, k.dst_port, f.end.0, out);
@@ -88,7 +88,7 @@ impl Brute {
         cfg: &BehaviourConfig,
         h: &EventHeader,
         r: &HttpRecord,
-        out: &mut Vec<Raise>,
+        out: &mut Raised,
     ) {
         if cfg.brute_force.enabled && matches!(r.status, Some(401 | 407)) {
             self.attempt(cfg, h.key.src_ip, h.key.dst_ip, h.key.dst_port, h.ts.0, out);
@@ -102,7 +102,7 @@ impl Brute {
         dst: IpAddr,
         port: u16,
         now: i64,
-        out: &mut Vec<Raise>,
+        out: &mut Raised,
     ) {
         let c = &cfg.brute_force;
         let window = secs(c.window_secs);
@@ -112,14 +112,11 @@ impl Brute {
             .touch((src, dst, port), now, window)
             .push(now, window);
         if c.sessions > 0 && n >= c.sessions {
-            out.push(Raise::new(
-                &BRUTE_FORCE,
-                format!("{src}>{dst}:{port}"),
-                window,
+            out.raise(&BRUTE_FORCE, (src, dst, port), window, || {
                 json!({"source": src.to_string(), "target": dst.to_string(), "port": port,
                        "service": service, "attempts": n, "threshold": c.sessions,
-                       "window_secs": c.window_secs}),
-            ));
+                       "window_secs": c.window_secs})
+            });
         }
         let all = self
             .attempts
@@ -128,15 +125,13 @@ impl Brute {
         let set = self.targets.touch((src, port), now, window);
         let hosts = set.insert(dst, now, window);
         if c.spray_targets > 0 && hosts >= c.spray_targets && all >= 2 * c.spray_targets {
-            let sample: Vec<String> = set.sample(20).iter().map(ToString::to_string).collect();
-            out.push(Raise::new(
-                &SPRAYING,
-                format!("{src}:{port}"),
-                window,
+            out.raise(&SPRAYING, (src, port), window, || {
                 json!({"source": src.to_string(), "port": port, "service": service,
                        "targets": hosts, "attempts": all, "threshold": c.spray_targets,
-                       "window_secs": c.window_secs, "sample_targets": sample}),
-            ));
+                       "window_secs": c.window_secs,
+                       "sample_targets": set.sample(20).iter().map(ToString::to_string)
+                           .collect::<Vec<_>>()})
+            });
         }
     }
 }

@@ -218,6 +218,10 @@ pub struct BeaconConfig {
     pub min_interval_secs: f64,
     /// A connection open at least this long is flagged as long (0 = off).
     pub long_connection_secs: u64,
+    /// Also score pairs that are not from a local host to the outside (internal lateral
+    /// beacons, or traffic seen from outside); off as in RITA, which keeps the state to the
+    /// pairs that matter.
+    pub internal_pairs: bool,
 }
 
 impl Default for BeaconConfig {
@@ -233,6 +237,7 @@ impl Default for BeaconConfig {
             min_span_secs: 600,
             min_interval_secs: 5.0,
             long_connection_secs: 3600,
+            internal_pairs: false,
         }
     }
 }
@@ -340,13 +345,44 @@ impl BehaviourConfig {
 
     /// Whether `a` is one of ours.
     pub fn is_local(&self, a: std::net::IpAddr) -> bool {
-        self.local_networks.iter().any(|n| n.contains(&a))
+        match a {
+            // The common case without ipnet's per-call mask arithmetic.
+            std::net::IpAddr::V4(v4) => {
+                let a = u32::from(v4);
+                self.local_networks.iter().any(|n| match n {
+                    ipnet::IpNet::V4(n) => {
+                        let mask = u32::MAX
+                            .checked_shl(32 - u32::from(n.prefix_len()))
+                            .unwrap_or(0);
+                        (a ^ u32::from(n.addr())) & mask == 0
+                    }
+                    ipnet::IpNet::V6(_) => false,
+                })
+            }
+            std::net::IpAddr::V6(_) => self.local_networks.iter().any(|n| n.contains(&a)),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_networks_match_by_prefix() {
+        let mut c = BehaviourConfig {
+            local_networks: ["10.0.0.0/8", "192.168.1.7/32", "fd00::/8"]
+                .iter()
+                .map(|n| n.parse().unwrap())
+                .collect(),
+            ..BehaviourConfig::default()
+        };
+        let local = |a: &str| c.is_local(a.parse().unwrap());
+        assert!(local("10.200.3.4") && local("192.168.1.7") && local("fd12::1"));
+        assert!(!local("11.0.0.1") && !local("192.168.1.8") && !local("fe80::1"));
+        c.local_networks = vec!["0.0.0.0/0".parse().unwrap()];
+        assert!(c.is_local("203.0.113.9".parse().unwrap()));
+    }
 
     #[test]
     fn sections_parse_and_validate() {

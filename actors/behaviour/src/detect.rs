@@ -8,7 +8,7 @@ use crate::dns::Dns;
 use crate::novelty::Novelty;
 use crate::scan::Scans;
 use crate::volume::Volume;
-use crate::Raise;
+use crate::{Alerted, Raise, Raised};
 use netmonitor_common::window::Bounded;
 use netmonitor_common::{Event, EventKind};
 use serde::Serialize;
@@ -38,7 +38,8 @@ pub struct BehaviourDetector {
     beacons: Beacons,
     volume: Volume,
     novelty: Novelty,
-    alerted: Bounded<(u32, String), ()>,
+    alerted: Alerted,
+    seed: foldhash::fast::RandomState,
     stats: BehaviourStats,
     raised: Vec<Raise>,
 }
@@ -55,6 +56,7 @@ impl BehaviourDetector {
             volume: Volume::new(cap),
             novelty: Novelty::new(cap),
             alerted: Bounded::new(cap),
+            seed: foldhash::fast::RandomState::default(),
             stats: BehaviourStats::default(),
             raised: Vec::new(),
             cfg,
@@ -98,8 +100,14 @@ impl BehaviourDetector {
             return;
         }
         let cfg = &self.cfg;
-        let raised = &mut self.raised;
         let h = &ev.header;
+        let raised = &mut Raised {
+            list: &mut self.raised,
+            alerted: &self.alerted,
+            seed: &self.seed,
+            now: h.ts.0,
+            repeats: &mut self.stats.repeats,
+        };
         match &ev.kind {
             EventKind::FlowStart(s) => self.scans.on_start(cfg, h, s, raised),
             EventKind::Flow(f) => {

@@ -8,17 +8,40 @@ use crate::config::BehaviourConfig;
 use crate::names::{entropy, is_chatter, is_local_name, looks_generated, split_registered};
 use crate::rules::*;
 use crate::scan::secs;
-use crate::Raise;
+use crate::Raised;
 use netmonitor_common::window::{Bounded, Distinct, Times};
 use netmonitor_common::{DnsRecord, EventHeader};
 use serde_json::json;
 use std::net::IpAddr;
 
+/// Distinct names past the threshold are judged again (sampled, entropy measured) only after
+/// this many more new ones, so a busy domain that is not a tunnel costs little per query.
+const REJUDGE_EVERY: u32 = 32;
+
+/// Distinct names, and new names since they were last judged.
+type Names = (Distinct<String>, u32);
+
 pub(crate) struct Dns {
-    names: Bounded<(IpAddr, String), Distinct<String>>,
+    names: Bounded<(IpAddr, String), Names>,
     long: Bounded<(IpAddr, String), Times>,
     txt: Bounded<IpAddr, Times>,
-    nx: Bounded<IpAddr, Distinct<String>>,
+    nx: Bounded<IpAddr, Names>,
+}
+
+/// Inserts `name`; whether the set should be judged now (at the threshold, then after every
+/// [`REJUDGE_EVERY`] new names).
+fn insert_and_due(n: &mut Names, name: &str, now: i64, window: i64, threshold: usize) -> bool {
+    let new = !n.0.contains(name);
+    let distinct = n.0.insert(name.to_owned(), now, window);
+    if !new || threshold == 0 || distinct < threshold {
+        return false;
+    }
+    n.1 += 1;
+    if distinct == threshold || n.1 >= REJUDGE_EVERY {
+        n.1 = 0;
+        return true;
+    }
+    false
 }
 
 impl Dns {
@@ -44,7 +67,7 @@ impl Dns {
         cfg: &BehaviourConfig,
         h: &EventHeader,
         d: &DnsRecord,
-        out: &mut Vec<Raise>,
+        out: &mut Raised,
     ) {
         let c = &cfg.dns;
         let k = &h.key;
@@ -62,14 +85,11 @@ impl Dns {
             if matches!(d.rrtype.as_str(), "TXT" | "NULL") && c.txt_null_queries > 0 {
                 let n = self.txt.touch(client, now, window).push(now, window);
                 if n >= c.txt_null_queries {
-                    out.push(Raise::new(
-                        &DNS_TXT_VOLUME,
-                        client.to_string(),
-                        window,
+                    out.raise(&DNS_TXT_VOLUME, client, window, || {
                         json!({"client": client.to_string(), "txt_null_queries": n,
                                "threshold": c.txt_null_queries, "window_secs": c.window_secs,
-                               "last_name": name}),
-                    ));
+                               "last_name": name})
+                    });
                 }
             }
             if sub.is_empty() {
@@ -82,11 +102,16 @@ impl Dns {
             } else {
                 self.long.get(&key).map_or(0, |t| t.count(now, window))
             };
-            let set = self.names.touch(key, now, window);
-            let distinct = set.insert(sub.to_owned(), now, window);
-            if c.unique_subdomains == 0 || distinct < c.unique_subdomains {
+            let names = self.names.touch(key, now, window);
+            if !insert_and_due(names, sub, now, window, c.unique_subdomains) {
                 return;
             }
+            let tunnel_key = (client, registered);
+            if out.is_repeat(&DNS_TUNNEL, tunnel_key, window) {
+                return;
+            }
+            let set = &names.0;
+            let distinct = set.len();
             let sample = set.sample(64);
             let mean_entropy =
                 sample.iter().map(|s| entropy(s)).sum::<f64>() / sample.len().max(1) as f64;
@@ -94,39 +119,36 @@ impl Dns {
                 sample.iter().map(String::len).sum::<usize>() as f64 / sample.len().max(1) as f64;
             let encoded = mean_entropy >= c.entropy && mean_len >= 16.0;
             if long >= c.long_label_queries.max(1) || encoded {
-                out.push(Raise::new(
-                    &DNS_TUNNEL,
-                    format!("{client}>{registered}"),
-                    window,
+                out.raise(&DNS_TUNNEL, tunnel_key, window, || {
                     json!({"client": client.to_string(), "domain": registered,
                            "unique_subdomains": distinct, "long_label_queries": long,
                            "mean_entropy": (mean_entropy * 100.0).round() / 100.0,
                            "mean_subdomain_length": mean_len.round(),
                            "window_secs": c.window_secs,
-                           "sample": sample.iter().take(5).collect::<Vec<_>>()}),
-                ));
+                           "sample": sample.iter().take(5).collect::<Vec<_>>()})
+                });
             }
         } else if d.rcode.as_deref() == Some("NXDOMAIN") && c.nxdomain_names > 0 {
-            let set = self.nx.touch(client, now, window);
-            let n = set.insert(registered.to_owned(), now, window);
-            if n < c.nxdomain_names {
+            let nx = self.nx.touch(client, now, window);
+            if !insert_and_due(nx, registered, now, window, c.nxdomain_names)
+                || out.is_repeat(&DGA, client, window)
+            {
                 return;
             }
+            let set = &nx.0;
+            let n = set.len();
             let sample = set.sample(64);
             let random = sample
                 .iter()
                 .filter(|r| looks_generated(r.split('.').next().unwrap_or(""), c.dga_entropy))
                 .count();
             if random * 2 >= sample.len() {
-                out.push(Raise::new(
-                    &DGA,
-                    client.to_string(),
-                    window,
+                out.raise(&DGA, client, window, || {
                     json!({"client": client.to_string(), "nxdomain_names": n,
                            "random_looking": random, "threshold": c.nxdomain_names,
                            "window_secs": c.window_secs,
-                           "sample": sample.iter().take(10).collect::<Vec<_>>()}),
-                ));
+                           "sample": sample.iter().take(10).collect::<Vec<_>>()})
+                });
             }
         }
     }

@@ -6,7 +6,9 @@
 use std::net::IpAddr;
 
 /// Ports of local discovery and time protocols: mDNS, LLMNR, SSDP, NetBIOS, NTP, DHCP.
-const CHATTER_PORTS: [u16; 8] = [5353, 5355, 1900, 137, 138, 123, 67, 68];
+fn is_chatter_port(port: u16) -> bool {
+    matches!(port, 5353 | 5355 | 1900 | 137 | 138 | 123 | 67 | 68)
+}
 
 /// Multicast, broadcast, link-local or unspecified.
 pub fn is_local_chatter_addr(a: IpAddr) -> bool {
@@ -26,20 +28,17 @@ pub fn is_local_chatter_addr(a: IpAddr) -> bool {
 
 /// A flow that is local chatter: to such an address, or between discovery ports.
 pub fn is_chatter(dst: IpAddr, src_port: u16, dst_port: u16) -> bool {
-    is_local_chatter_addr(dst)
-        || CHATTER_PORTS.contains(&dst_port)
-        || CHATTER_PORTS.contains(&src_port)
+    is_local_chatter_addr(dst) || is_chatter_port(dst_port) || is_chatter_port(src_port)
 }
 
 /// Names that live on the local link or in reverse zones.
 pub fn is_local_name(name: &str) -> bool {
-    let n = name.trim_end_matches('.').to_ascii_lowercase();
-    n.ends_with(".local")
-        || n.ends_with(".arpa")
-        || n.ends_with(".localdomain")
-        || n.ends_with(".lan")
-        || n.ends_with(".home.arpa")
-        || !n.contains('.')
+    let n = name.trim_end_matches('.').as_bytes();
+    let ends = |suffix: &str| {
+        n.len() >= suffix.len()
+            && n[n.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+    };
+    ends(".local") || ends(".arpa") || ends(".localdomain") || ends(".lan") || !n.contains(&b'.')
 }
 
 /// Second-level labels under which country-code registries sell names (`example.co.uk`).
@@ -49,26 +48,15 @@ const SLD: [&str; 8] = ["co", "com", "net", "org", "gov", "ac", "edu", "or"];
 /// `example.co.uk`), and the labels below it. `None` for a name of fewer than two labels.
 pub fn split_registered(name: &str) -> Option<(&str, &str)> {
     let n = name.trim_end_matches('.');
-    let labels: Vec<&str> = n.split('.').collect();
-    if labels.len() < 2 {
-        return None;
-    }
-    let tld = labels[labels.len() - 1];
-    let sld = labels[labels.len() - 2];
-    let keep = if labels.len() >= 3 && tld.len() == 2 && SLD.contains(&sld) {
-        3
-    } else {
-        2
+    let mut labels = n.rsplitn(4, '.');
+    let (tld, sld) = (labels.next()?, labels.next()?);
+    let registered_len = match labels.next() {
+        Some(third) if tld.len() == 2 && SLD.contains(&sld) => {
+            third.len() + sld.len() + tld.len() + 2
+        }
+        _ => sld.len() + tld.len() + 1,
     };
-    if labels.len() < keep {
-        return None;
-    }
-    let sub_labels = labels.len() - keep;
-    let cut = labels[..sub_labels]
-        .iter()
-        .map(|l| l.len() + 1)
-        .sum::<usize>();
-    let (sub, reg) = n.split_at(cut);
+    let (sub, reg) = n.split_at(n.len() - registered_len);
     Some((reg, sub.trim_end_matches('.')))
 }
 

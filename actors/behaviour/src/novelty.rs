@@ -6,7 +6,7 @@ use crate::config::BehaviourConfig;
 use crate::names::is_local_chatter_addr;
 use crate::rules::*;
 use crate::scan::secs;
-use crate::Raise;
+use crate::Raised;
 use netmonitor_common::event::ipproto;
 use netmonitor_common::window::Bounded;
 use netmonitor_common::{EventHeader, FlowRecord};
@@ -52,7 +52,7 @@ impl Novelty {
         cfg: &BehaviourConfig,
         h: &EventHeader,
         f: &FlowRecord,
-        out: &mut Vec<Raise>,
+        out: &mut Raised,
     ) {
         let c = &cfg.novelty;
         if !c.enabled {
@@ -70,13 +70,10 @@ impl Novelty {
             let known = self.devices.last_touched(&k.src_ip).is_some();
             self.devices.touch(k.src_ip, now, REMEMBER_US);
             if !known && !learning {
-                out.push(Raise::new(
-                    &NEW_DEVICE,
-                    k.src_ip.to_string(),
-                    REMEMBER_US,
+                out.raise(&NEW_DEVICE, k.src_ip, REMEMBER_US, || {
                     json!({"device": k.src_ip.to_string(), "first_peer": k.dst_ip.to_string(),
-                           "first_port": k.dst_port, "learning_secs": c.learning_secs}),
-                ));
+                           "first_port": k.dst_port, "learning_secs": c.learning_secs})
+                });
             }
         }
         // A service is a local host answering on a port.
@@ -92,15 +89,12 @@ impl Novelty {
             let known = self.services.last_touched(&key).is_some();
             self.services.touch(key, now, REMEMBER_US);
             if !known && !learning {
-                out.push(Raise::new(
-                    &NEW_SERVICE,
-                    format!("{}:{}/{}", k.dst_ip, k.dst_port, k.proto),
-                    REMEMBER_US,
+                out.raise(&NEW_SERVICE, key, REMEMBER_US, || {
                     json!({"host": k.dst_ip.to_string(), "port": k.dst_port,
                            "proto": netmonitor_common::proto_name(k.proto),
                            "first_client": k.src_ip.to_string(),
-                           "learning_secs": c.learning_secs}),
-                ));
+                           "learning_secs": c.learning_secs})
+                });
             }
         }
     }

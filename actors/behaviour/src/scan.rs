@@ -8,7 +8,7 @@
 use crate::config::BehaviourConfig;
 use crate::names::is_chatter;
 use crate::rules::*;
-use crate::Raise;
+use crate::Raised;
 use netmonitor_common::event::ipproto;
 use netmonitor_common::window::{Bounded, Distinct, Times};
 use netmonitor_common::{EventHeader, FlowRecord, FlowStart};
@@ -86,7 +86,7 @@ impl Scans {
         cfg: &BehaviourConfig,
         h: &EventHeader,
         s: &FlowStart,
-        out: &mut Vec<Raise>,
+        out: &mut Raised,
     ) {
         let c = &cfg.flood;
         if !c.enabled || is_chatter(h.key.dst_ip, h.key.src_port, h.key.dst_port) {
@@ -102,13 +102,10 @@ impl Scans {
                 .touch((k.dst_ip, k.dst_port), now, window)
                 .push(now, window);
             if n >= c.syn_per_target {
-                out.push(Raise::new(
-                    &SYN_FLOOD,
-                    format!("{}:{}", k.dst_ip, k.dst_port),
-                    window,
+                out.raise(&SYN_FLOOD, (k.dst_ip, k.dst_port), window, || {
                     json!({"target": k.dst_ip.to_string(), "port": k.dst_port, "half_open": n,
-                           "threshold": c.syn_per_target, "window_secs": c.window_secs}),
-                ));
+                           "threshold": c.syn_per_target, "window_secs": c.window_secs})
+                });
             }
         }
         if c.connections_per_source > 0 {
@@ -117,14 +114,16 @@ impl Scans {
                 .touch((k.src_ip, k.dst_ip, k.dst_port), now, window)
                 .push(now, window);
             if n >= c.connections_per_source {
-                out.push(Raise::new(
+                out.raise(
                     &CONNECTION_FLOOD,
-                    format!("{}>{}:{}", k.src_ip, k.dst_ip, k.dst_port),
+                    (k.src_ip, k.dst_ip, k.dst_port),
                     window,
-                    json!({"source": k.src_ip.to_string(), "target": k.dst_ip.to_string(),
+                    || {
+                        json!({"source": k.src_ip.to_string(), "target": k.dst_ip.to_string(),
                            "port": k.dst_port, "connections": n,
-                           "threshold": c.connections_per_source, "window_secs": c.window_secs}),
-                ));
+                           "threshold": c.connections_per_source, "window_secs": c.window_secs})
+                    },
+                );
             }
         }
     }
@@ -135,7 +134,7 @@ impl Scans {
         cfg: &BehaviourConfig,
         h: &EventHeader,
         f: &FlowRecord,
-        out: &mut Vec<Raise>,
+        out: &mut Raised,
     ) {
         let c = &cfg.scan;
         let k = &h.key;
@@ -152,30 +151,24 @@ impl Scans {
                 let set = self.ports.touch((k.src_ip, k.dst_ip), now, window);
                 let n = set.insert(k.dst_port, now, window);
                 if n >= c.ports_per_host {
-                    out.push(Raise::new(
-                        &VERTICAL_SCAN,
-                        format!("{}>{}", k.src_ip, k.dst_ip),
-                        window,
+                    out.raise(&VERTICAL_SCAN, (k.src_ip, k.dst_ip), window, || {
                         json!({"scanner": k.src_ip.to_string(), "target": k.dst_ip.to_string(),
                                "ports": n, "threshold": c.ports_per_host,
-                               "window_secs": c.window_secs, "sample_ports": set.sample(20)}),
-                    ));
+                               "window_secs": c.window_secs, "sample_ports": set.sample(20)})
+                    });
                 }
             }
             if c.hosts_per_port > 0 {
                 let set = self.hosts.touch((k.src_ip, k.dst_port), now, window);
                 let n = set.insert(k.dst_ip, now, window);
                 if n >= c.hosts_per_port {
-                    let sample: Vec<String> =
-                        set.sample(20).iter().map(ToString::to_string).collect();
-                    out.push(Raise::new(
-                        &HORIZONTAL_SCAN,
-                        format!("{}:{}", k.src_ip, k.dst_port),
-                        window,
+                    out.raise(&HORIZONTAL_SCAN, (k.src_ip, k.dst_port), window, || {
                         json!({"scanner": k.src_ip.to_string(), "port": k.dst_port,
                                "hosts": n, "threshold": c.hosts_per_port,
-                               "window_secs": c.window_secs, "sample_hosts": sample}),
-                    ));
+                               "window_secs": c.window_secs,
+                               "sample_hosts": set.sample(20).iter().map(ToString::to_string)
+                                   .collect::<Vec<_>>()})
+                    });
                 }
             }
         }
@@ -191,13 +184,9 @@ impl Scans {
         h: &EventHeader,
         success: bool,
         now: i64,
-        out: &mut Vec<Raise>,
+        out: &mut Raised,
     ) {
         let c = &cfg.scan;
-        // Benign hosts connect with probability theta0, scanners with theta1 (Jung et al.).
-        let (theta0, theta1) = (0.8f64, 0.2f64);
-        let upper = (c.trw_detection / c.trw_false_positive).ln();
-        let lower = ((1.0 - c.trw_detection) / (1.0 - c.trw_false_positive)).ln();
         let w = self.walks.touch(h.key.src_ip, now, TRW_CONTACTS_WINDOW_US);
         let before = w.contacted.len();
         if w.contacted
@@ -206,6 +195,10 @@ impl Scans {
         {
             return; // not a first contact
         }
+        // Benign hosts connect with probability theta0, scanners with theta1 (Jung et al.).
+        let (theta0, theta1) = (0.8f64, 0.2f64);
+        let upper = (c.trw_detection / c.trw_false_positive).ln();
+        let lower = ((1.0 - c.trw_detection) / (1.0 - c.trw_false_positive)).ln();
         if success {
             w.successes += 1;
             w.llr += (theta1 / theta0).ln();
@@ -214,15 +207,15 @@ impl Scans {
             w.llr += ((1.0 - theta1) / (1.0 - theta0)).ln();
         }
         if w.llr >= upper && w.failures >= c.trw_min_failures {
-            out.push(Raise::new(
+            out.raise(
                 &TRW_SCAN,
-                h.key.src_ip.to_string(),
+                h.key.src_ip,
                 TRW_CONTACTS_WINDOW_US,
-                json!({"scanner": h.key.src_ip.to_string(), "method": "threshold random walk",
+                || json!({"scanner": h.key.src_ip.to_string(), "method": "threshold random walk",
                        "failed_first_contacts": w.failures, "successful_first_contacts": w.successes,
                        "hosts_contacted": w.contacted.len(),
                        "false_positive_rate": c.trw_false_positive, "detection_rate": c.trw_detection}),
-            ));
+            );
             w.llr = 0.0;
         } else if w.llr >= upper {
             w.llr = upper; // decided, waiting for enough failures

@@ -5,7 +5,7 @@
 use crate::config::BehaviourConfig;
 use crate::rules::*;
 use crate::scan::secs;
-use crate::Raise;
+use crate::Raised;
 use netmonitor_common::window::Bounded;
 use netmonitor_common::{EventHeader, FlowRecord};
 use serde_json::json;
@@ -49,7 +49,7 @@ impl Volume {
         cfg: &BehaviourConfig,
         h: &EventHeader,
         f: &FlowRecord,
-        out: &mut Vec<Raise>,
+        out: &mut Raised,
     ) {
         let c = &cfg.volume;
         let k = &h.key;
@@ -86,16 +86,13 @@ impl Volume {
         });
         if over_absolute || over_baseline {
             host.alerted = true;
-            out.push(Raise::new(
-                &OUTBOUND_VOLUME,
-                format!("{}@{period}", k.src_ip),
-                len,
+            out.raise(&OUTBOUND_VOLUME, (k.src_ip, period), len, || {
                 json!({"host": k.src_ip.to_string(), "bytes_out": host.bytes,
                        "period_secs": c.bucket_secs, "baseline_bytes": baseline.map(|b| b.round()),
                        "baseline_factor": c.baseline_factor, "absolute_bytes": c.absolute_bytes,
                        "reason": if over_absolute { "absolute" } else { "baseline" },
-                       "last_destination": k.dst_ip.to_string()}),
-            ));
+                       "last_destination": k.dst_ip.to_string()})
+            });
         }
     }
 }

@@ -49,7 +49,8 @@ fn get_sensor_status(ctx: &Ctx) -> ToolDef {
                 ("paused", boolean("Capture paused by pause_capture", None)),
                 ("ja3_blocklist_size", opt_int("JA3 hashes on the live blocklist")),
                 ("bus", array("Event bus subscribers", any_object("name, policy, queue_depth, batches, dropped_batches, dropped_events"))),
-                ("alerts", opt_object("The alert stage: alerts raised by kind and severity, suppressed by whitelist entry, as duplicates or because their kind is off")),
+                ("alerts", opt_object("The alert stage: alerts raised by kind and severity, suppressed by whitelist entry or service provider, as duplicates or because their kind is off")),
+                ("behaviour", opt_object("The behaviour detections: events judged, alerts by kind, repeats held back, entries tracked and evicted")),
             ]),
             annotations: ToolAnnotations::READ_ONLY,
             scope: Scope::ReadOnly,
@@ -68,6 +69,15 @@ fn get_sensor_status(ctx: &Ctx) -> ToolDef {
                 Ok(a) => json(&a)?,
                 Err(_) => Value::Null,
             };
+            let behaviour = match ctx
+                .engine
+                .behaviour
+                .send(netmonitor_behaviour::actor::GetBehaviourStats)
+                .await
+            {
+                Ok(b) => json(&b)?,
+                Err(_) => Value::Null,
+            };
             match sensor_status(&ctx).await {
                 Some(s) => Ok(json_object([
                     ("running", Value::Bool(true)),
@@ -80,6 +90,7 @@ fn get_sensor_status(ctx: &Ctx) -> ToolDef {
                     ("ja3_blocklist_size", json(&ja3)?),
                     ("bus", bus),
                     ("alerts", alerts),
+                    ("behaviour", behaviour),
                 ])),
                 None => Ok(json!({
                     "running": false,
@@ -92,6 +103,7 @@ fn get_sensor_status(ctx: &Ctx) -> ToolDef {
                     "ja3_blocklist_size": ja3,
                     "bus": bus,
                     "alerts": alerts,
+                    "behaviour": behaviour,
                 })),
             }
         },
