@@ -176,6 +176,9 @@ pub struct DnsConfig {
     pub nxdomain_names: usize,
     /// Entropy of the registered label above which an NXDOMAIN name looks generated.
     pub dga_entropy: f64,
+    /// Share of a source's answers in the window that are NXDOMAIN, at least (DGA): a busy
+    /// client with a few stale names stays below it.
+    pub nxdomain_ratio: f64,
 }
 
 impl Default for DnsConfig {
@@ -190,6 +193,7 @@ impl Default for DnsConfig {
             txt_null_queries: 100,
             nxdomain_names: 20,
             dga_entropy: 3.0,
+            nxdomain_ratio: 0.2,
         }
     }
 }
@@ -320,6 +324,7 @@ impl BehaviourConfig {
         p("scan.trw_false_positive", self.scan.trw_false_positive)?;
         p("scan.trw_detection", self.scan.trw_detection)?;
         p("beacon.score", self.beacon.score)?;
+        p("dns.nxdomain_ratio", self.dns.nxdomain_ratio)?;
         if self.beacon.min_connections < 4 {
             return Err("behaviour.beacon.min_connections: must be at least 4".into());
         }

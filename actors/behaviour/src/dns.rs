@@ -26,6 +26,8 @@ pub(crate) struct Dns {
     long: Bounded<(IpAddr, String), Times>,
     txt: Bounded<IpAddr, Times>,
     nx: Bounded<IpAddr, Names>,
+    /// Per source: when its answers came, and when its NXDOMAIN answers came.
+    answers: Bounded<IpAddr, (Times, Times)>,
 }
 
 /// Inserts `name`; whether the set should be judged now (at the threshold, then after every
@@ -51,15 +53,20 @@ impl Dns {
             long: Bounded::new(cap),
             txt: Bounded::new(cap),
             nx: Bounded::new(cap),
+            answers: Bounded::new(cap),
         }
     }
 
     pub(crate) fn evicted(&self) -> u64 {
-        self.names.evicted + self.long.evicted + self.txt.evicted + self.nx.evicted
+        self.names.evicted
+            + self.long.evicted
+            + self.txt.evicted
+            + self.nx.evicted
+            + self.answers.evicted
     }
 
     pub(crate) fn tracked(&self) -> usize {
-        self.names.len() + self.long.len() + self.txt.len() + self.nx.len()
+        self.names.len() + self.long.len() + self.txt.len() + self.nx.len() + self.answers.len()
     }
 
     pub(crate) fn on_dns(
@@ -128,28 +135,40 @@ impl Dns {
                            "sample": sample.iter().take(5).collect::<Vec<_>>()})
                 });
             }
-        } else if d.rcode.as_deref() == Some("NXDOMAIN") && c.nxdomain_names > 0 {
-            let nx = self.nx.touch(client, now, window);
-            if !insert_and_due(nx, registered, now, window, c.nxdomain_names)
-                || out.is_repeat(&DGA, client, window)
-            {
-                return;
-            }
-            let set = &nx.0;
-            let n = set.len();
-            let sample = set.sample(64);
-            let random = sample
-                .iter()
-                .filter(|r| looks_generated(r.split('.').next().unwrap_or(""), c.dga_entropy))
-                .count();
-            if random * 2 >= sample.len() {
-                out.raise(&DGA, client, window, || {
-                    json!({"client": client.to_string(), "nxdomain_names": n,
-                           "random_looking": random, "threshold": c.nxdomain_names,
-                           "window_secs": c.window_secs,
-                           "sample": sample.iter().take(10).collect::<Vec<_>>()})
-                });
-            }
+            return;
+        }
+        if c.nxdomain_names == 0 {
+            return;
+        }
+        // Every answer counts toward the source's NXDOMAIN share; only NXDOMAINs go further.
+        let (answers, nx_answers) = self.answers.touch(client, now, window);
+        let answered = answers.push(now, window);
+        if d.rcode.as_deref() != Some("NXDOMAIN") {
+            return;
+        }
+        let nx_share = nx_answers.push(now, window) as f64 / answered as f64;
+        let nx = self.nx.touch(client, now, window);
+        if !insert_and_due(nx, registered, now, window, c.nxdomain_names)
+            || nx_share < c.nxdomain_ratio
+            || out.is_repeat(&DGA, client, window)
+        {
+            return;
+        }
+        let set = &nx.0;
+        let n = set.len();
+        let sample = set.sample(64);
+        let random = sample
+            .iter()
+            .filter(|r| looks_generated(r.split('.').next().unwrap_or(""), c.dga_entropy))
+            .count();
+        if random * 2 >= sample.len() {
+            out.raise(&DGA, client, window, || {
+                json!({"client": client.to_string(), "nxdomain_names": n,
+                       "random_looking": random, "threshold": c.nxdomain_names,
+                       "nxdomain_share": (nx_share * 100.0).round() / 100.0,
+                       "answers": answered, "window_secs": c.window_secs,
+                       "sample": sample.iter().take(10).collect::<Vec<_>>()})
+            });
         }
     }
 }

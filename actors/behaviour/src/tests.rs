@@ -384,7 +384,36 @@ fn dns_tunnels_and_generated_domains_but_not_chatter() {
             )
         })
         .collect();
-    assert_eq!(kinds(&run(&mut d, &dga)), ["dga"]);
+    let a = run(&mut d, &dga);
+    assert_eq!(kinds(&a), ["dga"]);
+    assert_eq!(a[0].1["nxdomain_share"], 1.0);
+
+    // The same generated names from a busy client whose other 200 answers resolved: under a
+    // fifth of its answers are NXDOMAIN, so no DGA.
+    let mut busy_client: Vec<Event> = (0..200)
+        .map(|i| {
+            let name = format!("www.site{i}.example");
+            dns(
+                "10.0.0.34",
+                "10.0.0.53",
+                53,
+                T0 + i * S / 10,
+                &name,
+                "A",
+                Some("NOERROR"),
+            )
+        })
+        .collect();
+    busy_client.extend(dga.iter().map(|e| {
+        let mut e = e.clone();
+        e.header.key.src_ip = "10.0.0.34".parse().unwrap();
+        e.header.ts.0 += 20 * S;
+        e
+    }));
+    assert!(
+        run(&mut d, &busy_client).is_empty(),
+        "11% NXDOMAIN is under the ratio"
+    );
     let typos = [
         "marketingteam",
         "wikipedia",
