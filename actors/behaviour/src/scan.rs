@@ -30,6 +30,11 @@ pub(crate) struct Walk {
     contacted: Distinct<IpAddr>,
     failures: u32,
     successes: u32,
+    /// The source's first failed probe (target, port, time), not yet in the scan tables: most
+    /// sources that fail once (a spoofed flood's) never fail again, and so cost this one entry
+    /// rather than one in each table. Counted when the source's second failure comes (lost
+    /// only if the walk itself is evicted in between).
+    pending: Option<(IpAddr, u16, i64)>,
 }
 
 /// The scan and flood state.
@@ -145,35 +150,64 @@ impl Scans {
             return;
         };
         let now = f.start.0;
-        let window = secs(c.window_secs);
         if !success {
-            if c.ports_per_host > 0 {
-                let set = self.ports.touch((k.src_ip, k.dst_ip), now, window);
-                let n = set.insert(k.dst_port, now, window);
-                if n >= c.ports_per_host {
-                    out.raise(&VERTICAL_SCAN, (k.src_ip, k.dst_ip), window, || {
-                        json!({"scanner": k.src_ip.to_string(), "target": k.dst_ip.to_string(),
-                               "ports": n, "threshold": c.ports_per_host,
-                               "window_secs": c.window_secs, "sample_ports": set.sample(20)})
-                    });
+            let probe = (k.dst_ip, k.dst_port, now);
+            let mut probes = [probe; 2];
+            let mut n = 1;
+            if c.trw && c.ports_per_host != 1 && c.hosts_per_port != 1 {
+                let w = self.walks.touch(k.src_ip, now, TRW_CONTACTS_WINDOW_US);
+                if let Some(first) = w.pending.take() {
+                    probes = [first, probe];
+                    n = 2;
+                } else if w.contacted.is_empty() {
+                    w.pending = Some(probe);
+                    n = 0;
                 }
             }
-            if c.hosts_per_port > 0 {
-                let set = self.hosts.touch((k.src_ip, k.dst_port), now, window);
-                let n = set.insert(k.dst_ip, now, window);
-                if n >= c.hosts_per_port {
-                    out.raise(&HORIZONTAL_SCAN, (k.src_ip, k.dst_port), window, || {
-                        json!({"scanner": k.src_ip.to_string(), "port": k.dst_port,
-                               "hosts": n, "threshold": c.hosts_per_port,
-                               "window_secs": c.window_secs,
-                               "sample_hosts": set.sample(20).iter().map(ToString::to_string)
-                                   .collect::<Vec<_>>()})
-                    });
-                }
+            for &(dst, port, at) in &probes[..n] {
+                self.count_failure(cfg, k.src_ip, dst, port, at, out);
             }
         }
         if c.trw {
             self.walk(cfg, h, success, now, out);
+        }
+    }
+
+    /// A failed probe counts toward a vertical and a horizontal scan.
+    fn count_failure(
+        &mut self,
+        cfg: &BehaviourConfig,
+        src: IpAddr,
+        dst: IpAddr,
+        port: u16,
+        now: i64,
+        out: &mut Raised,
+    ) {
+        let c = &cfg.scan;
+        let window = secs(c.window_secs);
+        if c.ports_per_host > 0 {
+            let set = self.ports.touch((src, dst), now, window);
+            let n = set.insert(port, now, window);
+            if n >= c.ports_per_host {
+                out.raise(&VERTICAL_SCAN, (src, dst), window, || {
+                    json!({"scanner": src.to_string(), "target": dst.to_string(),
+                           "ports": n, "threshold": c.ports_per_host,
+                           "window_secs": c.window_secs, "sample_ports": set.sample(20)})
+                });
+            }
+        }
+        if c.hosts_per_port > 0 {
+            let set = self.hosts.touch((src, port), now, window);
+            let n = set.insert(dst, now, window);
+            if n >= c.hosts_per_port {
+                out.raise(&HORIZONTAL_SCAN, (src, port), window, || {
+                    json!({"scanner": src.to_string(), "port": port,
+                           "hosts": n, "threshold": c.hosts_per_port,
+                           "window_secs": c.window_secs,
+                           "sample_hosts": set.sample(20).iter().map(ToString::to_string)
+                               .collect::<Vec<_>>()})
+                });
+            }
         }
     }
 

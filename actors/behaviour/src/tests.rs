@@ -641,6 +641,15 @@ fn a_spoofed_flood_costs_bounded_memory() {
     let s = d.stats();
     assert!(s.tracked <= 7 * 1000 + 1000, "tracked {}", s.tracked);
     assert!(s.evicted > 0);
+
+    // A source that fails once is held in its random walk alone, not in the scan tables.
+    let mut d = detector();
+    for i in 0..1000u32 {
+        let src = std::net::Ipv4Addr::from(0x0B00_0000 + i * 7919).to_string();
+        let e = tcp(key(&src, 1024, "10.0.0.80", 80, 6), T0, 0, false, 0, 0);
+        d.inspect(&e, &mut out);
+    }
+    assert_eq!(d.stats().tracked, 1000, "one walk per source");
 }
 
 #[test]
