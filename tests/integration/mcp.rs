@@ -178,6 +178,24 @@ fn official_python_sdk_against_the_service() {
         "python client failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Seed 000's troubleshooting line, exactly: no Accept, no session, no protocol version.
+    let bearer = format!("Bearer {read}");
+    let (status, _, body) = http(
+        port,
+        "POST",
+        "/mcp",
+        &[("Authorization", bearer.as_str()), JSON],
+        r#"{"jsonrpc":"2.0","method":"tools/list","id":1}"#,
+    )
+    .unwrap();
+    let listed: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        listed["result"]["tools"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t["name"] == "get_sensor_status")),
+        "{body}"
+    );
     for scenario in [
         "streamable-handshake",
         "streamable-handshake-resources-prompts",

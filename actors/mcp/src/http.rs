@@ -663,6 +663,10 @@ impl McpServer {
             if modern_body {
                 return self.post_modern(hc, &req, value, (acc_json, acc_sse)).await;
             }
+            let initialize = value.get("method").and_then(Value::as_str) == Some("initialize");
+            if value.is_object() && !initialize {
+                return self.post_sessionless(hc, value).await;
+            }
         }
         match value {
             Value::Array(items) => self.post_batch(hc, session_hdr, items).await,
@@ -670,6 +674,58 @@ impl McpServer {
                 self.post_single(hc, session_hdr, single, (acc_json, acc_sse))
                     .await
             }
+        }
+    }
+
+    /// A request with neither a session nor a protocol-version header (the seed's documented
+    /// `curl ... tools/list` line, and any stateless client) is served statelessly, as the
+    /// specification allows: no session is created and the answer is JSON. Sessions keep
+    /// working for clients that initialize.
+    async fn post_sessionless(self: Arc<Self>, hc: HttpCtx, value: Value) -> HttpResponse {
+        let (id, method, params) = match jsonrpc::classify(value) {
+            Err(inv) => {
+                return self.reject(
+                    &hc,
+                    StatusCode::BAD_REQUEST,
+                    inv.id.as_ref(),
+                    inv.error,
+                    AuditStatus::Error,
+                    None,
+                    None,
+                )
+            }
+            Ok(Message::Request { id, method, params }) => (id, method, params),
+            Ok(Message::Notification { method, .. }) => {
+                self.audit_row(
+                    hc.started,
+                    hc.identity.as_ref(),
+                    &method,
+                    None,
+                    AuditStatus::Ok,
+                    202,
+                    &hc.meta,
+                    None,
+                    None,
+                );
+                return self.finish(&hc, HttpResponse::Accepted().finish());
+            }
+            Ok(Message::Response) => return self.finish(&hc, HttpResponse::Accepted().finish()),
+        };
+        let ctx = CallCtx {
+            identity: hc
+                .identity
+                .clone()
+                .unwrap_or_else(|| Identity::anonymous(crate::auth::Scope::ReadOnly)),
+            session: None,
+            modern: false,
+            sink: None,
+            log_level: None,
+            cancel: Arc::new(CancelToken::new()),
+            meta: hc.meta.clone(),
+        };
+        match self.run_request(&ctx, &id, &method, params).await {
+            Some(resp) => self.finish(&hc, json_response(StatusCode::OK, resp.json)),
+            None => self.finish(&hc, HttpResponse::Accepted().finish()),
         }
     }
 

@@ -249,11 +249,13 @@ impl Inventory {
         &self,
         ip: Option<IpAddr>,
         event_type: Option<&str>,
+        since_us: Option<i64>,
         limit: usize,
     ) -> Vec<serde_json::Value> {
         self.recent
             .iter()
             .rev()
+            .filter(|e| since_us.is_none_or(|s| e.header.ts.0 >= s))
             .filter(|e| ip.is_none_or(|ip| e.header.key.src_ip == ip || e.header.key.dst_ip == ip))
             .filter(|e| event_type.is_none_or(|t| e.kind.event_type() == t))
             .take(limit)
@@ -378,7 +380,12 @@ mod tests {
             inv.top_talkers(1)[0].bytes_sent + inv.top_talkers(1)[0].bytes_received,
             1200
         );
-        let events = inv.events(Some("93.184.216.34".parse().unwrap()), Some("tls"), 10);
+        let events = inv.events(
+            Some("93.184.216.34".parse().unwrap()),
+            Some("tls"),
+            None,
+            10,
+        );
         assert_eq!(events.len(), 1);
         assert_eq!(events[0]["tls"]["sni"], "www.example.com");
         assert_eq!(inv.map(10)["edges"][0]["bytes"], 1200);

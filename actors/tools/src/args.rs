@@ -160,9 +160,13 @@ pub(crate) fn parse_ip(s: &str) -> Option<IpAddr> {
     t.parse().ok()
 }
 
-/// Parses RFC 3339, or a bare `YYYY-MM-DD` (midnight UTC).
+/// Parses RFC 3339, an EVE timestamp (`2015-01-19T22:00:00.123456+0000`, as events carry
+/// them), or a bare `YYYY-MM-DD` (midnight UTC).
 pub(crate) fn parse_time(s: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    if let Ok(t) = DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z") {
         return Some(t.with_timezone(&Utc));
     }
     chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
@@ -181,6 +185,21 @@ mod tests {
             Value::Object(m) => Args::new(m),
             _ => Args::new(Map::new()),
         }
+    }
+
+    #[test]
+    fn times_in_rfc3339_eve_and_date_forms() {
+        let eve = parse_time("2015-01-19T22:00:00.250000+0000").unwrap();
+        assert_eq!(eve.to_rfc3339(), "2015-01-19T22:00:00.250+00:00");
+        assert_eq!(
+            parse_time("2015-01-19T23:00:00+01:00").unwrap().timestamp(),
+            eve.timestamp()
+        );
+        assert_eq!(
+            parse_time("2015-01-19").unwrap().to_rfc3339(),
+            "2015-01-19T00:00:00+00:00"
+        );
+        assert!(parse_time("19/01/2015").is_none());
     }
 
     #[test]

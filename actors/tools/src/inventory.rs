@@ -2,8 +2,11 @@
 //! live inventory the sensor actor keeps: `list_hosts` (case-insensitive search over host
 //! name, IP and MAC), `get_host` (optionally with its events), `list_events`, `host_events`
 //! and `network_map`; resources `network://hosts`, `network://map`, `network://events` and
-//! the templates `network://hosts{?q,source,limit}`, `network://hosts/{ip}` and
-//! `network://events{?ip,type,limit}`.
+//! seed 002's templates `network://hosts{?q,source,limit}`,
+//! `network://host/{host_id}{?include_events,events_limit}` and
+//! `network://events{?host_id,type,since,limit}`. A host's id is its address; the tools take
+//! it as `host_id` (the seed's name) or `ip`, and the earlier templates `network://hosts/{ip}`
+//! and `network://events{?ip,type,limit}` still answer.
 
 use crate::args::{invalid, parse_ip, Args};
 use crate::devices::{search_hosts, HOST_SOURCES};
@@ -60,13 +63,31 @@ async fn events(
     ctx: &Ctx,
     ip: Option<IpAddr>,
     event_type: Option<String>,
+    since_us: Option<i64>,
     limit: usize,
 ) -> Result<Value, ToolError> {
     inventory(
         ctx,
-        move |inv| json!({"events": inv.events(ip, event_type.as_deref(), limit)}),
+        move |inv| json!({"events": inv.events(ip, event_type.as_deref(), since_us, limit)}),
     )
     .await
+}
+
+/// The host a call names: `host_id` (seed 002's name: the host's address) or `ip`.
+fn host_id_arg(args: &Args) -> Result<Option<IpAddr>, ToolError> {
+    match args.opt_ip("host_id")? {
+        Some(ip) => Ok(Some(ip)),
+        None => args.opt_ip("ip"),
+    }
+}
+
+fn req_host_id(args: &Args) -> Result<IpAddr, ToolError> {
+    host_id_arg(args)?.ok_or_else(|| invalid("host_id", "is required (the host's IP address)"))
+}
+
+/// `since` as capture-time microseconds.
+fn since_arg(args: &Args) -> Result<Option<i64>, ToolError> {
+    Ok(args.opt_time("since")?.map(|t| t.timestamp_micros()))
 }
 
 fn list_hosts(ctx: &Ctx) -> ToolDef {
@@ -126,11 +147,12 @@ fn get_host(ctx: &Ctx) -> ToolDef {
             description: "One host of the live inventory by IP address: names, MAC, sources, first/last seen, traffic, open ports, protocols, alert count; with include_events, its most recent events (EVE form).",
             input: input(
                 vec![
-                    ("ip", ip("Host address (the host id)")),
+                    ("host_id", ip("Host id: its IP address (seed 002's name)")),
+                    ("ip", ip("The same, by its earlier name")),
                     ("include_events", boolean("Also return its recent events", Some(false))),
                     ("events_limit", int("Most events to return", 1, MAX_EVENTS_ANSWER as i64, Some(DEFAULT_EVENTS as i64))),
                 ],
-                &["ip"],
+                &[],
             ),
             output: output(vec![
                 ("host", host()),
@@ -140,7 +162,7 @@ fn get_host(ctx: &Ctx) -> ToolDef {
             scope: Scope::ReadOnly,
         },
         |ctx, _t, args| async move {
-            let ip = args.req_ip("ip")?;
+            let ip = req_host_id(&args)?;
             let with_events = args.bool_or("include_events", false)?;
             let n = usize::try_from(args.i64_or("events_limit", DEFAULT_EVENTS as i64, 1, MAX_EVENTS_ANSWER as i64)?)
                 .unwrap_or(DEFAULT_EVENTS);
@@ -152,7 +174,7 @@ fn get_host(ctx: &Ctx) -> ToolDef {
 async fn host_json(ctx: &Ctx, ip: IpAddr, with_events: bool, n: usize) -> Result<Value, ToolError> {
     let v = inventory(ctx, move |inv| {
         let events = if with_events {
-            inv.events(Some(ip), None, n)
+            inv.events(Some(ip), None, None, n)
         } else {
             Vec::new()
         };
@@ -176,8 +198,10 @@ fn list_events(ctx: &Ctx) -> ToolDef {
             description: "The most recent events the sensor produced (EVE form: tls, quic, krb5, dns, dhcp, alert), newest first, optionally only those touching an address and of one type. Kept in memory since the sensor started (bounded); use the database tools for history.",
             input: input(
                 vec![
-                    ("ip", ip("Only events where this address is source or destination")),
+                    ("host_id", ip("Only events where this host (its address) is source or destination")),
+                    ("ip", ip("The same, by its earlier name")),
                     ("type", enumeration("Only this event type", &EVENT_TYPES)),
+                    ("since", string("Only events at or after this RFC 3339 time (capture time)")),
                     ("limit", limit(MAX_EVENTS_ANSWER as i64, DEFAULT_EVENTS as i64)),
                 ],
                 &[],
@@ -190,11 +214,12 @@ fn list_events(ctx: &Ctx) -> ToolDef {
             scope: Scope::ReadOnly,
         },
         |ctx, _t, args| async move {
-            let ip = args.opt_ip("ip")?;
+            let ip = host_id_arg(&args)?;
             let t = event_type_arg(&args, "type")?;
+            let since = since_arg(&args)?;
             let n = usize::try_from(args.i64_or("limit", DEFAULT_EVENTS as i64, 1, MAX_EVENTS_ANSWER as i64)?)
                 .unwrap_or(DEFAULT_EVENTS);
-            let v = events(&ctx, ip, t, n).await?;
+            let v = events(&ctx, ip, t, since, n).await?;
             let list = v.get("events").cloned().unwrap_or(json!([]));
             Ok(json!({"returned": list.as_array().map_or(0, Vec::len), "events": list}))
         },
@@ -210,11 +235,13 @@ fn host_events(ctx: &Ctx) -> ToolDef {
             description: "The most recent events (EVE form) where one host is source or destination, newest first, optionally of one type.",
             input: input(
                 vec![
-                    ("ip", ip("Host address")),
+                    ("host_id", ip("Host id: its IP address (seed 002's name)")),
+                    ("ip", ip("The same, by its earlier name")),
                     ("type", enumeration("Only this event type", &EVENT_TYPES)),
+                    ("since", string("Only events at or after this RFC 3339 time (capture time)")),
                     ("limit", limit(MAX_EVENTS_ANSWER as i64, DEFAULT_EVENTS as i64)),
                 ],
-                &["ip"],
+                &[],
             ),
             output: output(vec![
                 ("ip", string("Host address")),
@@ -225,11 +252,12 @@ fn host_events(ctx: &Ctx) -> ToolDef {
             scope: Scope::ReadOnly,
         },
         |ctx, _t, args| async move {
-            let ip = args.req_ip("ip")?;
+            let ip = req_host_id(&args)?;
             let t = event_type_arg(&args, "type")?;
+            let since = since_arg(&args)?;
             let n = usize::try_from(args.i64_or("limit", DEFAULT_EVENTS as i64, 1, MAX_EVENTS_ANSWER as i64)?)
                 .unwrap_or(DEFAULT_EVENTS);
-            let v = events(&ctx, Some(ip), t, n).await?;
+            let v = events(&ctx, Some(ip), t, since, n).await?;
             let list = v.get("events").cloned().unwrap_or(json!([]));
             Ok(json!({"ip": ip.to_string(), "returned": list.as_array().map_or(0, Vec::len), "events": list}))
         },
@@ -348,10 +376,18 @@ fn host_handler(ctx: &Ctx) -> Handler {
     Arc::new(move |req: ResourceRequest| {
         let ctx = ctx.clone();
         Box::pin(async move {
-            let raw = var_str(&req, "ip").unwrap_or_default();
+            let raw = var_str(&req, "host_id")
+                .or_else(|| var_str(&req, "ip"))
+                .unwrap_or_default();
             let ip = parse_ip(&raw)
                 .ok_or_else(|| ToolError::NotFound(format!("{raw:?} is not an IP address")))?;
-            let v = host_json(&ctx, ip, true, DEFAULT_EVENTS).await?;
+            let with_events = match var_str(&req, "include_events").as_deref() {
+                None | Some("true" | "1") => true,
+                Some("false" | "0") => false,
+                Some(_) => return Err(invalid("include_events", "must be true or false")),
+            };
+            let n = var_usize(&req, "events_limit", DEFAULT_EVENTS, MAX_EVENTS_ANSWER)?;
+            let v = host_json(&ctx, ip, with_events, n).await?;
             Ok(json_contents(req.uri, &v))
         })
     })
@@ -363,9 +399,19 @@ fn events_handler(ctx: &Ctx) -> Handler {
         let ctx = ctx.clone();
         Box::pin(async move {
             let limit = var_usize(&req, "limit", DEFAULT_EVENTS, MAX_EVENTS_ANSWER)?;
-            let ip = match var_str(&req, "ip") {
+            let ip = match var_str(&req, "host_id").or_else(|| var_str(&req, "ip")) {
                 None => None,
-                Some(s) => Some(parse_ip(&s).ok_or_else(|| invalid("ip", "is not an IP address"))?),
+                Some(s) => {
+                    Some(parse_ip(&s).ok_or_else(|| invalid("host_id", "is not an IP address"))?)
+                }
+            };
+            let since = match var_str(&req, "since") {
+                None => None,
+                Some(s) => Some(
+                    crate::args::parse_time(&s)
+                        .ok_or_else(|| invalid("since", "is not an RFC 3339 time"))?
+                        .timestamp_micros(),
+                ),
             };
             let t = var_str(&req, "type");
             if let Some(v) = &t {
@@ -376,7 +422,7 @@ fn events_handler(ctx: &Ctx) -> Handler {
                     ));
                 }
             }
-            let v = events(&ctx, ip, t, limit).await?;
+            let v = events(&ctx, ip, t, since, limit).await?;
             Ok(json_contents(req.uri, &v))
         })
     })
@@ -455,10 +501,34 @@ pub(crate) fn templates(ctx: &Ctx) -> Vec<ResourceTemplateDef> {
             handler: hosts_handler(ctx),
         },
         ResourceTemplateDef {
-            uri_template: "network://hosts/{ip}".into(),
+            uri_template: "network://host/{host_id}{?include_events,events_limit}".into(),
             name: "host".into(),
             title: Some("Host".into()),
-            description: Some("One host by IP address, with its recent events".into()),
+            description: Some(
+                "One host by id (its IP address), with its recent events unless include_events=false, at most events_limit".into(),
+            ),
+            mime_type: Some("application/json".into()),
+            scope: Scope::ReadOnly,
+            completions: BTreeMap::new(),
+            handler: host_handler(ctx),
+        },
+        ResourceTemplateDef {
+            uri_template: "network://events{?host_id,type,since,limit}".into(),
+            name: "events_search".into(),
+            title: Some("Event search".into()),
+            description: Some(
+                "Recent events touching host_id (an IP address), of type, at or after since (RFC 3339), at most limit".into(),
+            ),
+            mime_type: Some("application/json".into()),
+            scope: Scope::ReadOnly,
+            completions: event_completions.clone(),
+            handler: events_handler(ctx),
+        },
+        ResourceTemplateDef {
+            uri_template: "network://hosts/{ip}".into(),
+            name: "host_by_ip".into(),
+            title: Some("Host (earlier name)".into()),
+            description: Some("As network://host/{host_id}".into()),
             mime_type: Some("application/json".into()),
             scope: Scope::ReadOnly,
             completions: BTreeMap::new(),
@@ -466,9 +536,9 @@ pub(crate) fn templates(ctx: &Ctx) -> Vec<ResourceTemplateDef> {
         },
         ResourceTemplateDef {
             uri_template: "network://events{?ip,type,limit}".into(),
-            name: "events_search".into(),
-            title: Some("Event search".into()),
-            description: Some("Recent events touching ip, of type, at most limit".into()),
+            name: "events_by_ip".into(),
+            title: Some("Event search (earlier name)".into()),
+            description: Some("As network://events{?host_id,type,since,limit}".into()),
             mime_type: Some("application/json".into()),
             scope: Scope::ReadOnly,
             completions: event_completions,

@@ -71,6 +71,21 @@ async def streamable(mode, label, extra):
                 check("network://hosts" in resources, f"{label}: resources {resources}")
                 read = await client.read_resource("network://hosts")
                 check('"ip"' in read.contents[0].text, f"{label}: network://hosts {read.contents[0].text[:200]}")
+                # Seed 002's templates, expanded by hand as a client would (RFC 6570 level 3).
+                templates = [t.uriTemplate for t in (await client.list_resource_templates()).resourceTemplates]
+                for t in ("network://hosts{?q,source,limit}",
+                          "network://host/{host_id}{?include_events,events_limit}",
+                          "network://events{?host_id,type,since,limit}"):
+                    check(t in templates, f"{label}: template {t} missing from {templates}")
+                host_id = json.loads(read.contents[0].text)["hosts"][0]["ip"]
+                host = await client.read_resource(f"network://host/{host_id}?include_events=true&events_limit=2")
+                got = json.loads(host.contents[0].text)
+                check(got["host"]["ip"] == host_id and len(got["events"]) <= 2, f"{label}: host {got}")
+                evs = await client.read_resource(
+                    f"network://events?host_id={host_id}&since=2000-01-01T00%3A00%3A00Z&limit=3")
+                got = json.loads(evs.contents[0].text)["events"]
+                check(0 < len(got) <= 3 and all(host_id in (e["src_ip"], e["dest_ip"]) for e in got),
+                      f"{label}: events {got}")
                 prompts = [p.name for p in (await client.list_prompts()).prompts]
                 check("triage_ip" in prompts, f"{label}: prompts {prompts}")
                 prompt = await client.get_prompt("triage_ip", {"ip": "10.0.0.5"})

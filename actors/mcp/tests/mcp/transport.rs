@@ -52,6 +52,60 @@ fn initialize_negotiates_versions_and_issues_sessions() {
     assert!(ts.server.session_count() >= 5);
 }
 
+/// The seed's troubleshooting line: `curl -X POST -H "Authorization: Bearer $T" -H
+/// "Content-Type: application/json" -d '{"jsonrpc":"2.0","method":"tools/list","id":1}'` —
+/// no Accept, no session, no version: served statelessly as JSON, and no session is made.
+#[test]
+fn requests_without_session_or_version_are_served_statelessly() {
+    let ts = start(test_config());
+    let seed_headers = [
+        (
+            "Authorization",
+            "Bearer nmt_admin_token_for_tests_000000000000000000000",
+        ),
+        ("Content-Type", "application/json"),
+    ];
+    let r = http(
+        ts.addr,
+        "POST",
+        "/mcp",
+        &seed_headers,
+        br#"{"jsonrpc":"2.0","method":"tools/list","id":1}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.header("mcp-session-id"), None);
+    let v = r.json();
+    assert_eq!(v["id"], json!(1));
+    assert!(!v["result"]["tools"].as_array().unwrap().is_empty(), "{v}");
+    let r = http(
+        ts.addr,
+        "POST",
+        "/mcp",
+        &seed_headers,
+        br#"{"jsonrpc":"2.0","method":"tools/call","id":2,"params":{"name":"nope","arguments":{}}}"#,
+    );
+    assert_eq!(r.json()["error"]["code"], json!(-32602));
+    let r = http(
+        ts.addr,
+        "POST",
+        "/mcp",
+        &seed_headers,
+        br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    );
+    assert_eq!(r.status, 202);
+    assert_eq!(ts.server.session_count(), 0, "nothing was initialized");
+    // Without a token it is still refused.
+    let r = http(
+        ts.addr,
+        "POST",
+        "/mcp",
+        &[("Content-Type", "application/json")],
+        br#"{"jsonrpc":"2.0","method":"tools/list","id":3}"#,
+    );
+    assert_eq!(r.status, 401);
+}
+
 #[test]
 fn status_codes() {
     let mut cfg = test_config();

@@ -133,6 +133,9 @@ fn registry_declarations_are_complete_and_scoped() {
         );
         let tpls: Vec<&str> = r.templates().map(|x| x.uri_template.as_str()).collect();
         assert!(tpls.contains(&"network://hosts{?q,source,limit}"));
+        // Seed 002's templates exactly, and the earlier names still answered.
+        assert!(tpls.contains(&"network://host/{host_id}{?include_events,events_limit}"));
+        assert!(tpls.contains(&"network://events{?host_id,type,since,limit}"));
         assert!(tpls.contains(&"network://hosts/{ip}"));
         assert!(tpls.contains(&"network://events{?ip,type,limit}"));
         let prompts: Vec<&str> = r.prompts().iter().map(|p| p.name.as_str()).collect();
@@ -402,6 +405,44 @@ fn tools_answer_from_real_pcaps_over_http() {
         read("network://hosts/192.168.1.31")["host"]["ip"],
         json!("192.168.1.31")
     );
+    let seed_host = read("network://host/192.168.1.32?include_events=true&events_limit=3");
+    assert_eq!(seed_host["host"]["ip"], json!("192.168.1.32"));
+    assert_eq!(seed_host["events"].as_array().map(Vec::len), Some(3));
+    let bare = read("network://host/192.168.1.32?include_events=false");
+    assert_eq!(bare["events"].as_array().map(Vec::len), Some(0));
+    let krb_events = read("network://events?host_id=192.168.1.32&type=krb5&limit=1000")["events"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(!krb_events.is_empty());
+    // `since` keeps the events at or after the newest one's time: fewer, never more.
+    let newest = krb_events[0]["timestamp"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let later = read(&format!(
+        "network://events?host_id=192.168.1.32&type=krb5&since={}&limit=1000",
+        newest.replace('+', "%2B")
+    ))["events"]
+        .as_array()
+        .map_or(0, Vec::len);
+    assert!(
+        later >= 1 && later < krb_events.len(),
+        "{later} of {}",
+        krb_events.len()
+    );
+    assert_eq!(
+        c.call(
+            "host_events",
+            json!({"host_id": "192.168.56.1", "type": "tls"})
+        )["events"],
+        he["events"]
+    );
+    assert_eq!(
+        c.call("get_host", json!({"host_id": "192.168.1.31"}))["host"]["ip"],
+        json!("192.168.1.31")
+    );
+    assert!(c.call_err("get_host", json!({})).contains("host_id"));
     assert_eq!(
         read("network://events?type=krb5&limit=7")["events"]
             .as_array()
