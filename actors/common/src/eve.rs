@@ -80,6 +80,10 @@ impl Serialize for Eve<'_> {
                     dhcp_type: &d.dhcp_type,
                     assigned_ip: d.assigned_ip.as_deref(),
                     hostname: d.hostname.as_deref(),
+                    requested_ip: d.requested_ip.as_deref(),
+                    client_id: d.client_id.as_deref(),
+                    vendor_class_identifier: d.vendor_class.as_deref(),
+                    params: dhcp_param_names(&d.params),
                 },
             )?,
             EventKind::Http(r) => m.serialize_entry("http", r)?,
@@ -310,6 +314,33 @@ struct DhcpBody<'a> {
     assigned_ip: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     hostname: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    requested_ip: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vendor_class_identifier: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    params: Vec<&'static str>,
+}
+
+/// The parameter request list as Suricata's extended DHCP log names it (codes it has no name
+/// for are left out, as Suricata does; the full list is the inventory's fingerprint).
+fn dhcp_param_names(codes: &[u8]) -> Vec<&'static str> {
+    codes
+        .iter()
+        .filter_map(|c| match c {
+            1 => Some("subnet_mask"),
+            3 => Some("router"),
+            6 => Some("dns_server"),
+            15 => Some("domain"),
+            35 => Some("arp_timeout"),
+            42 => Some("ntp_server"),
+            66 => Some("tftp_server_name"),
+            150 => Some("tftp_server_ip"),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Suricata's `alert` object. Our own facts go where its schema allows them: the kind and the

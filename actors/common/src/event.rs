@@ -316,6 +316,32 @@ pub struct DhcpRecord {
     pub assigned_ip: Option<String>,
     /// Host name option.
     pub hostname: Option<String>,
+    /// Parameter request list (option 55) in the client's order: its DHCP fingerprint.
+    #[serde(default)]
+    pub params: Vec<u8>,
+    /// Vendor class identifier (option 60), e.g. `MSFT 5.0`, `android-dhcp-13`.
+    #[serde(default)]
+    pub vendor_class: Option<String>,
+    /// Address the client asks for (option 50).
+    #[serde(default)]
+    pub requested_ip: Option<String>,
+    /// Client identifier (option 61), hex.
+    #[serde(default)]
+    pub client_id: Option<String>,
+}
+
+impl DhcpRecord {
+    /// The fingerprint as Fingerbank and most inventories write it: option 55 codes joined by
+    /// commas (`1,3,6,15,31,33,43,44,46,47,119,121,249,252`).
+    pub fn fingerprint(&self) -> Option<String> {
+        (!self.params.is_empty()).then(|| {
+            self.params
+                .iter()
+                .map(u8::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+    }
 }
 
 /// Severity as Suricata numbers it: 1 is the most severe.

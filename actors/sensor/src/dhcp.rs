@@ -1,5 +1,6 @@
-//! DHCPv4 (RFC 2131/2132): message type, client MAC, assigned address and host name, for EVE
-//! `dhcp` events and the device inventory.
+//! DHCPv4 (RFC 2131/2132): message type, client MAC, assigned and requested address, host
+//! name, client identifier, vendor class and the parameter request list (the client's DHCP
+//! fingerprint), for EVE `dhcp` events and the device inventory.
 
 use netmonitor_common::DhcpRecord;
 
@@ -21,6 +22,14 @@ fn type_name(t: u8) -> &'static str {
     }
 }
 
+/// `aa:bb:cc` form of bytes, as Suricata writes MACs and client ids.
+fn hex_colon(b: &[u8]) -> String {
+    b.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
 /// Parses one DHCP message.
 pub fn parse(msg: &[u8]) -> Option<DhcpRecord> {
     let op = *msg.first()?;
@@ -34,11 +43,7 @@ pub fn parse(msg: &[u8]) -> Option<DhcpRecord> {
     let mut rec = DhcpRecord {
         kind: if op == 1 { "request" } else { "reply" }.into(),
         id: xid,
-        client_mac: chaddr
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<Vec<_>>()
-            .join(":"),
+        client_mac: hex_colon(chaddr),
         assigned_ip: (yiaddr != [0; 4]).then(|| std::net::Ipv4Addr::from(yiaddr).to_string()),
         ..Default::default()
     };
@@ -57,6 +62,13 @@ pub fn parse(msg: &[u8]) -> Option<DhcpRecord> {
         match code {
             53 => rec.dhcp_type = type_name(*val.first()?).into(),
             12 => rec.hostname = Some(String::from_utf8_lossy(val).into_owned()),
+            50 if val.len() == 4 => {
+                rec.requested_ip =
+                    Some(std::net::Ipv4Addr::new(val[0], val[1], val[2], val[3]).to_string())
+            }
+            55 => rec.params = val.to_vec(),
+            60 => rec.vendor_class = Some(String::from_utf8_lossy(val).into_owned()),
+            61 => rec.client_id = Some(hex_colon(val)),
             _ => {}
         }
         at += 2 + len;
@@ -79,8 +91,14 @@ mod tests {
         m[4..8].copy_from_slice(&[1, 2, 3, 4]);
         m[28..34].copy_from_slice(&[0xaa, 0xbb, 0xcc, 0, 1, 2]);
         m.extend_from_slice(&MAGIC_COOKIE);
-        m.extend_from_slice(&[53, 1, 1, 12, 4, b'h', b'o', b's', b't', 255]);
+        m.extend_from_slice(&[53, 1, 1, 12, 4, b'h', b'o', b's', b't']);
+        m.extend_from_slice(&[55, 4, 1, 3, 6, 15, 50, 4, 10, 0, 0, 7, 61, 2, 1, 0xaa]);
+        m.extend_from_slice(&[60, 8, b'M', b'S', b'F', b'T', b' ', b'5', b'.', b'0', 255]);
         let r = parse(&m).unwrap();
+        assert_eq!(r.fingerprint().as_deref(), Some("1,3,6,15"));
+        assert_eq!(r.requested_ip.as_deref(), Some("10.0.0.7"));
+        assert_eq!(r.vendor_class.as_deref(), Some("MSFT 5.0"));
+        assert_eq!(r.client_id.as_deref(), Some("01:aa"));
         assert_eq!(r.dhcp_type, "discover");
         assert_eq!(r.client_mac, "aa:bb:cc:00:01:02");
         assert_eq!(r.hostname.as_deref(), Some("host"));

@@ -341,6 +341,7 @@ mod tests {
                     client_mac: "AA:bb:cc:00:00:01".into(),
                     assigned_ip: Some("10.0.0.5".into()),
                     hostname: Some("Laptop-Ann".into()),
+                    ..DhcpRecord::default()
                 }),
             ),
             ev(

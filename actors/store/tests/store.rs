@@ -237,6 +237,7 @@ fn nul_bytes_in_every_text_column_are_written_not_spooled() {
             dhcp_type: bad("request"),
             client_mac: bad("00:11"),
             hostname: Some(bad("printer")),
+            vendor_class: Some(bad("MSFT 5.0")),
             ..DhcpRecord::default()
         })),
         ev(EventKind::Dns(DnsRecord {

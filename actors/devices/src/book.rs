@@ -1,0 +1,348 @@
+//! The device book: every device, found by id or address, fed with events. Identity follows
+//! the seed system's lessons: a device is keyed by its MAC once DHCP names one, and a device
+//! first known by address alone is folded into the MAC-keyed record when a lease ties the two
+//! (no duplicates). Only local addresses (`local_networks`) become devices; far ends are not.
+
+use crate::device::Device;
+use crate::oui::OuiTable;
+use ipnet::IpNet;
+use netmonitor_common::{Event, EventKind};
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+
+/// Devices kept at most; past it the least recently seen go first.
+pub const MAX_DEVICES: usize = 200_000;
+
+/// What changed since the last save: devices to write, ids to delete (folded into another).
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// Devices new or changed.
+    pub upserts: Vec<Device>,
+    /// Ids that no longer exist.
+    pub deletes: Vec<String>,
+}
+
+/// The book.
+pub struct DeviceBook {
+    devices: HashMap<String, Device>,
+    by_ip: HashMap<IpAddr, String>,
+    dirty: HashSet<String>,
+    deleted: HashSet<String>,
+    local: Vec<IpNet>,
+    oui: OuiTable,
+}
+
+/// A search over the book.
+#[derive(Debug, Default, Clone)]
+pub struct DeviceQuery {
+    /// Case-insensitive substring of id, MAC, vendor, address or name.
+    pub q: Option<String>,
+    /// Case-insensitive substring of the vendor.
+    pub vendor: Option<String>,
+    /// Seen at or after (microseconds).
+    pub since_us: Option<i64>,
+    /// Most devices returned.
+    pub limit: usize,
+}
+
+impl DeviceBook {
+    /// An empty book that treats `local` as ours.
+    pub fn new(local: Vec<IpNet>, oui: OuiTable) -> Self {
+        DeviceBook {
+            devices: HashMap::new(),
+            by_ip: HashMap::new(),
+            dirty: HashSet::new(),
+            deleted: HashSet::new(),
+            local,
+            oui,
+        }
+    }
+
+    /// Devices held.
+    pub fn len(&self) -> usize {
+        self.devices.len()
+    }
+
+    /// Holds none.
+    pub fn is_empty(&self) -> bool {
+        self.devices.is_empty()
+    }
+
+    /// The MAC vendor table in use.
+    pub fn oui(&self) -> &OuiTable {
+        &self.oui
+    }
+
+    /// Puts back devices read from the store (not marked changed).
+    pub fn restore(&mut self, devices: Vec<Device>) {
+        for d in devices {
+            for ip in &d.ips {
+                if let Ok(a) = ip.parse() {
+                    self.by_ip.insert(a, d.id.clone());
+                }
+            }
+            self.devices.insert(d.id.clone(), d);
+        }
+    }
+
+    fn is_local(&self, a: IpAddr) -> bool {
+        !a.is_unspecified()
+            && !a.is_multicast()
+            && a != IpAddr::V4(std::net::Ipv4Addr::BROADCAST)
+            && self.local.iter().any(|n| n.contains(&a))
+    }
+
+    /// The device using `ip`, created (keyed by address) if it is local and unknown.
+    fn at(&mut self, ip: IpAddr, ts: i64) -> Option<&mut Device> {
+        if !self.is_local(ip) {
+            return None;
+        }
+        let id = match self.by_ip.get(&ip) {
+            Some(id) if self.devices.contains_key(id) => id.clone(),
+            _ => {
+                let id = format!("ip:{ip}");
+                self.by_ip.insert(ip, id.clone());
+                id
+            }
+        };
+        self.dirty.insert(id.clone());
+        let d = self.devices.entry(id.clone()).or_insert_with(|| {
+            let mut d = Device::new(id, ts);
+            d.add_ip(&ip.to_string());
+            d
+        });
+        d.seen(ts);
+        Some(d)
+    }
+
+    /// The device with `mac`, using `ip` when given: a device known only by that address is
+    /// folded into it.
+    fn with_mac(&mut self, mac: &str, ip: Option<IpAddr>, ts: i64) -> &mut Device {
+        let mac = mac.to_ascii_lowercase();
+        let id = format!("mac:{mac}");
+        if !self.devices.contains_key(&id) {
+            let mut d = Device::new(id.clone(), ts);
+            d.vendor = self.oui.vendor(&mac).map(str::to_owned);
+            d.mac = Some(mac);
+            self.devices.insert(id.clone(), d);
+        }
+        if let Some(ip) = ip.filter(|a| self.is_local(*a)) {
+            let previous = self.by_ip.insert(ip, id.clone());
+            if let Some(old) = previous.filter(|o| *o != id && o.starts_with("ip:")) {
+                if let Some(other) = self.devices.remove(&old) {
+                    self.dirty.remove(&old);
+                    self.deleted.insert(old);
+                    if let Some(d) = self.devices.get_mut(&id) {
+                        d.absorb(other);
+                    }
+                }
+            }
+            if let Some(d) = self.devices.get_mut(&id) {
+                d.add_ip(&ip.to_string());
+            }
+        }
+        self.dirty.insert(id.clone());
+        let d = self.devices.get_mut(&id).expect("inserted above");
+        d.seen(ts);
+        d
+    }
+
+    /// Folds a batch of events in.
+    pub fn ingest(&mut self, events: &[Event]) {
+        for e in events {
+            self.observe(e);
+        }
+        if self.devices.len() > MAX_DEVICES {
+            self.evict();
+        }
+    }
+
+    fn observe(&mut self, e: &Event) {
+        let h = &e.header;
+        let ts = h.ts.0;
+        let (src, dst) = (h.key.src_ip, h.key.dst_ip);
+        match &e.kind {
+            EventKind::Flow(f) => {
+                let proto = f.app_proto.clone();
+                let answered = f.pkts_toclient > 0 && f.payload_toclient > 0;
+                if let Some(d) = self.at(src, ts) {
+                    d.bytes_out += f.bytes_toserver;
+                    d.bytes_in += f.bytes_toclient;
+                    d.flows += 1;
+                    if let Some(p) = &proto {
+                        *d.protocols.entry(p.clone()).or_default() += 1;
+                    }
+                }
+                if let Some(d) = self.at(dst, ts) {
+                    d.bytes_in += f.bytes_toserver;
+                    d.bytes_out += f.bytes_toclient;
+                    d.flows += 1;
+                    if answered {
+                        let svc = format!(
+                            "{}/{}",
+                            netmonitor_common::proto_name(h.key.proto).to_ascii_lowercase(),
+                            h.key.dst_port
+                        );
+                        Device::add_to(&mut d.services, svc);
+                    }
+                }
+            }
+            EventKind::Dhcp(r) => {
+                let ip = r
+                    .assigned_ip
+                    .as_deref()
+                    .or(r.requested_ip.as_deref())
+                    .and_then(|s| s.parse().ok())
+                    .or_else(|| self.is_local(src).then_some(src));
+                if r.client_mac.len() != 17 {
+                    return;
+                }
+                let d = self.with_mac(&r.client_mac, ip, ts);
+                if let Some(n) = &r.hostname {
+                    d.add_name(n, "dhcp");
+                }
+                if r.kind == "request" {
+                    if let Some(fp) = r.fingerprint() {
+                        d.dhcp_fingerprint = Some(fp);
+                    }
+                    if let Some(v) = &r.vendor_class {
+                        d.dhcp_vendor_class = Some(v.clone());
+                    }
+                }
+            }
+            EventKind::Dns(r) if r.kind == "answer" => {
+                let source = if h.key.src_port == 5353 || h.key.dst_port == 5353 {
+                    "mdns"
+                } else {
+                    "dns"
+                };
+                match r.rrtype.as_str() {
+                    "A" | "AAAA" => {
+                        for a in &r.answers {
+                            if let Ok(ip) = a.parse::<IpAddr>() {
+                                if let Some(d) = self.at(ip, ts) {
+                                    d.add_name(&r.rrname, source);
+                                }
+                            }
+                        }
+                    }
+                    "PTR" => {
+                        if let (Some(ip), Some(name)) = (ptr_address(&r.rrname), r.answers.first())
+                        {
+                            if let Some(d) = self.at(ip, ts) {
+                                d.add_name(name, "ptr");
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            EventKind::Tls(t) => {
+                let fp = t
+                    .ja4
+                    .clone()
+                    .or_else(|| t.ja3.as_ref().map(|j| j.hash.clone()));
+                if let (Some(fp), Some(d)) = (fp, self.at(src, ts)) {
+                    Device::add_to(&mut d.tls_fingerprints, fp);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Drops the least recently seen tenth.
+    fn evict(&mut self) {
+        let mut seen: Vec<i64> = self.devices.values().map(|d| d.last_seen_us).collect();
+        let k = seen.len() / 10;
+        let (_, cut, _) = seen.select_nth_unstable(k);
+        let cut = *cut;
+        let gone: Vec<String> = self
+            .devices
+            .iter()
+            .filter(|(_, d)| d.last_seen_us <= cut)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in gone {
+            self.devices.remove(&id);
+            self.dirty.remove(&id);
+        }
+        let devices = &self.devices;
+        self.by_ip.retain(|_, id| devices.contains_key(id));
+    }
+
+    /// What changed since the last call.
+    pub fn take_changes(&mut self) -> Changes {
+        let upserts = self
+            .dirty
+            .drain()
+            .filter_map(|id| self.devices.get(&id).cloned())
+            .collect();
+        Changes {
+            upserts,
+            deletes: self.deleted.drain().collect(),
+        }
+    }
+
+    /// Puts changes that could not be saved back, to be saved next time.
+    pub fn unsaved(&mut self, c: Changes) {
+        self.dirty.extend(c.upserts.into_iter().map(|d| d.id));
+        self.deleted.extend(c.deletes);
+    }
+
+    /// The device using `ip`.
+    pub fn by_ip(&self, ip: IpAddr) -> Option<&Device> {
+        self.by_ip.get(&ip).and_then(|id| self.devices.get(id))
+    }
+
+    /// A device by id.
+    pub fn get(&self, id: &str) -> Option<&Device> {
+        self.devices.get(id)
+    }
+
+    /// Devices matching `q`, most recently seen first.
+    pub fn search(&self, q: &DeviceQuery) -> Vec<&Device> {
+        let text = q.q.as_deref().map(str::to_ascii_lowercase);
+        let vendor = q.vendor.as_deref().map(str::to_ascii_lowercase);
+        let mut v: Vec<&Device> = self
+            .devices
+            .values()
+            .filter(|d| text.as_deref().is_none_or(|t| d.matches(t)))
+            .filter(|d| {
+                vendor.as_deref().is_none_or(|t| {
+                    d.vendor
+                        .as_deref()
+                        .is_some_and(|v| v.to_ascii_lowercase().contains(t))
+                })
+            })
+            .filter(|d| q.since_us.is_none_or(|s| d.last_seen_us >= s))
+            .collect();
+        v.sort_by(|a, b| {
+            b.last_seen_us
+                .cmp(&a.last_seen_us)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        v.truncate(q.limit);
+        v
+    }
+}
+
+/// The address a reverse name stands for (`5.0.0.10.in-addr.arpa` → 10.0.0.5).
+fn ptr_address(name: &str) -> Option<IpAddr> {
+    let n = name.trim_end_matches('.').to_ascii_lowercase();
+    if let Some(v4) = n.strip_suffix(".in-addr.arpa") {
+        let mut parts: Vec<&str> = v4.split('.').collect();
+        if parts.len() != 4 {
+            return None;
+        }
+        parts.reverse();
+        return parts.join(".").parse().ok();
+    }
+    let v6 = n.strip_suffix(".ip6.arpa")?;
+    let nibbles: Vec<&str> = v6.split('.').collect();
+    if nibbles.len() != 32 || nibbles.iter().any(|x| x.len() != 1) {
+        return None;
+    }
+    let hex: String = nibbles.iter().rev().copied().collect();
+    let groups: Vec<&str> = (0..8).map(|i| &hex[i * 4..i * 4 + 4]).collect();
+    groups.join(":").parse().ok()
+}

@@ -1,0 +1,16 @@
+//! The device inventory: devices keyed by MAC where DHCP names one, else by address, with the
+//! MAC's vendor (IEEE registries), host names (DHCP, DNS, mDNS, reverse lookups), the DHCP
+//! fingerprint and vendor class, TLS client fingerprints, services answered, protocols,
+//! traffic and first/last seen. Fed with events from the bus; kept in PostgreSQL by the
+//! device actor so it survives restarts.
+
+pub mod book;
+pub mod device;
+pub mod oui;
+
+pub use book::{Changes, DeviceBook, DeviceQuery};
+pub use device::Device;
+pub use oui::OuiTable;
+
+#[cfg(test)]
+mod tests;

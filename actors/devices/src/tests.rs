@@ -1,0 +1,227 @@
+use crate::*;
+use netmonitor_common::event::ipproto;
+use netmonitor_common::{
+    DhcpRecord, DnsRecord, Event, EventHeader, EventKind, FlowKey, FlowRecord, Timestamp,
+    TlsHandshake,
+};
+
+const T0: i64 = 1_767_225_600_000_000;
+
+fn ev(src: &str, sport: u16, dst: &str, dport: u16, ts: i64, kind: EventKind) -> Event {
+    Event {
+        header: EventHeader {
+            ts: Timestamp(ts),
+            flow_id: 1,
+            key: FlowKey {
+                src_ip: src.parse().unwrap(),
+                src_port: sport,
+                dst_ip: dst.parse().unwrap(),
+                dst_port: dport,
+                proto: ipproto::UDP,
+            },
+        },
+        kind,
+    }
+}
+
+fn book() -> DeviceBook {
+    DeviceBook::new(
+        vec![
+            "10.0.0.0/8".parse().unwrap(),
+            "192.168.0.0/16".parse().unwrap(),
+        ],
+        OuiTable::built_in(),
+    )
+}
+
+fn flow(src: &str, dst: &str, dport: u16, ts: i64, answered: bool) -> Event {
+    let mut e = ev(
+        src,
+        40000,
+        dst,
+        dport,
+        ts,
+        EventKind::Flow(FlowRecord {
+            pkts_toserver: 3,
+            bytes_toserver: 300,
+            pkts_toclient: u64::from(answered) * 3,
+            bytes_toclient: u64::from(answered) * 900,
+            payload_toclient: u64::from(answered) * 700,
+            app_proto: Some("ssh".into()),
+            ..FlowRecord::default()
+        }),
+    );
+    e.header.key.proto = ipproto::TCP;
+    e
+}
+
+#[test]
+fn an_address_first_seen_in_flows_joins_its_mac_when_a_lease_names_it() {
+    let mut b = book();
+    b.ingest(&[
+        flow("10.0.0.5", "10.0.0.9", 22, T0, true),
+        flow("10.0.0.5", "8.8.8.8", 443, T0 + 1, false),
+    ]);
+    assert_eq!(
+        b.len(),
+        2,
+        "10.0.0.5 and the SSH server; 8.8.8.8 is not ours"
+    );
+    assert_eq!(
+        b.by_ip("10.0.0.9".parse().unwrap())
+            .unwrap()
+            .services
+            .iter()
+            .next()
+            .unwrap(),
+        "tcp/22"
+    );
+    let first = b.take_changes();
+    assert_eq!(first.upserts.len(), 2);
+    // A DHCP request then the server's ACK tie 10.0.0.5 to a Xerox MAC.
+    b.ingest(&[
+        ev(
+            "0.0.0.0",
+            68,
+            "255.255.255.255",
+            67,
+            T0 + 2,
+            EventKind::Dhcp(DhcpRecord {
+                kind: "request".into(),
+                dhcp_type: "request".into(),
+                client_mac: "00:00:00:aa:bb:cc".into(),
+                requested_ip: Some("10.0.0.5".into()),
+                hostname: Some("Printer-3F".into()),
+                params: vec![1, 3, 6, 15, 44, 46, 47],
+                vendor_class: Some("XEROX".into()),
+                ..DhcpRecord::default()
+            }),
+        ),
+        ev(
+            "10.0.0.1",
+            67,
+            "10.0.0.5",
+            68,
+            T0 + 3,
+            EventKind::Dhcp(DhcpRecord {
+                kind: "reply".into(),
+                dhcp_type: "ack".into(),
+                client_mac: "00:00:00:AA:BB:CC".into(),
+                assigned_ip: Some("10.0.0.5".into()),
+                ..DhcpRecord::default()
+            }),
+        ),
+    ]);
+    assert_eq!(b.len(), 2, "folded, not duplicated");
+    let d = b.by_ip("10.0.0.5".parse().unwrap()).unwrap();
+    assert_eq!(d.id, "mac:00:00:00:aa:bb:cc");
+    assert_eq!(d.vendor.as_deref(), Some("XEROX CORPORATION"));
+    assert_eq!(
+        d.hostnames.get("printer-3f").map(String::as_str),
+        Some("dhcp")
+    );
+    assert_eq!(d.dhcp_fingerprint.as_deref(), Some("1,3,6,15,44,46,47"));
+    assert_eq!(d.dhcp_vendor_class.as_deref(), Some("XEROX"));
+    assert_eq!(
+        (d.flows, d.bytes_out),
+        (2, 600),
+        "the address's history came along"
+    );
+    assert_eq!(d.first_seen_us, T0);
+    let c = b.take_changes();
+    assert_eq!(c.deletes, ["ip:10.0.0.5"]);
+    assert_eq!(c.upserts.len(), 1);
+    assert!(b.take_changes().upserts.is_empty(), "nothing new");
+}
+
+#[test]
+fn names_from_dns_mdns_and_reverse_lookups_and_tls_clients() {
+    let mut b = book();
+    let answer = |rrname: &str, rrtype: &str, answer: &str, port: u16| {
+        ev(
+            "10.0.0.53",
+            port,
+            "10.0.0.7",
+            port,
+            T0,
+            EventKind::Dns(DnsRecord {
+                kind: "answer".into(),
+                rrname: rrname.into(),
+                rrtype: rrtype.into(),
+                rcode: Some("NOERROR".into()),
+                answers: vec![answer.into()],
+                ..DnsRecord::default()
+            }),
+        )
+    };
+    b.ingest(&[
+        answer("nas.corp.example.", "A", "10.0.0.20", 53),
+        answer("NAS.local", "A", "10.0.0.20", 5353),
+        answer("20.0.0.10.in-addr.arpa", "PTR", "nas-01.corp.example", 53),
+        answer("www.example.com", "A", "93.184.216.34", 53),
+        ev(
+            "10.0.0.7",
+            50000,
+            "93.184.216.34",
+            443,
+            T0,
+            EventKind::Tls(TlsHandshake {
+                ja4: Some("t13d1516h2_8daaf6152771_02713d6af862".into()),
+                ..TlsHandshake::default()
+            }),
+        ),
+    ]);
+    let nas = b.by_ip("10.0.0.20".parse().unwrap()).unwrap();
+    let names: Vec<(&str, &str)> = nas
+        .hostnames
+        .iter()
+        .map(|(n, s)| (n.as_str(), s.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("nas-01.corp.example", "ptr"),
+            ("nas.corp.example", "dns"),
+            ("nas.local", "mdns")
+        ]
+    );
+    assert!(b.by_ip("93.184.216.34".parse().unwrap()).is_none());
+    assert!(b
+        .by_ip("10.0.0.7".parse().unwrap())
+        .unwrap()
+        .tls_fingerprints
+        .contains("t13d1516h2_8daaf6152771_02713d6af862"));
+    // Search: case-insensitive over names, addresses, vendor.
+    let found = b.search(&DeviceQuery {
+        q: Some("NAS-01".into()),
+        limit: 10,
+        ..DeviceQuery::default()
+    });
+    assert_eq!(found.len(), 1);
+    assert!(b
+        .search(&DeviceQuery {
+            q: Some("nothing".into()),
+            limit: 10,
+            ..DeviceQuery::default()
+        })
+        .is_empty());
+}
+
+#[test]
+fn saved_devices_come_back_whole() {
+    let mut b = book();
+    b.ingest(&[flow("192.168.1.4", "192.168.1.1", 53, T0, true)]);
+    let saved: Vec<Device> = b.take_changes().upserts;
+    let json = serde_json::to_string(&saved).unwrap();
+    let mut again = book();
+    again.restore(serde_json::from_str(&json).unwrap());
+    assert_eq!(again.len(), 2);
+    assert_eq!(
+        again.by_ip("192.168.1.1".parse().unwrap()),
+        b.by_ip("192.168.1.1".parse().unwrap())
+    );
+    assert!(
+        again.take_changes().upserts.is_empty(),
+        "restored, not changed"
+    );
+}
