@@ -32,6 +32,8 @@ pub struct Config {
     pub detection: netmonitor_engine::DetectionConfig,
     /// Threat feeds and matching.
     pub intel: netmonitor_intel::config::IntelConfig,
+    /// The device inventory.
+    pub devices: netmonitor_devices::DevicesConfig,
     /// Outputs besides PostgreSQL.
     pub output: OutputConfig,
     /// Optional local LLM endpoint (the seed's OLLAMA_* settings), used by assistant tools.
@@ -164,6 +166,7 @@ impl Default for Config {
             sensor: netmonitor_sensor::SensorConfig::default(),
             detection: netmonitor_engine::DetectionConfig::default(),
             intel: Default::default(),
+            devices: Default::default(),
             output: OutputConfig::default(),
             ollama: OllamaConfig::default(),
             whitelist: netmonitor_tools::WhitelistPolicy::default(),
@@ -386,6 +389,7 @@ impl Config {
         self.sensor.validate().map_err(|m| bad("sensor", m))?;
         self.detection.validate().map_err(|m| bad("detection", m))?;
         self.intel.validate().map_err(|m| bad("intel", m))?;
+        self.devices.validate().map_err(|m| bad("devices", m))?;
         self.output
             .eve
             .validate()

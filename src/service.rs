@@ -96,6 +96,10 @@ async fn serve(
             config: cfg.intel.clone(),
             database: Some(db.conninfo().to_owned()),
         }),
+        devices: Some(netmonitor_engine::DevicesOptions {
+            config: cfg.devices.clone(),
+            database: Some(db.conninfo().to_owned()),
+        }),
     })
     .map_err(anyhow::Error::msg)?;
     start_capture(cfg, &mut engine)?;

@@ -3,6 +3,7 @@
 
 mod behaviour;
 mod behaviour_replay;
+mod devices;
 mod eve_schema;
 mod intel;
 mod live;

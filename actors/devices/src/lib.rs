@@ -4,11 +4,15 @@
 //! traffic and first/last seen. Fed with events from the bus; kept in PostgreSQL by the
 //! device actor so it survives restarts.
 
+pub mod actor;
 pub mod book;
+pub mod config;
 pub mod device;
 pub mod oui;
 
+pub use actor::{DeviceActor, DevicesLoaded, QueryDevices};
 pub use book::{Changes, DeviceBook, DeviceQuery};
+pub use config::DevicesConfig;
 pub use device::Device;
 pub use oui::OuiTable;
 

@@ -16,6 +16,7 @@ use netmonitor_alerts::{
 };
 use netmonitor_behaviour::actor::BehaviourActor;
 use netmonitor_behaviour::BehaviourConfig;
+use netmonitor_devices::{DeviceActor, DevicesConfig};
 use netmonitor_eve::{EveConfig, EveSink};
 use netmonitor_intel::actor::IntelActor;
 use netmonitor_intel::config::IntelConfig;
@@ -96,6 +97,16 @@ pub struct EngineOptions {
     pub inventory: bool,
     /// Threat feeds, when matching is wanted.
     pub intel: Option<IntelOptions>,
+    /// The device inventory, when kept.
+    pub devices: Option<DevicesOptions>,
+}
+
+/// Device inventory settings for the engine.
+pub struct DevicesOptions {
+    /// `[devices]`.
+    pub config: DevicesConfig,
+    /// libpq connection string of the database devices are saved in (none: memory only).
+    pub database: Option<String>,
 }
 
 /// Threat-feed settings for the engine.
@@ -122,6 +133,8 @@ pub struct Engine {
     pub behaviour: Addr<BehaviourActor>,
     /// The live inventory.
     pub inventory: Option<Addr<InventoryActor>>,
+    /// The device inventory.
+    pub devices: Option<Addr<DeviceActor>>,
     /// The EVE sink.
     pub eve: Option<Addr<EveSink>>,
     /// The store sink.
@@ -150,6 +163,8 @@ pub struct Handles {
     pub behaviour: Addr<BehaviourActor>,
     /// The live inventory, when kept.
     pub inventory: Option<Addr<InventoryActor>>,
+    /// The device inventory, when kept.
+    pub devices: Option<Addr<DeviceActor>>,
     /// The EVE sink, when configured.
     pub eve: Option<Addr<EveSink>>,
     /// Threat-feed matching, when configured.
@@ -301,6 +316,18 @@ impl Engine {
             );
             addr
         });
+        let devices = opts.devices.filter(|d| d.config.enabled).map(|d| {
+            let (cfg, db) = (d.config, d.database);
+            let addr = on_own_arbiter(&mut arbiters, DeviceActor::new(cfg, db));
+            bus.subscribe(
+                "devices",
+                &[Topic::Events],
+                Backpressure::Drop,
+                addr.clone().recipient(),
+                Some(addr.clone().recipient()),
+            );
+            addr
+        });
         Ok(Engine {
             bus,
             alerted,
@@ -309,6 +336,7 @@ impl Engine {
             kerberos,
             behaviour,
             inventory,
+            devices,
             eve,
             store,
             intel,
@@ -407,6 +435,7 @@ impl Engine {
             kerberos: self.kerberos.clone(),
             behaviour: self.behaviour.clone(),
             inventory: self.inventory.clone(),
+            devices: self.devices.clone(),
             eve: self.eve.clone(),
             intel: self.intel.clone(),
             feeds: self.feeds.clone(),
@@ -430,6 +459,9 @@ impl Engine {
         }
         if let Some(i) = &self.inventory {
             let _ = i.send(Drain).await;
+        }
+        if let Some(d) = &self.devices {
+            let _ = d.send(Drain).await;
         }
         if let Some(s) = &self.store {
             match s.send(FlushStore).await {

@@ -63,6 +63,7 @@ fn every_actor_survives_an_injected_panic_and_nothing_is_lost() {
             store: None,
             inventory: true,
             intel: None,
+            devices: None,
         })
         .unwrap();
         let publish = engine.publisher();

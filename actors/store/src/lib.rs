@@ -10,6 +10,7 @@ pub mod commands;
 pub mod copy;
 pub mod db;
 pub mod deadletter;
+pub mod devices;
 pub mod intel;
 pub mod queries;
 pub mod rows;

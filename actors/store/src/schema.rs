@@ -229,6 +229,22 @@ diesel::table! {
 }
 
 diesel::table! {
+    devices (id) {
+        id -> Text,
+        mac -> Nullable<Text>,
+        vendor -> Nullable<Text>,
+        ips -> Array<Text>,
+        hostnames -> Array<Text>,
+        first_seen -> Timestamptz,
+        last_seen -> Timestamptz,
+        bytes_out -> Int8,
+        bytes_in -> Int8,
+        doc -> Jsonb,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     pcap_captures (id) {
         id -> Int8,
         path -> Text,
@@ -339,4 +355,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     indicators,
     asn_ranges,
     service_providers,
+    devices,
 );

@@ -1,7 +1,7 @@
-//! Device tools: the live inventory of hosts (what the sensor learnt from flows, DHCP, DNS and
-//! TLS since it started) and per-address traffic history from the `flows` table.
+//! Device tools: the device inventory (local devices keyed by MAC or address, kept across
+//! restarts by the device actor), the live inventory of hosts, and per-address traffic history
+//! from the `flows` table.
 
-use crate::args::Args;
 use crate::schema::*;
 use crate::support::*;
 use crate::threats::ip_scope;
@@ -37,17 +37,25 @@ pub(crate) async fn search_hosts(
     .await
 }
 
-fn source_arg(args: &Args) -> Result<Option<String>, ToolError> {
-    let s = args.opt_str("source")?;
-    if let Some(v) = &s {
-        if !HOST_SOURCES.contains(&v.as_str()) {
-            return Err(crate::args::invalid(
-                "source",
-                format!("must be one of {}", HOST_SOURCES.join(", ")),
-            ));
-        }
+/// A device as the tools show it: the record, its newest address as `ip`, that address's
+/// scope, and its times in EVE form.
+pub(crate) fn device_json(d: &netmonitor_devices::Device) -> Value {
+    let mut v = serde_json::to_value(d).unwrap_or_default();
+    let ip = d.ips.iter().next().cloned();
+    if let Some(m) = v.as_object_mut() {
+        let time = |us: i64| netmonitor_common::Timestamp(us).to_eve();
+        m.insert("first_seen".into(), json!(time(d.first_seen_us)));
+        m.insert("last_seen".into(), json!(time(d.last_seen_us)));
+        m.insert(
+            "address_scope".into(),
+            json!(ip
+                .as_deref()
+                .and_then(|s| s.parse::<IpAddr>().ok())
+                .map(ip_scope)),
+        );
+        m.insert("ip".into(), json!(ip));
     }
-    Ok(s)
+    v
 }
 
 fn get_devices(ctx: &Ctx) -> ToolDef {
@@ -56,51 +64,36 @@ fn get_devices(ctx: &Ctx) -> ToolDef {
         Spec {
             name: "get_devices",
             title: "Network devices",
-            description: "Lists devices from the live network inventory (hosts seen since the sensor started), most recently seen first: address, MAC and names learnt from DHCP/DNS/TLS, traffic totals, open ports and alert count. `q` searches IP, MAC and names case-insensitively; `source` keeps hosts learnt from one kind of event.",
+            description: "Lists devices of the device inventory (local hosts, kept across restarts), most recently seen first: id (MAC where DHCP named one, else address), MAC and its vendor, addresses, host names with where each was learnt (dhcp, dns, mdns, ptr), DHCP fingerprint and vendor class, TLS client fingerprints, services it answers, protocols, traffic, first/last seen. `q` searches id, MAC, vendor, addresses and names case-insensitively; `vendor` and `since` narrow further.",
             input: input(
                 vec![
-                    ("q", string_len("Case-insensitive substring of IP, MAC or host name", 1, 256)),
-                    ("source", enumeration("Only hosts learnt from this kind of event", &HOST_SOURCES)),
+                    ("q", string_len("Case-insensitive substring of id, IP, MAC, vendor or host name", 1, 256)),
+                    ("vendor", string_len("Case-insensitive substring of the MAC vendor", 1, 256)),
+                    ("since", string("Only devices seen at or after this time (RFC 3339)")),
                     ("limit", limit(1000, 100)),
                 ],
                 &[],
             ),
             output: output(vec![
-                ("total_hosts", count("Hosts in the inventory")),
+                ("total_devices", count("Devices in the inventory")),
                 ("returned", count("Devices in this answer")),
-                ("devices", array("Devices", host())),
+                ("devices", array("Devices, most recently seen first", any_object("Device record"))),
             ]),
             annotations: ToolAnnotations::READ_ONLY,
             scope: Scope::ReadOnly,
         },
         |ctx, _t, args| async move {
-            let limit = args.i64_or("limit", 100, 1, 1000)?;
-            let r = search_hosts(
-                &ctx,
-                args.opt_str("q")?,
-                source_arg(&args)?,
-                usize::try_from(limit).unwrap_or(100),
-            )
-            .await?;
-            let mut devices = r.get("hosts").cloned().unwrap_or(json!([]));
-            if let Some(list) = devices.as_array_mut() {
-                for d in list.iter_mut() {
-                    let scope = d
-                        .get("ip")
-                        .and_then(Value::as_str)
-                        .and_then(|s| s.parse::<IpAddr>().ok())
-                        .map(ip_scope);
-                    if let (Some(m), Some(s)) = (d.as_object_mut(), scope) {
-                        m.insert("address_scope".into(), json!(s));
-                    }
-                }
-            }
-            let n = devices.as_array().map_or(0, Vec::len);
-            Ok(json!({
-                "total_hosts": r.get("total_hosts").cloned().unwrap_or(json!(0)),
-                "returned": n,
-                "devices": devices,
-            }))
+            let query = netmonitor_devices::DeviceQuery {
+                q: args.opt_str("q")?,
+                vendor: args.opt_str("vendor")?,
+                since_us: args.opt_time("since")?.map(|t| t.timestamp_micros()),
+                limit: usize::try_from(args.i64_or("limit", 100, 1, 1000)?).unwrap_or(100),
+            };
+            devices(&ctx, move |book| {
+                let found: Vec<Value> = book.search(&query).into_iter().map(device_json).collect();
+                json!({"total_devices": book.len(), "returned": found.len(), "devices": found})
+            })
+            .await
         },
     )
 }
@@ -120,6 +113,7 @@ fn get_device_by_ip(ctx: &Ctx) -> ToolDef {
                 ("address_scope", string("public, private, loopback, …")),
                 ("window", window_out()),
                 ("inventory", opt_object("Live inventory record (null when not seen since start)")),
+                ("device", opt_object("Device inventory record (null when the address is not a local device)")),
                 ("traffic", any_object("Flow totals over the window")),
                 ("alerts", output(vec![
                     ("total", count("Alerts where it is source or destination")),
@@ -136,6 +130,13 @@ fn get_device_by_ip(ctx: &Ctx) -> ToolDef {
             let window = args.window(24)?;
             let host = inventory(&ctx, move |inv| json!({"host": inv.get(addr)})).await?;
             let host = host.get("host").cloned().unwrap_or(Value::Null);
+            let device = devices(&ctx, move |book| {
+                json!({"device": book.by_ip(addr).map(device_json)})
+            })
+            .await
+            .ok()
+            .and_then(|v| v.get("device").cloned())
+            .unwrap_or(Value::Null);
             let mut conn = db(&ctx).await?;
             let traffic = q::ip_traffic(&mut conn, &ip, window).await.map_err(db_err)?;
             let all = AlertFilter {
@@ -159,7 +160,7 @@ fn get_device_by_ip(ctx: &Ctx) -> ToolDef {
             .map_err(db_err)?;
             let wl = netmonitor_store::suppression::whitelist_matches(&mut conn, &ip).await.map_err(db_err)?;
             let flows = traffic.flows_as_client + traffic.flows_as_server;
-            if host.is_null() && flows == 0 && total == 0 {
+            if host.is_null() && device.is_null() && flows == 0 && total == 0 {
                 return Err(ToolError::NotFound(format!(
                     "{ip} is not in the live inventory and has no flows or alerts in the window (widen it with hours or since)"
                 )));
@@ -169,6 +170,7 @@ fn get_device_by_ip(ctx: &Ctx) -> ToolDef {
                 "address_scope": ip_scope(addr),
                 "window": window_json(&window),
                 "inventory": host,
+                "device": device,
                 "traffic": json(&traffic)?,
                 "alerts": {"total": total, "unacknowledged": open},
                 "whitelisted": !wl.is_empty(),

@@ -126,6 +126,28 @@ pub(crate) fn json<T: Serialize>(v: &T) -> Result<Value, ToolError> {
     serde_json::to_value(v).map_err(|e| ToolError::Failed(format!("cannot encode result: {e}")))
 }
 
+/// Runs `f` on the device book inside the device actor.
+pub(crate) async fn devices(
+    ctx: &ToolContext,
+    f: impl FnOnce(&netmonitor_devices::DeviceBook) -> Value + Send + 'static,
+) -> Result<Value, ToolError> {
+    let actor = ctx
+        .engine
+        .devices
+        .as_ref()
+        .ok_or_else(|| ToolError::Unavailable("no device inventory in this process".into()))?;
+    let v = actor
+        .send(netmonitor_devices::QueryDevices::new(f))
+        .await
+        .map_err(|e| ToolError::Unavailable(format!("device actor: {e}")))?;
+    if v.is_null() {
+        return Err(ToolError::Unavailable(
+            "device actor failed while answering (it restarts; retry)".into(),
+        ));
+    }
+    Ok(v)
+}
+
 /// Runs `f` on the live inventory inside the sensor actor.
 pub(crate) async fn inventory(
     ctx: &ToolContext,

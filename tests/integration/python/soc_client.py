@@ -72,7 +72,7 @@ async def streamable(mode, label, extra):
                 read = await client.read_resource("network://hosts")
                 check('"ip"' in read.contents[0].text, f"{label}: network://hosts {read.contents[0].text[:200]}")
                 # Seed 002's templates, expanded by hand as a client would (RFC 6570 level 3).
-                templates = [t.uriTemplate for t in (await client.list_resource_templates()).resourceTemplates]
+                templates = [t.uri_template for t in (await client.list_resource_templates()).resource_templates]
                 for t in ("network://hosts{?q,source,limit}",
                           "network://host/{host_id}{?include_events,events_limit}",
                           "network://events{?host_id,type,since,limit}"):

@@ -160,6 +160,10 @@ pub fn start(pcaps: Vec<PathBuf>) -> Stack {
                 store: Some(store.clone()),
                 inventory: true,
                 intel: None,
+                devices: Some(netmonitor_engine::DevicesOptions {
+                    config: Default::default(),
+                    database: Some(conninfo.clone()),
+                }),
             })
             .unwrap_or_else(|e| panic!("engine: {e}"));
             let sources = pcaps.into_iter().map(Source::File).collect();

@@ -1,0 +1,279 @@
+//! The device actor: folds event batches into the device book, saves what changed every few
+//! seconds in one batch (off the actor's thread; a failed save is kept and tried again), reads
+//! the saved devices back at start, and answers questions about them. Supervised: a panic
+//! while folding a batch restarts it with the book it had.
+
+use crate::book::{Changes, DeviceBook};
+use crate::config::DevicesConfig;
+use crate::device::Device;
+use crate::oui::OuiTable;
+use actix::prelude::*;
+use chrono::{TimeZone, Utc};
+use diesel::Connection;
+use netmonitor_runtime::{
+    contained, injected_fault, note_restart, Drain, EventBatch, InjectFault, Ping,
+};
+use netmonitor_store::devices::{delete_devices, load_devices, save_devices, DeviceRow};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const NAME: &str = "devices";
+/// Batches the mailbox holds; past it the bus drops (and counts) batches for this view.
+const MAILBOX: usize = 64;
+
+/// Owns the device book.
+pub struct DeviceActor {
+    book: DeviceBook,
+    cfg: DevicesConfig,
+    /// libpq connection string (none: kept in memory only).
+    db: Option<String>,
+    saving: bool,
+    loaded: bool,
+    /// Ids saved and deleted by a save still under way.
+    in_flight: (Vec<String>, Vec<String>),
+    /// Number of the newest save written: an older save that finishes after a newer one
+    /// (the final save at shutdown covers the ids of one still under way) is skipped.
+    written: Arc<Mutex<u64>>,
+    next_save: u64,
+}
+
+/// A read-only question about the devices, answered as JSON.
+#[derive(Message)]
+#[rtype(result = "serde_json::Value")]
+pub struct QueryDevices(pub Box<dyn FnOnce(&DeviceBook) -> serde_json::Value + Send>);
+
+impl QueryDevices {
+    /// Wraps a closure.
+    pub fn new(f: impl FnOnce(&DeviceBook) -> serde_json::Value + Send + 'static) -> Self {
+        QueryDevices(Box::new(f))
+    }
+}
+
+/// Whether the saved devices have been read back (tests and start-up wait on it).
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct DevicesLoaded;
+
+impl DeviceActor {
+    /// An actor with these settings saving to `db` (a libpq connection string).
+    pub fn new(cfg: DevicesConfig, db: Option<String>) -> Self {
+        let oui = match &cfg.oui_file {
+            Some(path) => match std::fs::read(path).and_then(|b| OuiTable::from_gzip(&b)) {
+                Ok(t) if !t.is_empty() => t,
+                Ok(_) | Err(_) => {
+                    tracing::warn!(path = %path.display(), "devices: MAC vendor file unreadable or empty; using the built-in table");
+                    OuiTable::built_in()
+                }
+            },
+            None => OuiTable::built_in(),
+        };
+        tracing::info!(assignments = oui.len(), source = %oui.source, "devices: MAC vendor table");
+        DeviceActor {
+            book: DeviceBook::new(cfg.local_networks.clone(), oui),
+            cfg,
+            db,
+            saving: false,
+            loaded: false,
+            in_flight: (Vec::new(), Vec::new()),
+            written: Arc::new(Mutex::new(0)),
+            next_save: 0,
+        }
+    }
+
+    /// Saves what changed, off this thread.
+    fn save(&mut self, ctx: &mut Context<Self>) {
+        let Some(db) = self.db.clone() else {
+            self.book.take_changes();
+            return;
+        };
+        if self.saving || !self.loaded {
+            return;
+        }
+        let changes = self.book.take_changes();
+        if changes.upserts.is_empty() && changes.deletes.is_empty() {
+            return;
+        }
+        self.saving = true;
+        self.in_flight = (
+            changes.upserts.iter().map(|d| d.id.clone()).collect(),
+            changes.deletes.clone(),
+        );
+        self.next_save += 1;
+        let (seq, written) = (self.next_save, self.written.clone());
+        let job = async move {
+            tokio::task::spawn_blocking(move || {
+                let r = write(&db, &changes, seq, &written);
+                (changes, r)
+            })
+            .await
+        };
+        ctx.spawn(job.into_actor(self).map(|res, act, _ctx| {
+            act.saving = false;
+            act.in_flight = Default::default();
+            match res {
+                Ok((_, Ok(n))) => {
+                    metrics::counter!("netmonitor_devices_saved_total").increment(n as u64);
+                }
+                Ok((changes, Err(e))) => {
+                    tracing::warn!(error = %e, devices = changes.upserts.len(), "devices: save failed; kept for the next try");
+                    act.book.unsaved(changes);
+                }
+                Err(e) => tracing::error!(error = %e, "devices: save task failed"),
+            }
+        }));
+    }
+}
+
+/// Writes changes in one connection, as save number `seq` (skipped if a newer one was written).
+fn write(
+    db: &str,
+    c: &Changes,
+    seq: u64,
+    written: &Mutex<u64>,
+) -> Result<usize, netmonitor_store::StoreError> {
+    let mut last = written.lock().unwrap_or_else(|e| e.into_inner());
+    if *last > seq {
+        return Ok(0);
+    }
+    *last = seq;
+    let mut conn = diesel::PgConnection::establish(db)?;
+    let rows: Vec<DeviceRow> = c.upserts.iter().map(row).collect();
+    let n = save_devices(&mut conn, &rows)?;
+    if !c.deletes.is_empty() {
+        delete_devices(&mut conn, &c.deletes)?;
+    }
+    Ok(n)
+}
+
+fn row(d: &Device) -> DeviceRow {
+    let time = |us: i64| Utc.timestamp_micros(us).single().unwrap_or_default();
+    DeviceRow {
+        id: d.id.clone(),
+        mac: d.mac.clone(),
+        vendor: d.vendor.clone(),
+        ips: d.ips.iter().cloned().collect(),
+        hostnames: d.hostnames.keys().cloned().collect(),
+        first_seen: time(d.first_seen_us),
+        last_seen: time(d.last_seen_us),
+        bytes_out: i64::try_from(d.bytes_out).unwrap_or(i64::MAX),
+        bytes_in: i64::try_from(d.bytes_in).unwrap_or(i64::MAX),
+        doc: serde_json::to_value(d).unwrap_or_default(),
+    }
+}
+
+fn read(db: &str) -> Result<Vec<Device>, netmonitor_store::StoreError> {
+    let mut conn = diesel::PgConnection::establish(db)?;
+    Ok(load_devices(&mut conn)?
+        .into_iter()
+        .filter_map(|v| serde_json::from_value(v).ok())
+        .collect())
+}
+
+impl Actor for DeviceActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(MAILBOX);
+        ctx.run_interval(
+            Duration::from_secs(self.cfg.save_interval_secs.max(1)),
+            |act, ctx| act.save(ctx),
+        );
+        if self.loaded {
+            return; // restarted by the supervisor: the book is still in memory
+        }
+        let Some(db) = self.db.clone() else {
+            self.loaded = true;
+            return;
+        };
+        let load = async move { tokio::task::spawn_blocking(move || read(&db)).await };
+        ctx.spawn(load.into_actor(self).map(|res, act, _ctx| {
+            match res {
+                Ok(Ok(devices)) => {
+                    tracing::info!(devices = devices.len(), "devices: read back from the store");
+                    act.book.restore(devices);
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "devices: could not read saved devices; starting empty (new ones are still saved)"),
+                Err(e) => tracing::error!(error = %e, "devices: load task failed"),
+            }
+            act.loaded = true;
+        }));
+    }
+}
+
+impl Supervised for DeviceActor {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        note_restart(NAME);
+        self.saving = false;
+    }
+}
+
+impl Handler<EventBatch> for DeviceActor {
+    type Result = ();
+    fn handle(&mut self, msg: EventBatch, ctx: &mut Context<Self>) {
+        let book = &mut self.book;
+        contained::<Self, _>(NAME, ctx, || book.ingest(&msg.events));
+        metrics::gauge!("netmonitor_devices").set(self.book.len() as f64);
+    }
+}
+
+impl Handler<QueryDevices> for DeviceActor {
+    type Result = MessageResult<QueryDevices>;
+    fn handle(&mut self, msg: QueryDevices, ctx: &mut Context<Self>) -> Self::Result {
+        let book = &self.book;
+        MessageResult(
+            contained::<Self, _>(NAME, ctx, || (msg.0)(book)).unwrap_or(serde_json::Value::Null),
+        )
+    }
+}
+
+impl Handler<DevicesLoaded> for DeviceActor {
+    type Result = bool;
+    fn handle(&mut self, _: DevicesLoaded, _ctx: &mut Context<Self>) -> bool {
+        self.loaded
+    }
+}
+
+/// At shutdown (and at the end of a replay) everything not yet saved is written now.
+impl Handler<Drain> for DeviceActor {
+    type Result = ();
+    fn handle(&mut self, _: Drain, _ctx: &mut Context<Self>) {
+        let Some(db) = self.db.clone() else { return };
+        if !self.loaded {
+            return;
+        }
+        let mut changes = self.book.take_changes();
+        // A save still under way may finish after this one: write its devices here too (as
+        // they are now) and let it be skipped.
+        let (ids, deletes) = std::mem::take(&mut self.in_flight);
+        for id in ids {
+            if let Some(d) = self.book.get(&id) {
+                if !changes.upserts.iter().any(|u| u.id == id) {
+                    changes.upserts.push(d.clone());
+                }
+            }
+        }
+        changes.deletes.extend(deletes);
+        if changes.upserts.is_empty() && changes.deletes.is_empty() {
+            return;
+        }
+        self.next_save += 1;
+        if let Err(e) = write(&db, &changes, self.next_save, &self.written) {
+            tracing::warn!(error = %e, "devices: final save failed");
+            self.book.unsaved(changes);
+        }
+    }
+}
+
+impl Handler<Ping> for DeviceActor {
+    type Result = String;
+    fn handle(&mut self, _: Ping, _ctx: &mut Context<Self>) -> String {
+        NAME.to_owned()
+    }
+}
+
+impl Handler<InjectFault> for DeviceActor {
+    type Result = ();
+    fn handle(&mut self, _: InjectFault, ctx: &mut Context<Self>) {
+        contained::<Self, _>(NAME, ctx, || injected_fault(NAME));
+    }
+}
