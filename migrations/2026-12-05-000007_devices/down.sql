@@ -1,1 +1,2 @@
+DROP TABLE IF EXISTS device_templates;
 DROP TABLE IF EXISTS devices;

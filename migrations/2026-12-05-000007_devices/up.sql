@@ -17,3 +17,10 @@ CREATE TABLE devices (
 CREATE INDEX devices_last_seen ON devices (last_seen DESC);
 CREATE INDEX devices_ips ON devices USING GIN (ips);
 CREATE INDEX devices_mac ON devices (mac);
+
+-- Custom device templates (the built-in ones ship with the binary).
+CREATE TABLE device_templates (
+    id          TEXT        PRIMARY KEY,
+    doc         JSONB       NOT NULL,
+    updated_at  TIMESTAMPTZ NOT NULL DEFAULT now()
+);

@@ -1,7 +1,9 @@
 //! The device inventory end to end: a synthesized segment — a printer taking a DHCP lease,
 //! named by a resolver and by its own mDNS answer, serving IPP to a laptop — read by
-//! `netmonitor run --pcap`, asked over MCP; then SIGTERM and a start on the same data
-//! directory with no traffic at all: every device is still there, whole.
+//! `netmonitor run --pcap`, asked over MCP: identified, classified (with the hints), then
+//! classified by hand, made into a template and touched; then SIGTERM and a start on the same
+//! data directory with no traffic at all: every device, assignment and template is still
+//! there, whole.
 
 use crate::util::*;
 use netmonitor_capture::synth::{build, dns_answer, dns_query, Synth};
@@ -93,19 +95,24 @@ fn devices_are_identified_and_survive_a_restart() {
     let dir = data_dir();
     let pcap = dir.path().join("segment.pcap");
     segment(&pcap);
-    let (mut child, port) =
-        start_service_with(dir.path(), &[], &["--pcap", pcap.to_str().unwrap()]);
-    let token = create_token(dir.path(), "devices", "read_only");
-    let s = McpSession::open(port, &token);
-    let mut seen = None;
-    wait_for(
-        "the printer in get_devices",
-        Duration::from_secs(30),
-        || {
-            seen = printer(&s).filter(|d| d["services"].as_array().is_some_and(|v| !v.is_empty()));
-            seen.is_some()
-        },
+    let config = dir.path().join("devices.toml");
+    std::fs::write(&config, "[devices]\nsave_interval_secs = 1\n").unwrap();
+    let config = config.to_str().unwrap();
+    let (mut child, port) = start_service_with(
+        dir.path(),
+        &[],
+        &["--config", config, "--pcap", pcap.to_str().unwrap()],
     );
+    let token = create_token(dir.path(), "devices", "read_only");
+    let writer = create_token(dir.path(), "devices-rw", "read_write");
+    let s = McpSession::open(port, &token);
+    let w = McpSession::open(port, &writer);
+    let mut seen = None;
+    // Classified when its changes are saved (every second here).
+    wait_for("the printer classified", Duration::from_secs(30), || {
+        seen = printer(&s).filter(|d| d["template"] == "printer");
+        seen.is_some()
+    });
     let d = seen.unwrap();
     assert_eq!(d["id"], "mac:00:00:00:0a:0b:0c", "{d}");
     assert_eq!(d["vendor"], "XEROX CORPORATION");
@@ -116,11 +123,86 @@ fn devices_are_identified_and_survive_a_restart() {
     assert_eq!(d["hostnames"]["printer-3f.corp.example"], "dns");
     assert_eq!(d["dhcp_fingerprint"], "1,3,6,15,44,46,47");
     assert_eq!(d["services"], json!(["tcp/631"]));
+    assert!(d["template_confidence"].as_f64().unwrap() >= 0.8, "{d}");
     let by_vendor = s.call("get_devices", json!({"vendor": "xerox"}));
     assert_eq!(by_vendor["structuredContent"]["returned"], 1);
     let laptop = s.call("get_device_by_ip", json!({"ip": "10.0.0.7"}));
     assert_eq!(laptop["structuredContent"]["device"]["id"], "ip:10.0.0.7");
     let total = s.call("get_devices", json!({}))["structuredContent"]["total_devices"].clone();
+
+    // Why it is a printer, and the templates there are.
+    let hints = s.call("get_device_classification_hints", json!({"ip": "10.0.0.5"}));
+    let hints = &hints["structuredContent"];
+    assert_eq!(hints["assigned"]["template"], "printer", "{hints}");
+    assert_eq!(hints["fits"][0]["template"], "printer");
+    let said = hints["fits"][0]["hints"].to_string();
+    assert!(
+        said.contains("XEROX") && said.contains("tcp/631") && said.contains("printer-3f"),
+        "{said}"
+    );
+    let templates = s.call("get_device_templates", json!({}));
+    assert_eq!(
+        templates["structuredContent"]["returned"], 9,
+        "the built-in ones"
+    );
+
+    // By hand: the laptop is a workstation of high criticality; a template is learnt from the
+    // printer (and assigned to it), another cloned from a built-in one; devices are touched.
+    // A read_only token may do none of it.
+    let r = w.call(
+        "assign_device_template",
+        json!({"ip": "10.0.0.7", "template_id": "workstation", "criticality": "high"}),
+    );
+    let dev = &r["structuredContent"]["device"];
+    assert_eq!(dev["template_manual"], true, "{r}");
+    assert_eq!(dev["criticality_in_force"], "high");
+    let denied = s.call(
+        "assign_device_template",
+        json!({"ip": "10.0.0.7", "template_id": "nas"}),
+    );
+    assert_eq!(denied["isError"], true, "{denied}");
+    let r = w.call(
+        "create_template_from_device",
+        json!({"device": "00:00:00:0a:0b:0c", "name": "Floor printer", "category": "iot"}),
+    );
+    let made = &r["structuredContent"];
+    assert_eq!(made["template"]["id"], "floor-printer", "{r}");
+    assert_eq!(made["template"]["services"], json!(["tcp/631"]));
+    assert_eq!(made["device"]["template"], "floor-printer");
+    let r = w.call(
+        "clone_device_template",
+        json!({"template_id": "printer", "name": "Label printer", "services": ["tcp/9100"]}),
+    );
+    assert_eq!(
+        r["structuredContent"]["template"]["services"],
+        json!(["tcp/9100"]),
+        "{r}"
+    );
+    let r = w.call(
+        "clone_device_template",
+        json!({"template_id": "printer", "name": "printer"}),
+    );
+    assert_eq!(
+        r["isError"], true,
+        "built-in templates stay as shipped: {r}"
+    );
+    let r = w.call(
+        "touch_devices_bulk",
+        json!({"devices": ["10.0.0.5", "ip:10.0.0.7", "10.9.9.9"]}),
+    );
+    assert_eq!(r["structuredContent"]["touched"], 2, "{r}");
+    assert_eq!(r["structuredContent"]["not_found"], json!(["10.9.9.9"]));
+    let stats = s.call("get_device_classification_stats", json!({}));
+    assert_eq!(stats["structuredContent"]["manual"], 2, "{stats}");
+    let details = s.call(
+        "get_device_template_details",
+        json!({"template_id": "floor-printer"}),
+    );
+    assert_eq!(details["structuredContent"]["device_count"], 1, "{details}");
+    // All of it is saved within a second or two.
+    std::thread::sleep(Duration::from_millis(2500));
+    let d = printer(&s).unwrap();
+    assert!(d["touched_us"].is_i64(), "{d}");
 
     unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
     wait_for("netmonitor to exit", Duration::from_secs(30), || {
@@ -128,8 +210,8 @@ fn devices_are_identified_and_survive_a_restart() {
     });
     drop(child);
 
-    // No traffic this time: what get_devices answers was read back from PostgreSQL.
-    let (_child, port) = start_service(dir.path(), &[]);
+    // No traffic this time: what the tools answer was read back from PostgreSQL.
+    let (_child, port) = start_service_with(dir.path(), &[], &["--config", config]);
     let s = McpSession::open(port, &token);
     let mut again = None;
     wait_for("the printer read back", Duration::from_secs(30), || {
@@ -140,5 +222,15 @@ fn devices_are_identified_and_survive_a_restart() {
     assert_eq!(
         s.call("get_devices", json!({}))["structuredContent"]["total_devices"],
         total
+    );
+    let laptop = s.call("get_device_by_ip", json!({"ip": "10.0.0.7"}));
+    let laptop = &laptop["structuredContent"]["device"];
+    assert_eq!(laptop["template"], "workstation", "{laptop}");
+    assert_eq!(laptop["criticality"], "high");
+    let iot = s.call("get_device_templates", json!({"category": "iot"}));
+    let ids = iot["structuredContent"]["templates"].to_string();
+    assert!(
+        ids.contains("\"floor-printer\"") && ids.contains("\"label-printer\""),
+        "{ids}"
     );
 }

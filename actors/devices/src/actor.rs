@@ -13,7 +13,9 @@ use diesel::Connection;
 use netmonitor_runtime::{
     contained, injected_fault, note_restart, Drain, EventBatch, InjectFault, Ping,
 };
-use netmonitor_store::devices::{delete_devices, load_devices, save_devices, DeviceRow};
+use netmonitor_store::devices::{
+    delete_devices, load_devices, load_templates, save_devices, save_templates, DeviceRow,
+};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -46,6 +48,24 @@ impl QueryDevices {
     /// Wraps a closure.
     pub fn new(f: impl FnOnce(&DeviceBook) -> serde_json::Value + Send + 'static) -> Self {
         QueryDevices(Box::new(f))
+    }
+}
+
+/// A change to the book (assignments, templates, touches), answered as JSON or refused with a
+/// message; what it changes is saved with the next batch.
+#[derive(Message)]
+#[rtype(result = "Result<serde_json::Value, String>")]
+pub struct UpdateDevices(pub Box<BookChange>);
+
+/// What [`UpdateDevices`] runs.
+pub type BookChange = dyn FnOnce(&mut DeviceBook) -> Result<serde_json::Value, String> + Send;
+
+impl UpdateDevices {
+    /// Wraps a closure.
+    pub fn new(
+        f: impl FnOnce(&mut DeviceBook) -> Result<serde_json::Value, String> + Send + 'static,
+    ) -> Self {
+        UpdateDevices(Box::new(f))
     }
 }
 
@@ -90,7 +110,7 @@ impl DeviceActor {
             return;
         }
         let changes = self.book.take_changes();
-        if changes.upserts.is_empty() && changes.deletes.is_empty() {
+        if changes.is_empty() {
             return;
         }
         self.saving = true;
@@ -142,6 +162,14 @@ fn write(
     if !c.deletes.is_empty() {
         delete_devices(&mut conn, &c.deletes)?;
     }
+    if !c.templates.is_empty() {
+        let docs: Vec<(String, serde_json::Value)> = c
+            .templates
+            .iter()
+            .map(|t| (t.id.clone(), serde_json::to_value(t).unwrap_or_default()))
+            .collect();
+        save_templates(&mut conn, &docs)?;
+    }
     Ok(n)
 }
 
@@ -161,12 +189,20 @@ fn row(d: &Device) -> DeviceRow {
     }
 }
 
-fn read(db: &str) -> Result<Vec<Device>, netmonitor_store::StoreError> {
+/// Saved devices and custom templates.
+type Saved = (Vec<Device>, Vec<crate::Template>);
+
+fn read(db: &str) -> Result<Saved, netmonitor_store::StoreError> {
     let mut conn = diesel::PgConnection::establish(db)?;
-    Ok(load_devices(&mut conn)?
+    let devices = load_devices(&mut conn)?
         .into_iter()
         .filter_map(|v| serde_json::from_value(v).ok())
-        .collect())
+        .collect();
+    let templates = load_templates(&mut conn)?
+        .into_iter()
+        .filter_map(|v| serde_json::from_value(v).ok())
+        .collect();
+    Ok((devices, templates))
 }
 
 impl Actor for DeviceActor {
@@ -188,8 +224,9 @@ impl Actor for DeviceActor {
         let load = async move { tokio::task::spawn_blocking(move || read(&db)).await };
         ctx.spawn(load.into_actor(self).map(|res, act, _ctx| {
             match res {
-                Ok(Ok(devices)) => {
-                    tracing::info!(devices = devices.len(), "devices: read back from the store");
+                Ok(Ok((devices, templates))) => {
+                    tracing::info!(devices = devices.len(), templates = templates.len(), "devices: read back from the store");
+                    act.book.restore_templates(templates);
                     act.book.restore(devices);
                 }
                 Ok(Err(e)) => tracing::warn!(error = %e, "devices: could not read saved devices; starting empty (new ones are still saved)"),
@@ -226,6 +263,16 @@ impl Handler<QueryDevices> for DeviceActor {
     }
 }
 
+impl Handler<UpdateDevices> for DeviceActor {
+    type Result = Result<serde_json::Value, String>;
+    fn handle(&mut self, msg: UpdateDevices, ctx: &mut Context<Self>) -> Self::Result {
+        let book = &mut self.book;
+        contained::<Self, _>(NAME, ctx, || (msg.0)(book)).unwrap_or_else(|| {
+            Err("device actor failed while changing (it restarts; retry)".into())
+        })
+    }
+}
+
 impl Handler<DevicesLoaded> for DeviceActor {
     type Result = bool;
     fn handle(&mut self, _: DevicesLoaded, _ctx: &mut Context<Self>) -> bool {
@@ -253,7 +300,16 @@ impl Handler<Drain> for DeviceActor {
             }
         }
         changes.deletes.extend(deletes);
-        if changes.upserts.is_empty() && changes.deletes.is_empty() {
+        if self.saving {
+            changes.templates = self
+                .book
+                .templates()
+                .iter()
+                .filter(|t| !t.built_in)
+                .cloned()
+                .collect();
+        }
+        if changes.is_empty() {
             return;
         }
         self.next_save += 1;

@@ -5,6 +5,7 @@
 
 use crate::device::Device;
 use crate::oui::OuiTable;
+use crate::templates::{self, Fit, Template};
 use ipnet::IpNet;
 use netmonitor_common::{Event, EventKind};
 use std::collections::{HashMap, HashSet};
@@ -20,6 +21,15 @@ pub struct Changes {
     pub upserts: Vec<Device>,
     /// Ids that no longer exist.
     pub deletes: Vec<String>,
+    /// Every custom template, when one changed.
+    pub templates: Vec<Template>,
+}
+
+impl Changes {
+    /// Nothing to save.
+    pub fn is_empty(&self) -> bool {
+        self.upserts.is_empty() && self.deletes.is_empty() && self.templates.is_empty()
+    }
 }
 
 /// The book.
@@ -30,6 +40,8 @@ pub struct DeviceBook {
     deleted: HashSet<String>,
     local: Vec<IpNet>,
     oui: OuiTable,
+    templates: Vec<Template>,
+    templates_changed: bool,
 }
 
 /// A search over the book.
@@ -55,6 +67,159 @@ impl DeviceBook {
             deleted: HashSet::new(),
             local,
             oui,
+            templates: templates::built_ins(),
+            templates_changed: false,
+        }
+    }
+
+    /// Puts back custom templates read from the store.
+    pub fn restore_templates(&mut self, custom: Vec<Template>) {
+        for t in custom {
+            if t.validate().is_ok() && !t.built_in && self.template(&t.id).is_none() {
+                self.templates.push(t);
+            }
+        }
+    }
+
+    /// Every template: the built-in ones, then custom ones by id.
+    pub fn templates(&self) -> &[Template] {
+        &self.templates
+    }
+
+    /// A template by id.
+    pub fn template(&self, id: &str) -> Option<&Template> {
+        self.templates.iter().find(|t| t.id == id)
+    }
+
+    /// Adds or replaces a custom template (built-in ones cannot be replaced) and classifies
+    /// every device again at the next save.
+    pub fn put_template(&mut self, t: Template) -> Result<(), String> {
+        t.validate()?;
+        match self.templates.iter_mut().find(|x| x.id == t.id) {
+            Some(x) if x.built_in => return Err(format!("{} is built in: clone it", t.id)),
+            Some(x) => *x = t,
+            None => self.templates.push(t),
+        }
+        self.templates_changed = true;
+        self.dirty.extend(self.devices.keys().cloned());
+        Ok(())
+    }
+
+    /// Finds a device by id (`mac:…`, `ip:…`), bare MAC or address.
+    pub fn resolve(&self, key: &str) -> Option<&str> {
+        let key = key.trim();
+        if let Some(d) = self.devices.get(key) {
+            return Some(&d.id);
+        }
+        if let Ok(ip) = key.parse::<IpAddr>() {
+            return self.by_ip.get(&ip).map(String::as_str);
+        }
+        let mac = format!("mac:{}", key.to_ascii_lowercase().replace('-', ":"));
+        self.devices.get(&mac).map(|d| d.id.as_str())
+    }
+
+    /// Every template's fit for a device, best first.
+    pub fn fits(&self, id: &str) -> Option<Vec<Fit>> {
+        self.devices
+            .get(id)
+            .map(|d| templates::rank(&self.templates, d))
+    }
+
+    /// Assigns a template by hand (`None`: back to automatic classification).
+    pub fn assign(&mut self, id: &str, template: Option<&str>) -> Result<&Device, String> {
+        if let Some(t) = template {
+            if self.template(t).is_none() {
+                return Err(format!(
+                    "no template {t:?} (get_device_templates lists them)"
+                ));
+            }
+        }
+        let d = self
+            .devices
+            .get_mut(id)
+            .ok_or_else(|| format!("no device {id:?}"))?;
+        match template {
+            Some(t) => {
+                d.template = Some(t.to_owned());
+                d.template_confidence = 1.0;
+                d.template_hints = vec!["assigned by hand".into()];
+                d.template_manual = true;
+            }
+            None => {
+                d.template_manual = false;
+                d.template = None;
+            }
+        }
+        self.dirty.insert(id.to_owned());
+        self.classify(id);
+        Ok(&self.devices[id])
+    }
+
+    /// Sets or clears a hand-set criticality.
+    pub fn set_criticality(&mut self, id: &str, level: Option<&str>) -> Result<(), String> {
+        if let Some(l) = level {
+            if !templates::CRITICALITIES.contains(&l) {
+                return Err(format!(
+                    "criticality: one of {}",
+                    templates::CRITICALITIES.join(", ")
+                ));
+            }
+        }
+        let d = self
+            .devices
+            .get_mut(id)
+            .ok_or_else(|| format!("no device {id:?}"))?;
+        d.criticality = level.map(str::to_owned);
+        self.dirty.insert(id.to_owned());
+        Ok(())
+    }
+
+    /// Marks a device confirmed by someone at `now` (microseconds).
+    pub fn touch(&mut self, id: &str, now: i64) -> Option<&Device> {
+        let d = self.devices.get_mut(id)?;
+        d.touched_us = Some(now);
+        self.dirty.insert(id.to_owned());
+        Some(d)
+    }
+
+    /// The criticality in force for a device: by hand, else its template's, else medium.
+    pub fn criticality(&self, d: &Device) -> String {
+        d.criticality
+            .clone()
+            .or_else(|| {
+                d.template
+                    .as_deref()
+                    .and_then(|t| self.template(t))
+                    .map(|t| t.criticality.clone())
+            })
+            .unwrap_or_else(|| "medium".into())
+    }
+
+    /// Assigns the best-fitting template unless one was assigned by hand.
+    fn classify(&mut self, id: &str) {
+        let Some(d) = self.devices.get(id) else {
+            return;
+        };
+        if d.template_manual {
+            return;
+        }
+        let best = templates::rank(&self.templates, d)
+            .into_iter()
+            .next()
+            .filter(|f| f.confidence >= templates::MIN_CONFIDENCE);
+        if let Some(d) = self.devices.get_mut(id) {
+            match best {
+                Some(f) => {
+                    d.template = Some(f.template);
+                    d.template_confidence = f.confidence;
+                    d.template_hints = f.hints;
+                }
+                None => {
+                    d.template = None;
+                    d.template_confidence = 0.0;
+                    d.template_hints = Vec::new();
+                }
+            }
         }
     }
 
@@ -270,16 +435,30 @@ impl DeviceBook {
         self.by_ip.retain(|_, id| devices.contains_key(id));
     }
 
-    /// What changed since the last call.
+    /// What changed since the last call (classified first, so a device is judged once per
+    /// save however many events it had).
     pub fn take_changes(&mut self) -> Changes {
-        let upserts = self
-            .dirty
-            .drain()
-            .filter_map(|id| self.devices.get(&id).cloned())
+        let ids: Vec<String> = self.dirty.drain().collect();
+        for id in &ids {
+            self.classify(id);
+        }
+        let upserts = ids
+            .iter()
+            .filter_map(|id| self.devices.get(id).cloned())
             .collect();
+        let templates = if std::mem::take(&mut self.templates_changed) {
+            self.templates
+                .iter()
+                .filter(|t| !t.built_in)
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
         Changes {
             upserts,
             deletes: self.deleted.drain().collect(),
+            templates,
         }
     }
 
@@ -287,6 +466,7 @@ impl DeviceBook {
     pub fn unsaved(&mut self, c: Changes) {
         self.dirty.extend(c.upserts.into_iter().map(|d| d.id));
         self.deleted.extend(c.deletes);
+        self.templates_changed |= !c.templates.is_empty();
     }
 
     /// The device using `ip`.

@@ -9,6 +9,7 @@ pub const MAX_FACTS: usize = 32;
 
 /// A device: keyed by MAC where one was seen (DHCP), else by IP.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct Device {
     /// `mac:aa:bb:cc:dd:ee:ff` or `ip:10.0.0.5`.
     pub id: String,
@@ -40,6 +41,18 @@ pub struct Device {
     pub bytes_in: u64,
     /// Flows it took part in.
     pub flows: u64,
+    /// Template assigned (see [`crate::templates`]).
+    pub template: Option<String>,
+    /// Confidence of the assignment, 0–1 (1 when made by hand).
+    pub template_confidence: f64,
+    /// What led to it.
+    pub template_hints: Vec<String>,
+    /// Assigned by hand: the classifier leaves it alone.
+    pub template_manual: bool,
+    /// Criticality set by hand (else the template's).
+    pub criticality: Option<String>,
+    /// When someone last confirmed it (`touch_device`), microseconds.
+    pub touched_us: Option<i64>,
 }
 
 impl Device {

@@ -9,12 +9,14 @@ pub mod book;
 pub mod config;
 pub mod device;
 pub mod oui;
+pub mod templates;
 
-pub use actor::{DeviceActor, DevicesLoaded, QueryDevices};
+pub use actor::{DeviceActor, DevicesLoaded, QueryDevices, UpdateDevices};
 pub use book::{Changes, DeviceBook, DeviceQuery};
 pub use config::DevicesConfig;
 pub use device::Device;
 pub use oui::OuiTable;
+pub use templates::{Fit, Template};
 
 #[cfg(test)]
 mod tests;

@@ -1,3 +1,4 @@
+use crate::templates;
 use crate::*;
 use netmonitor_common::event::ipproto;
 use netmonitor_common::{
@@ -224,4 +225,73 @@ fn saved_devices_come_back_whole() {
         again.take_changes().upserts.is_empty(),
         "restored, not changed"
     );
+}
+
+#[test]
+fn classification_with_hints_and_hand_assignments_win() {
+    let mut b = book();
+    b.ingest(&[
+        ev(
+            "10.0.0.1",
+            67,
+            "10.0.0.5",
+            68,
+            T0,
+            EventKind::Dhcp(DhcpRecord {
+                kind: "reply".into(),
+                dhcp_type: "ack".into(),
+                client_mac: "00:00:00:aa:bb:cc".into(),
+                assigned_ip: Some("10.0.0.5".into()),
+                hostname: Some("prn-floor3".into()),
+                ..DhcpRecord::default()
+            }),
+        ),
+        flow("10.0.0.7", "10.0.0.5", 631, T0 + 1, true),
+        flow("10.0.0.8", "10.0.0.9", 40000, T0 + 2, false),
+    ]);
+    b.take_changes();
+    let p = b.by_ip("10.0.0.5".parse().unwrap()).unwrap();
+    assert_eq!(p.template.as_deref(), Some("printer"));
+    assert!(p.template_confidence >= 0.8, "{}", p.template_confidence);
+    assert_eq!(
+        p.template_hints.len(),
+        3,
+        "vendor, name, service: {:?}",
+        p.template_hints
+    );
+    assert_eq!(b.criticality(p), "medium");
+    let quiet = b.by_ip("10.0.0.9".parse().unwrap()).unwrap();
+    assert_eq!(quiet.template, None, "nothing to go on: unclassified");
+
+    // By hand: it stays, whatever the classifier thinks, until released.
+    let id = b.resolve("10.0.0.5").unwrap().to_owned();
+    assert_eq!(b.resolve("00-00-00-AA-BB-CC"), Some(id.as_str()));
+    b.assign(&id, Some("nas")).unwrap();
+    b.ingest(&[flow("10.0.0.7", "10.0.0.5", 9100, T0 + 3, true)]);
+    b.take_changes();
+    assert_eq!(b.get(&id).unwrap().template.as_deref(), Some("nas"));
+    assert_eq!(b.criticality(b.get(&id).unwrap()), "high");
+    assert!(b.assign(&id, Some("toaster")).is_err());
+    b.assign(&id, None).unwrap();
+    assert_eq!(b.get(&id).unwrap().template.as_deref(), Some("printer"));
+
+    // A template made from the device fits it well (vendor and both services); built-in ones
+    // stay as shipped.
+    let mine = Template::from_device("floor-printer", "Floor printer", "iot", b.get(&id).unwrap());
+    assert_eq!(mine.services, ["tcp/631", "tcp/9100"]);
+    b.put_template(mine.clone()).unwrap();
+    let fits = b.fits(&id).unwrap();
+    let own = fits.iter().find(|f| f.template == "floor-printer").unwrap();
+    assert!(own.confidence >= 0.7, "{own:?}");
+    assert!(
+        fits.iter()
+            .find(|f| f.template == "voip_phone")
+            .unwrap()
+            .confidence
+            < 0.4
+    );
+    let mut fake = mine;
+    fake.id = "printer".into();
+    assert!(b.put_template(fake).is_err());
+    assert_eq!(templates::slug("  My Printer #2 "), "my-printer-2");
 }

@@ -3,7 +3,7 @@
 //! they are cleaned like every other text at this boundary.
 
 use crate::copy::{clean_json, clean_text};
-use crate::schema::devices;
+use crate::schema::{device_templates, devices};
 use crate::StoreError;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -103,5 +103,38 @@ pub fn load_devices(conn: &mut PgConnection) -> Result<Vec<serde_json::Value>, S
     Ok(d::devices
         .select(d::doc)
         .order(d::last_seen.desc())
+        .load::<serde_json::Value>(conn)?)
+}
+
+/// Inserts or replaces custom device templates.
+pub fn save_templates(
+    conn: &mut PgConnection,
+    templates: &[(String, serde_json::Value)],
+) -> Result<usize, StoreError> {
+    use device_templates::dsl as t;
+    use diesel::upsert::excluded;
+    let rows: Vec<_> = templates
+        .iter()
+        .map(|(id, doc)| {
+            (
+                t::id.eq(clean_text(id).into_owned()),
+                t::doc.eq(clean_json(doc).into_owned()),
+            )
+        })
+        .collect();
+    Ok(diesel::insert_into(t::device_templates)
+        .values(&rows)
+        .on_conflict(t::id)
+        .do_update()
+        .set((t::doc.eq(excluded(t::doc)), t::updated_at.eq(Utc::now())))
+        .execute(conn)?)
+}
+
+/// Every custom template.
+pub fn load_templates(conn: &mut PgConnection) -> Result<Vec<serde_json::Value>, StoreError> {
+    use device_templates::dsl as t;
+    Ok(t::device_templates
+        .select(t::doc)
+        .order(t::id)
         .load::<serde_json::Value>(conn)?)
 }

@@ -245,6 +245,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    device_templates (id) {
+        id -> Text,
+        doc -> Jsonb,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     pcap_captures (id) {
         id -> Int8,
         path -> Text,
@@ -356,4 +364,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     asn_ranges,
     service_providers,
     devices,
+    device_templates,
 );

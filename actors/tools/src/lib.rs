@@ -19,6 +19,7 @@ pub mod backing;
 mod commands;
 mod config;
 mod csv;
+mod device_templates;
 mod devices;
 mod intel;
 mod inventory;
@@ -152,6 +153,7 @@ pub fn build_registry(ctx: Arc<ToolContext>) -> Result<Registry, RegistryError> 
         .chain(config::tools(&ctx))
         .chain(commands::tools(&ctx))
         .chain(devices::tools(&ctx))
+        .chain(device_templates::tools(&ctx))
         .chain(tls::tools(&ctx))
         .chain(kerberos::tools(&ctx))
         .chain(pcap::tools(&ctx))
