@@ -68,9 +68,9 @@ pub fn replay(cfg: &Config, args: &ReplayArgs) -> anyhow::Result<()> {
             store: store.clone(),
             inventory: false,
             intel: Some(intel),
-            devices: db.as_ref().map(|d| netmonitor_engine::DevicesOptions {
+            devices: Some(netmonitor_engine::DevicesOptions {
                 config: cfg.devices.clone(),
-                database: Some(d.conninfo().to_owned()),
+                database: db.as_ref().map(|d| d.conninfo().to_owned()),
             }),
         })
         .map_err(anyhow::Error::msg)?;

@@ -82,6 +82,35 @@ fn segment(path: &std::path::Path) {
     )
     .unwrap();
     s.tcp_close(&mut c).unwrap();
+    // Two minutes later (past the test's one-minute learning window) it prints again.
+    s.advance(120_000_000);
+    let mut c = s.tcp_open(LAPTOP, PRINTER, 40_002, 631).unwrap();
+    s.tcp_send(
+        &mut c,
+        true,
+        b"POST /ipp/print HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+    )
+    .unwrap();
+    s.tcp_send(
+        &mut c,
+        false,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+    )
+    .unwrap();
+    s.tcp_close(&mut c).unwrap();
+    s.finish().unwrap();
+}
+
+/// Ten minutes later the learnt printer opens SSH to a host it never talked to.
+fn deviation(path: &std::path::Path) {
+    let f = std::fs::File::create(path).unwrap();
+    let mut s = Synth::new(f, 6, Timestamp(1_767_225_600_000_000 + 600_000_000)).unwrap();
+    let mut c = s.tcp_open(PRINTER, [10, 0, 0, 99], 50_000, 22).unwrap();
+    s.tcp_send(&mut c, true, b"SSH-2.0-OpenSSH_9.2\r\n")
+        .unwrap();
+    s.tcp_send(&mut c, false, b"SSH-2.0-OpenSSH_9.6\r\n")
+        .unwrap();
+    s.tcp_close(&mut c).unwrap();
     s.finish().unwrap();
 }
 
@@ -96,7 +125,11 @@ fn devices_are_identified_and_survive_a_restart() {
     let pcap = dir.path().join("segment.pcap");
     segment(&pcap);
     let config = dir.path().join("devices.toml");
-    std::fs::write(&config, "[devices]\nsave_interval_secs = 1\n").unwrap();
+    std::fs::write(
+        &config,
+        "[devices]\nsave_interval_secs = 1\nlearning_secs = 60\n",
+    )
+    .unwrap();
     let config = config.to_str().unwrap();
     let (mut child, port) = start_service_with(
         dir.path(),
@@ -199,6 +232,26 @@ fn devices_are_identified_and_survive_a_restart() {
         json!({"template_id": "floor-printer"}),
     );
     assert_eq!(details["structuredContent"]["device_count"], 1, "{details}");
+    // What it learnt in its two minutes, frozen into a template.
+    let st = s.call("get_device_learning_status", json!({"ip": "10.0.0.5"}));
+    assert_eq!(
+        st["structuredContent"]["devices"][0]["status"], "learned",
+        "{st}"
+    );
+    let learnt = s.call(
+        "get_device_learned_behavior",
+        json!({"device": "mac:00:00:00:0a:0b:0c"}),
+    );
+    let base = &learnt["structuredContent"]["baseline"];
+    assert_eq!(base["services"], json!(["tcp/631"]), "{learnt}");
+    assert!(base["peers"].to_string().contains("10.0.0.7"), "{learnt}");
+    let r = w.call(
+        "save_device_learned_behavior",
+        json!({"ip": "10.0.0.5", "name": "Printer as learnt", "assign": false}),
+    );
+    let t = &r["structuredContent"]["template"];
+    assert_eq!(t["id"], "printer-as-learnt", "{r}");
+    assert_eq!(t["services"], json!(["tcp/631"]));
     // All of it is saved within a second or two.
     std::thread::sleep(Duration::from_millis(2500));
     let d = printer(&s).unwrap();
@@ -233,4 +286,34 @@ fn devices_are_identified_and_survive_a_restart() {
         ids.contains("\"floor-printer\"") && ids.contains("\"label-printer\""),
         "{ids}"
     );
+
+    // The learnt baseline came back too: stepping outside it now is a deviation alert.
+    let mut child = _child;
+    unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
+    wait_for("netmonitor to exit", Duration::from_secs(30), || {
+        child.0.try_wait().unwrap().is_some()
+    });
+    drop(child);
+    let later = dir.path().join("deviation.pcap");
+    deviation(&later);
+    let (_child, port) = start_service_with(
+        dir.path(),
+        &[],
+        &["--config", config, "--pcap", later.to_str().unwrap()],
+    );
+    let s = McpSession::open(port, &token);
+    let mut alerts = Value::Null;
+    wait_for("the deviation alert", Duration::from_secs(30), || {
+        let r = s.call("list_events", json!({"type": "alert"}));
+        alerts = r["structuredContent"]["events"].clone();
+        alerts.to_string().contains("device_behavior_deviation")
+    });
+    let text = alerts.to_string();
+    assert!(
+        text.contains("new client port tcp/22") && text.contains("new peer 10.0.0.99"),
+        "{text}"
+    );
+    let learnt = s.call("get_device_learned_behavior", json!({"ip": "10.0.0.5"}));
+    let devs = learnt["structuredContent"]["deviations"].to_string();
+    assert!(devs.contains("new_client_port:tcp/22"), "{devs}");
 }

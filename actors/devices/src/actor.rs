@@ -11,7 +11,8 @@ use actix::prelude::*;
 use chrono::{TimeZone, Utc};
 use diesel::Connection;
 use netmonitor_runtime::{
-    contained, injected_fault, note_restart, Drain, EventBatch, InjectFault, Ping,
+    contained, injected_fault, note_restart, send_blocking, Drain, EventBatch, InjectFault, Ping,
+    RaiseAlerts,
 };
 use netmonitor_store::devices::{
     delete_devices, load_devices, load_templates, save_devices, save_templates, DeviceRow,
@@ -27,6 +28,8 @@ const MAILBOX: usize = 64;
 pub struct DeviceActor {
     book: DeviceBook,
     cfg: DevicesConfig,
+    /// Where deviation alerts go (the shared alert stage).
+    alerts: Option<Recipient<RaiseAlerts>>,
     /// libpq connection string (none: kept in memory only).
     db: Option<String>,
     saving: bool,
@@ -75,8 +78,13 @@ impl UpdateDevices {
 pub struct DevicesLoaded;
 
 impl DeviceActor {
-    /// An actor with these settings saving to `db` (a libpq connection string).
-    pub fn new(cfg: DevicesConfig, db: Option<String>) -> Self {
+    /// An actor with these settings saving to `db` (a libpq connection string) and handing
+    /// deviation alerts to `alerts`.
+    pub fn new(
+        cfg: DevicesConfig,
+        db: Option<String>,
+        alerts: Option<Recipient<RaiseAlerts>>,
+    ) -> Self {
         let oui = match &cfg.oui_file {
             Some(path) => match std::fs::read(path).and_then(|b| OuiTable::from_gzip(&b)) {
                 Ok(t) if !t.is_empty() => t,
@@ -89,8 +97,10 @@ impl DeviceActor {
         };
         tracing::info!(assignments = oui.len(), source = %oui.source, "devices: MAC vendor table");
         DeviceActor {
-            book: DeviceBook::new(cfg.local_networks.clone(), oui),
+            book: DeviceBook::new(cfg.local_networks.clone(), oui)
+                .with_learning(cfg.learning(), cfg.deviation_alerts),
             cfg,
+            alerts,
             db,
             saving: false,
             loaded: false,
@@ -250,6 +260,12 @@ impl Handler<EventBatch> for DeviceActor {
         let book = &mut self.book;
         contained::<Self, _>(NAME, ctx, || book.ingest(&msg.events));
         metrics::gauge!("netmonitor_devices").set(self.book.len() as f64);
+        let raised = self.book.take_alerts();
+        if let Some(to) = self.alerts.as_ref().filter(|_| !raised.is_empty()) {
+            if !send_blocking(to, RaiseAlerts(raised)) {
+                tracing::error!("alert stage gone: device deviation alerts lost");
+            }
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! (no duplicates). Only local addresses (`local_networks`) become devices; far ends are not.
 
 use crate::device::Device;
+use crate::learn::{Deviation, LearnSettings, Observed};
 use crate::oui::OuiTable;
 use crate::templates::{self, Fit, Template};
 use ipnet::IpNet;
@@ -42,7 +43,16 @@ pub struct DeviceBook {
     oui: OuiTable,
     templates: Vec<Template>,
     templates_changed: bool,
+    learning: Option<LearnSettings>,
+    deviation_alerts: bool,
+    /// Newest capture time seen.
+    now_us: i64,
+    /// Deviation alerts not yet handed on.
+    alerts: Vec<Event>,
 }
+
+/// Signature id of the deviation alert.
+pub const DEVIATION_SID: u32 = 9_600_001;
 
 /// A search over the book.
 #[derive(Debug, Default, Clone)]
@@ -69,6 +79,76 @@ impl DeviceBook {
             oui,
             templates: templates::built_ins(),
             templates_changed: false,
+            learning: None,
+            deviation_alerts: false,
+            now_us: 0,
+            alerts: Vec::new(),
+        }
+    }
+
+    /// Learns each device's baseline with these settings, and (with `alerts`) reports what
+    /// steps outside it.
+    pub fn with_learning(mut self, s: LearnSettings, alerts: bool) -> Self {
+        self.learning = Some(s);
+        self.deviation_alerts = alerts;
+        self
+    }
+
+    /// The learning settings in force.
+    pub fn learning(&self) -> Option<LearnSettings> {
+        self.learning
+    }
+
+    /// Newest capture time seen (microseconds).
+    pub fn now_us(&self) -> i64 {
+        self.now_us
+    }
+
+    /// Deviation alerts raised since the last call.
+    pub fn take_alerts(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.alerts)
+    }
+
+    /// Turns what a device did outside its baseline into alerts. New services are kept in
+    /// the device's deviations but not alerted here: the behaviour actor's `new_service`
+    /// already raises them.
+    fn deviated(&mut self, id: &str, e: &Event, found: Vec<Deviation>) {
+        if !self.deviation_alerts {
+            return;
+        }
+        let Some(d) = self.devices.get(id) else {
+            return;
+        };
+        for dev in found.into_iter().filter(|x| x.kind != "new_service") {
+            let mut evidence = dev.evidence;
+            if let Some(m) = evidence.as_object_mut() {
+                m.insert("device".into(), serde_json::json!(d.id));
+                m.insert("ips".into(), serde_json::json!(d.ips));
+                m.insert("template".into(), serde_json::json!(d.template));
+                m.insert(
+                    "learned_at".into(),
+                    serde_json::json!(d
+                        .baseline
+                        .learned_us
+                        .map(|t| netmonitor_common::Timestamp(t).to_eve())),
+                );
+            }
+            self.alerts.push(Event {
+                header: e.header.clone(),
+                kind: EventKind::Alert(netmonitor_common::Alert {
+                    signature_id: DEVIATION_SID,
+                    signature: format!(
+                        "NetMonitor device behaviour deviation: {} {}",
+                        dev.kind.replace('_', " "),
+                        dev.value
+                    ),
+                    category: "Potentially Bad Traffic".into(),
+                    severity: 2,
+                    threat_type: "device_behavior_deviation".into(),
+                    mitre: Vec::new(),
+                    evidence,
+                }),
+            });
         }
     }
 
@@ -325,11 +405,20 @@ impl DeviceBook {
     fn observe(&mut self, e: &Event) {
         let h = &e.header;
         let ts = h.ts.0;
+        self.now_us = self.now_us.max(ts);
         let (src, dst) = (h.key.src_ip, h.key.dst_ip);
         match &e.kind {
             EventKind::Flow(f) => {
                 let proto = f.app_proto.clone();
                 let answered = f.pkts_toclient > 0 && f.payload_toclient > 0;
+                let port = format!(
+                    "{}/{}",
+                    netmonitor_common::proto_name(h.key.proto).to_ascii_lowercase(),
+                    h.key.dst_port
+                );
+                let (src_s, dst_s) = (src.to_string(), dst.to_string());
+                let learning = self.learning;
+                let mut found = Vec::new();
                 if let Some(d) = self.at(src, ts) {
                     d.bytes_out += f.bytes_toserver;
                     d.bytes_in += f.bytes_toclient;
@@ -337,18 +426,40 @@ impl DeviceBook {
                     if let Some(p) = &proto {
                         *d.protocols.entry(p.clone()).or_default() += 1;
                     }
+                    if let Some(s) = &learning {
+                        let o = Observed {
+                            ts,
+                            service: None,
+                            client_port: Some(&port),
+                            protocol: proto.as_deref(),
+                            peer: Some(&dst_s),
+                            bytes_out: f.bytes_toserver,
+                        };
+                        found.push((d.id.clone(), d.baseline.observe(&o, s)));
+                    }
                 }
                 if let Some(d) = self.at(dst, ts) {
                     d.bytes_in += f.bytes_toserver;
                     d.bytes_out += f.bytes_toclient;
                     d.flows += 1;
                     if answered {
-                        let svc = format!(
-                            "{}/{}",
-                            netmonitor_common::proto_name(h.key.proto).to_ascii_lowercase(),
-                            h.key.dst_port
-                        );
-                        Device::add_to(&mut d.services, svc);
+                        Device::add_to(&mut d.services, port.clone());
+                        if let Some(s) = &learning {
+                            let o = Observed {
+                                ts,
+                                service: Some(&port),
+                                client_port: None,
+                                protocol: proto.as_deref(),
+                                peer: Some(&src_s),
+                                bytes_out: f.bytes_toclient,
+                            };
+                            found.push((d.id.clone(), d.baseline.observe(&o, s)));
+                        }
+                    }
+                }
+                for (id, devs) in found {
+                    if !devs.is_empty() {
+                        self.deviated(&id, e, devs);
                     }
                 }
             }

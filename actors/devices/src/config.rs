@@ -16,6 +16,15 @@ pub struct DevicesConfig {
     /// A newer MAC vendor table (`PREFIX<TAB>Organization` lines, plain or gzip; see
     /// `data/refresh-oui.py`) instead of the one built in.
     pub oui_file: Option<std::path::PathBuf>,
+    /// Capture time (seconds) a device is watched before its baseline counts.
+    pub learning_secs: u64,
+    /// Report learnt devices that step outside their baseline (alert
+    /// `device_behavior_deviation`).
+    pub deviation_alerts: bool,
+    /// A learnt device sending more than this many times its mean hourly volume deviates...
+    pub volume_factor: f64,
+    /// ... when it also sent at least this many bytes in the hour.
+    pub volume_min_bytes: u64,
 }
 
 impl Default for DevicesConfig {
@@ -34,6 +43,10 @@ impl Default for DevicesConfig {
             local_networks: nets.iter().filter_map(|n| n.parse().ok()).collect(),
             save_interval_secs: 10,
             oui_file: None,
+            learning_secs: 86_400,
+            deviation_alerts: true,
+            volume_factor: 10.0,
+            volume_min_bytes: 100_000_000,
         }
     }
 }
@@ -44,6 +57,22 @@ impl DevicesConfig {
         if self.save_interval_secs == 0 || self.save_interval_secs > 3600 {
             return Err("devices.save_interval_secs: must be 1 to 3600".into());
         }
+        if self.learning_secs == 0 {
+            return Err("devices.learning_secs: must be at least 1".into());
+        }
+        if self.volume_factor < 1.0 {
+            return Err("devices.volume_factor: must be at least 1".into());
+        }
         Ok(())
+    }
+
+    /// The learning settings.
+    pub fn learning(&self) -> crate::learn::LearnSettings {
+        crate::learn::LearnSettings {
+            learning_us: i64::try_from(self.learning_secs.saturating_mul(1_000_000))
+                .unwrap_or(i64::MAX),
+            volume_factor: self.volume_factor,
+            volume_min_bytes: self.volume_min_bytes,
+        }
     }
 }

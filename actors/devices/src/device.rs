@@ -53,6 +53,8 @@ pub struct Device {
     pub criticality: Option<String>,
     /// When someone last confirmed it (`touch_device`), microseconds.
     pub touched_us: Option<i64>,
+    /// What it normally does (see [`crate::learn`]).
+    pub baseline: crate::learn::Baseline,
 }
 
 impl Device {

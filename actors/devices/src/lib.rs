@@ -8,6 +8,7 @@ pub mod actor;
 pub mod book;
 pub mod config;
 pub mod device;
+pub mod learn;
 pub mod oui;
 pub mod templates;
 

@@ -1,5 +1,5 @@
-use crate::templates;
 use crate::*;
+use crate::{learn, templates};
 use netmonitor_common::event::ipproto;
 use netmonitor_common::{
     DhcpRecord, DnsRecord, Event, EventHeader, EventKind, FlowKey, FlowRecord, Timestamp,
@@ -7,6 +7,8 @@ use netmonitor_common::{
 };
 
 const T0: i64 = 1_767_225_600_000_000;
+/// One second.
+const S: i64 = 1_000_000;
 
 fn ev(src: &str, sport: u16, dst: &str, dport: u16, ts: i64, kind: EventKind) -> Event {
     Event {
@@ -294,4 +296,74 @@ fn classification_with_hints_and_hand_assignments_win() {
     fake.id = "printer".into();
     assert!(b.put_template(fake).is_err());
     assert_eq!(templates::slug("  My Printer #2 "), "my-printer-2");
+}
+
+#[test]
+fn a_learnt_device_that_steps_outside_its_baseline_is_reported_once() {
+    let s = learn::LearnSettings {
+        learning_us: 3_600 * 1_000_000,
+        volume_factor: 10.0,
+        volume_min_bytes: 1_000_000,
+    };
+    let mut b = book().with_learning(s, true);
+    let hour = 3_600 * S;
+    // Two hours of a camera streaming to its recorder and asking the resolver.
+    for m in 0..120 {
+        let t = T0 + m * 60 * S;
+        b.ingest(&[
+            flow("10.0.0.30", "10.0.0.40", 554, t, false),
+            flow("10.0.0.30", "10.0.0.53", 53, t + S, false),
+        ]);
+    }
+    assert!(
+        b.take_alerts().is_empty(),
+        "learning, then what it always does"
+    );
+    let cam = b.by_ip("10.0.0.30".parse().unwrap()).unwrap().clone();
+    assert!(cam.baseline.learned_us.is_some());
+    assert_eq!(
+        cam.baseline.status(cam.last_seen_us, b.now_us(), &s),
+        "learned"
+    );
+    assert_eq!(
+        cam.baseline.client_ports.iter().collect::<Vec<_>>(),
+        ["tcp/53", "tcp/554"]
+    );
+    // Now it opens SSH to an address it never talked to: two deviations, reported once.
+    let t = T0 + 2 * hour + 10 * S;
+    b.ingest(&[flow("10.0.0.30", "10.0.0.99", 22, t, false)]);
+    b.ingest(&[flow("10.0.0.30", "10.0.0.99", 22, t + S, false)]);
+    let alerts = b.take_alerts();
+    let found: Vec<String> = alerts
+        .iter()
+        .map(|e| match &e.kind {
+            EventKind::Alert(a) => {
+                assert_eq!(a.threat_type, "device_behavior_deviation");
+                format!("{} {}", a.evidence["deviation"], a.evidence["value"])
+            }
+            _ => String::new(),
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            "\"new_client_port\" \"tcp/22\"",
+            "\"new_peer\" \"10.0.0.99\""
+        ]
+    );
+    // Ten times its hourly volume and more: one volume deviation.
+    let mut big = flow("10.0.0.30", "10.0.0.40", 554, t + 2 * S, false);
+    if let EventKind::Flow(f) = &mut big.kind {
+        f.bytes_toserver = 5_000_000;
+    }
+    b.ingest(&[big.clone()]);
+    b.ingest(&[big]);
+    let alerts = b.take_alerts();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    // Not seen for a learning window: stale.
+    assert_eq!(
+        cam.baseline
+            .status(cam.last_seen_us, cam.last_seen_us + 2 * hour, &s),
+        "stale"
+    );
 }

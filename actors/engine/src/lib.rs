@@ -318,11 +318,12 @@ impl Engine {
         });
         let devices = opts.devices.filter(|d| d.config.enabled).map(|d| {
             let (cfg, db) = (d.config, d.database);
-            let addr = on_own_arbiter(&mut arbiters, DeviceActor::new(cfg, db));
+            let to_alerts = alert_stage.clone().recipient();
+            let addr = on_own_arbiter(&mut arbiters, DeviceActor::new(cfg, db, Some(to_alerts)));
             bus.subscribe(
                 "devices",
                 &[Topic::Events],
-                Backpressure::Drop,
+                Backpressure::Block,
                 addr.clone().recipient(),
                 Some(addr.clone().recipient()),
             );

@@ -32,7 +32,7 @@ pub(crate) fn tools(ctx: &Ctx) -> Vec<ToolDef> {
 }
 
 /// Runs `f` on the device book to change it.
-async fn update(
+pub(crate) async fn update(
     ctx: &Ctx,
     f: impl FnOnce(&mut DeviceBook) -> Result<Value, String> + Send + 'static,
 ) -> Result<Value, ToolError> {
@@ -55,15 +55,18 @@ async fn update(
         })
 }
 
-/// The device a call names: `device` (id, MAC or address) or `ip`.
-fn device_arg(args: &Args) -> Result<String, ToolError> {
+/// The device a call names, if any: `device` (id, MAC or address) or `ip`.
+pub(crate) fn device_key(args: &Args) -> Result<Option<String>, ToolError> {
     match args.opt_str("device")? {
-        Some(d) => Ok(d),
-        None => args
-            .opt_ip("ip")?
-            .map(|ip| ip.to_string())
-            .ok_or_else(|| invalid("device", "is required (a device id, MAC or IP address)")),
+        Some(d) => Ok(Some(d)),
+        None => Ok(args.opt_ip("ip")?.map(|ip| ip.to_string())),
     }
+}
+
+/// The device a call must name.
+pub(crate) fn device_arg(args: &Args) -> Result<String, ToolError> {
+    device_key(args)?
+        .ok_or_else(|| invalid("device", "is required (a device id, MAC or IP address)"))
 }
 
 fn resolve(book: &DeviceBook, key: &str) -> Result<String, String> {
@@ -93,7 +96,7 @@ fn template_schema() -> Value {
     any_object("Template: id, name, category, criticality, description, built_in, services, protocols, peers, vendors, hostname_patterns, dhcp_vendor_classes, dhcp_fingerprints, created_from")
 }
 
-fn device_props() -> Vec<(&'static str, Value)> {
+pub(crate) fn device_props() -> Vec<(&'static str, Value)> {
     vec![
         (
             "device",

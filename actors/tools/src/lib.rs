@@ -19,6 +19,7 @@ pub mod backing;
 mod commands;
 mod config;
 mod csv;
+mod device_learning;
 mod device_templates;
 mod devices;
 mod intel;
@@ -154,6 +155,7 @@ pub fn build_registry(ctx: Arc<ToolContext>) -> Result<Registry, RegistryError> 
         .chain(commands::tools(&ctx))
         .chain(devices::tools(&ctx))
         .chain(device_templates::tools(&ctx))
+        .chain(device_learning::tools(&ctx))
         .chain(tls::tools(&ctx))
         .chain(kerberos::tools(&ctx))
         .chain(pcap::tools(&ctx))
