@@ -280,6 +280,20 @@ fn devices_are_identified_and_survive_a_restart() {
     let laptop = &laptop["structuredContent"]["device"];
     assert_eq!(laptop["template"], "workstation", "{laptop}");
     assert_eq!(laptop["criticality"], "high");
+    let ws = s.call("get_devices", json!({"template": "workstation"}));
+    assert_eq!(
+        ws["structuredContent"]["devices"][0]["ip"], "10.0.0.7",
+        "{ws}"
+    );
+    assert_eq!(
+        ws["structuredContent"]["devices"][0]["criticality_in_force"],
+        "high"
+    );
+    let iot_devices = s.call("get_devices", json!({"category": "iot"}));
+    assert_eq!(
+        iot_devices["structuredContent"]["devices"][0]["template"],
+        "floor-printer"
+    );
     let iot = s.call("get_device_templates", json!({"category": "iot"}));
     let ids = iot["structuredContent"]["templates"].to_string();
     assert!(

@@ -63,6 +63,10 @@ pub struct DeviceQuery {
     pub vendor: Option<String>,
     /// Seen at or after (microseconds).
     pub since_us: Option<i64>,
+    /// Assigned this template.
+    pub template: Option<String>,
+    /// Assigned a template of this category (`unclassified`: none).
+    pub category: Option<String>,
     /// Most devices returned.
     pub limit: usize,
 }
@@ -606,6 +610,19 @@ impl DeviceBook {
                 })
             })
             .filter(|d| q.since_us.is_none_or(|s| d.last_seen_us >= s))
+            .filter(|d| {
+                q.template
+                    .as_deref()
+                    .is_none_or(|t| d.template.as_deref() == Some(t))
+            })
+            .filter(|d| {
+                q.category.as_deref().is_none_or(|c| {
+                    match d.template.as_deref().and_then(|t| self.template(t)) {
+                        Some(t) => t.category == c,
+                        None => c == "unclassified",
+                    }
+                })
+            })
             .collect();
         v.sort_by(|a, b| {
             b.last_seen_us

@@ -64,11 +64,13 @@ fn get_devices(ctx: &Ctx) -> ToolDef {
         Spec {
             name: "get_devices",
             title: "Network devices",
-            description: "Lists devices of the device inventory (local hosts, kept across restarts), most recently seen first: id (MAC where DHCP named one, else address), MAC and its vendor, addresses, host names with where each was learnt (dhcp, dns, mdns, ptr), DHCP fingerprint and vendor class, TLS client fingerprints, services it answers, protocols, traffic, first/last seen. `q` searches id, MAC, vendor, addresses and names case-insensitively; `vendor` and `since` narrow further.",
+            description: "Lists devices of the device inventory (local hosts, kept across restarts), most recently seen first: id (MAC where DHCP named one, else address), MAC and its vendor, addresses, host names with where each was learnt (dhcp, dns, mdns, ptr), DHCP fingerprint and vendor class, TLS client fingerprints, services it answers, protocols, traffic, first/last seen, template with confidence and hints, criticality, learning baseline. `q` searches id, MAC, vendor, addresses and names case-insensitively; `vendor`, `template`, `category` and `since` narrow further.",
             input: input(
                 vec![
                     ("q", string_len("Case-insensitive substring of id, IP, MAC, vendor or host name", 1, 256)),
                     ("vendor", string_len("Case-insensitive substring of the MAC vendor", 1, 256)),
+                    ("template", string_len("Only devices assigned this template id", 1, 64)),
+                    ("category", enumeration("Only devices whose template is of this category", &["iot", "server", "endpoint", "network", "other", "unclassified"])),
                     ("since", string("Only devices seen at or after this time (RFC 3339)")),
                     ("limit", limit(1000, 100)),
                 ],
@@ -87,10 +89,20 @@ fn get_devices(ctx: &Ctx) -> ToolDef {
                 q: args.opt_str("q")?,
                 vendor: args.opt_str("vendor")?,
                 since_us: args.opt_time("since")?.map(|t| t.timestamp_micros()),
+                template: args.opt_str("template")?,
+                category: args.opt_str("category")?,
                 limit: usize::try_from(args.i64_or("limit", 100, 1, 1000)?).unwrap_or(100),
             };
             devices(&ctx, move |book| {
-                let found: Vec<Value> = book.search(&query).into_iter().map(device_json).collect();
+                let found: Vec<Value> = book
+                    .search(&query)
+                    .into_iter()
+                    .map(|d| {
+                        let mut v = device_json(d);
+                        v["criticality_in_force"] = json!(book.criticality(d));
+                        v
+                    })
+                    .collect();
                 json!({"total_devices": book.len(), "returned": found.len(), "devices": found})
             })
             .await
