@@ -55,6 +55,10 @@ pub struct Device {
     pub touched_us: Option<i64>,
     /// What it normally does (see [`crate::learn`]).
     pub baseline: crate::learn::Baseline,
+    /// Id, MAC, vendor, addresses and names in one lowercase text (one allocation to search,
+    /// not one per field); rebuilt when the device is saved or read back.
+    #[serde(skip)]
+    search_text: String,
 }
 
 impl Device {
@@ -125,13 +129,75 @@ impl Device {
         self.dhcp_vendor_class = self.dhcp_vendor_class.take().or(other.dhcp_vendor_class);
     }
 
-    /// Whether `q` (lowercase) is in its id, MAC, vendor, an address or a name.
-    pub fn matches(&self, q: &str) -> bool {
-        let has = |s: &str| s.to_ascii_lowercase().contains(q);
+    /// Rebuilds the text searches read.
+    pub fn refresh_search_text(&mut self) {
+        let mut t = String::with_capacity(self.search_text.len().max(64));
+        for part in [
+            Some(self.id.as_str()),
+            self.mac.as_deref(),
+            self.vendor.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .chain(self.ips.iter().map(String::as_str))
+        .chain(self.hostnames.keys().map(String::as_str))
+        {
+            t.push_str(part);
+            t.push('\n');
+        }
+        t.make_ascii_lowercase();
+        self.search_text = t;
+    }
+
+    /// As [`Device::matches`], from the text kept by [`Device::refresh_search_text`] (the
+    /// caller knows it is current).
+    pub fn matches_text(&self, q: &Search) -> bool {
+        q.finder.find(self.search_text.as_bytes()).is_some()
+    }
+
+    /// Whether the search `q` (made once per query) is in its id, MAC, vendor, an address
+    /// or a name.
+    pub fn matches(&self, q: &Search) -> bool {
+        // Ids, MACs, addresses and names are kept lowercase: a plain search does for them.
+        let has = |s: &str| q.finder.find(s.as_bytes()).is_some();
         has(&self.id)
             || self.mac.as_deref().is_some_and(has)
-            || self.vendor.as_deref().is_some_and(has)
+            || self
+                .vendor
+                .as_deref()
+                .is_some_and(|v| contains_ignore_case(v, &q.lower))
             || self.ips.iter().any(|s| has(s))
             || self.hostnames.keys().any(|s| has(s))
     }
+}
+
+/// A case-insensitive text search over devices, prepared once.
+pub struct Search {
+    lower: String,
+    finder: memchr::memmem::Finder<'static>,
+}
+
+impl Search {
+    /// A search for `text`.
+    pub fn new(text: &str) -> Self {
+        let lower = text.to_ascii_lowercase();
+        let finder = memchr::memmem::Finder::new(lower.as_bytes()).into_owned();
+        Search { lower, finder }
+    }
+}
+
+/// Whether `needle` (lowercase ASCII) occurs in `hay`, ignoring ASCII case, without allocating
+/// (a search runs over every device).
+pub fn contains_ignore_case(hay: &str, needle: &str) -> bool {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    let Some((&first, rest)) = n.split_first() else {
+        return true;
+    };
+    if h.len() < n.len() {
+        return false;
+    }
+    let upper = first.to_ascii_uppercase();
+    (0..=h.len() - n.len()).any(|i| {
+        (h[i] == first || h[i] == upper) && h[i + 1..i + n.len()].eq_ignore_ascii_case(rest)
+    })
 }

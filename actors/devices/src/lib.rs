@@ -10,6 +10,7 @@ pub mod config;
 pub mod device;
 pub mod learn;
 pub mod oui;
+mod short;
 pub mod templates;
 
 pub use actor::{DeviceActor, DevicesLoaded, QueryDevices, UpdateDevices};

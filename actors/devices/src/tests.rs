@@ -37,6 +37,7 @@ fn book() -> DeviceBook {
     )
 }
 
+/// A TCP flow the far end answered (with data when `answered`).
 fn flow(src: &str, dst: &str, dport: u16, ts: i64, answered: bool) -> Event {
     let mut e = ev(
         src,
@@ -47,8 +48,9 @@ fn flow(src: &str, dst: &str, dport: u16, ts: i64, answered: bool) -> Event {
         EventKind::Flow(FlowRecord {
             pkts_toserver: 3,
             bytes_toserver: 300,
-            pkts_toclient: u64::from(answered) * 3,
-            bytes_toclient: u64::from(answered) * 900,
+            // The far end always said something (a refusal at least); it served when answered.
+            pkts_toclient: 3,
+            bytes_toclient: if answered { 900 } else { 120 },
             payload_toclient: u64::from(answered) * 700,
             app_proto: Some("ssh".into()),
             ..FlowRecord::default()
@@ -70,6 +72,13 @@ fn an_address_first_seen_in_flows_joins_its_mac_when_a_lease_names_it() {
         2,
         "10.0.0.5 and the SSH server; 8.8.8.8 is not ours"
     );
+    // A probe nobody answered (a spoofed SYN) makes no device.
+    let mut probe = flow("10.0.0.66", "10.0.0.9", 80, T0, false);
+    if let EventKind::Flow(f) = &mut probe.kind {
+        f.pkts_toclient = 0;
+    }
+    b.ingest(&[probe]);
+    assert_eq!(b.len(), 2);
     assert_eq!(
         b.by_ip("10.0.0.9".parse().unwrap())
             .unwrap()
@@ -201,6 +210,17 @@ fn names_from_dns_mdns_and_reverse_lookups_and_tls_clients() {
         ..DeviceQuery::default()
     });
     assert_eq!(found.len(), 1);
+    b.take_changes();
+    let saved = b.search(&DeviceQuery {
+        q: Some("NAS-01".into()),
+        limit: 10,
+        ..DeviceQuery::default()
+    });
+    assert_eq!(
+        saved.len(),
+        1,
+        "the same from the kept search text once saved"
+    );
     assert!(b
         .search(&DeviceQuery {
             q: Some("nothing".into()),

@@ -6,11 +6,19 @@
 use crate::device::Device;
 use crate::learn::{Deviation, LearnSettings, Observed};
 use crate::oui::OuiTable;
-use crate::templates::{self, Fit, Template};
+use crate::short::{proto_label, Short};
+use crate::templates::{self, Template};
 use ipnet::IpNet;
 use netmonitor_common::{Event, EventKind};
-use std::collections::{HashMap, HashSet};
+use std::fmt::Write;
 use std::net::IpAddr;
+
+mod classify;
+
+/// Maps keyed by addresses off the wire and by device ids: a seeded fast hash (every flow end
+/// looks up both of its addresses).
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
 /// Devices kept at most; past it the least recently seen go first.
 pub const MAX_DEVICES: usize = 200_000;
@@ -40,6 +48,8 @@ pub struct DeviceBook {
     dirty: HashSet<String>,
     deleted: HashSet<String>,
     local: Vec<IpNet>,
+    /// The IPv4 ones of `local` as (network, mask), checked without ipnet's arithmetic.
+    local_v4: Vec<(u32, u32)>,
     oui: OuiTable,
     templates: Vec<Template>,
     templates_changed: bool,
@@ -74,12 +84,20 @@ pub struct DeviceQuery {
 impl DeviceBook {
     /// An empty book that treats `local` as ours.
     pub fn new(local: Vec<IpNet>, oui: OuiTable) -> Self {
+        let local_v4 = local
+            .iter()
+            .filter_map(|n| match n {
+                IpNet::V4(n) => Some((u32::from(n.network()), u32::from(n.netmask()))),
+                IpNet::V6(_) => None,
+            })
+            .collect();
         DeviceBook {
-            devices: HashMap::new(),
-            by_ip: HashMap::new(),
-            dirty: HashSet::new(),
-            deleted: HashSet::new(),
+            devices: HashMap::default(),
+            by_ip: HashMap::default(),
+            dirty: HashSet::default(),
+            deleted: HashSet::default(),
             local,
+            local_v4,
             oui,
             templates: templates::built_ins(),
             templates_changed: false,
@@ -165,30 +183,6 @@ impl DeviceBook {
         }
     }
 
-    /// Every template: the built-in ones, then custom ones by id.
-    pub fn templates(&self) -> &[Template] {
-        &self.templates
-    }
-
-    /// A template by id.
-    pub fn template(&self, id: &str) -> Option<&Template> {
-        self.templates.iter().find(|t| t.id == id)
-    }
-
-    /// Adds or replaces a custom template (built-in ones cannot be replaced) and classifies
-    /// every device again at the next save.
-    pub fn put_template(&mut self, t: Template) -> Result<(), String> {
-        t.validate()?;
-        match self.templates.iter_mut().find(|x| x.id == t.id) {
-            Some(x) if x.built_in => return Err(format!("{} is built in: clone it", t.id)),
-            Some(x) => *x = t,
-            None => self.templates.push(t),
-        }
-        self.templates_changed = true;
-        self.dirty.extend(self.devices.keys().cloned());
-        Ok(())
-    }
-
     /// Finds a device by id (`mac:…`, `ip:…`), bare MAC or address.
     pub fn resolve(&self, key: &str) -> Option<&str> {
         let key = key.trim();
@@ -202,109 +196,12 @@ impl DeviceBook {
         self.devices.get(&mac).map(|d| d.id.as_str())
     }
 
-    /// Every template's fit for a device, best first.
-    pub fn fits(&self, id: &str) -> Option<Vec<Fit>> {
-        self.devices
-            .get(id)
-            .map(|d| templates::rank(&self.templates, d))
-    }
-
-    /// Assigns a template by hand (`None`: back to automatic classification).
-    pub fn assign(&mut self, id: &str, template: Option<&str>) -> Result<&Device, String> {
-        if let Some(t) = template {
-            if self.template(t).is_none() {
-                return Err(format!(
-                    "no template {t:?} (get_device_templates lists them)"
-                ));
-            }
-        }
-        let d = self
-            .devices
-            .get_mut(id)
-            .ok_or_else(|| format!("no device {id:?}"))?;
-        match template {
-            Some(t) => {
-                d.template = Some(t.to_owned());
-                d.template_confidence = 1.0;
-                d.template_hints = vec!["assigned by hand".into()];
-                d.template_manual = true;
-            }
-            None => {
-                d.template_manual = false;
-                d.template = None;
-            }
-        }
-        self.dirty.insert(id.to_owned());
-        self.classify(id);
-        Ok(&self.devices[id])
-    }
-
-    /// Sets or clears a hand-set criticality.
-    pub fn set_criticality(&mut self, id: &str, level: Option<&str>) -> Result<(), String> {
-        if let Some(l) = level {
-            if !templates::CRITICALITIES.contains(&l) {
-                return Err(format!(
-                    "criticality: one of {}",
-                    templates::CRITICALITIES.join(", ")
-                ));
-            }
-        }
-        let d = self
-            .devices
-            .get_mut(id)
-            .ok_or_else(|| format!("no device {id:?}"))?;
-        d.criticality = level.map(str::to_owned);
-        self.dirty.insert(id.to_owned());
-        Ok(())
-    }
-
     /// Marks a device confirmed by someone at `now` (microseconds).
     pub fn touch(&mut self, id: &str, now: i64) -> Option<&Device> {
         let d = self.devices.get_mut(id)?;
         d.touched_us = Some(now);
         self.dirty.insert(id.to_owned());
         Some(d)
-    }
-
-    /// The criticality in force for a device: by hand, else its template's, else medium.
-    pub fn criticality(&self, d: &Device) -> String {
-        d.criticality
-            .clone()
-            .or_else(|| {
-                d.template
-                    .as_deref()
-                    .and_then(|t| self.template(t))
-                    .map(|t| t.criticality.clone())
-            })
-            .unwrap_or_else(|| "medium".into())
-    }
-
-    /// Assigns the best-fitting template unless one was assigned by hand.
-    fn classify(&mut self, id: &str) {
-        let Some(d) = self.devices.get(id) else {
-            return;
-        };
-        if d.template_manual {
-            return;
-        }
-        let best = templates::rank(&self.templates, d)
-            .into_iter()
-            .next()
-            .filter(|f| f.confidence >= templates::MIN_CONFIDENCE);
-        if let Some(d) = self.devices.get_mut(id) {
-            match best {
-                Some(f) => {
-                    d.template = Some(f.template);
-                    d.template_confidence = f.confidence;
-                    d.template_hints = f.hints;
-                }
-                None => {
-                    d.template = None;
-                    d.template_confidence = 0.0;
-                    d.template_hints = Vec::new();
-                }
-            }
-        }
     }
 
     /// Devices held.
@@ -324,7 +221,8 @@ impl DeviceBook {
 
     /// Puts back devices read from the store (not marked changed).
     pub fn restore(&mut self, devices: Vec<Device>) {
-        for d in devices {
+        for mut d in devices {
+            d.refresh_search_text();
             for ip in &d.ips {
                 if let Ok(a) = ip.parse() {
                     self.by_ip.insert(a, d.id.clone());
@@ -335,31 +233,54 @@ impl DeviceBook {
     }
 
     fn is_local(&self, a: IpAddr) -> bool {
-        !a.is_unspecified()
-            && !a.is_multicast()
-            && a != IpAddr::V4(std::net::Ipv4Addr::BROADCAST)
-            && self.local.iter().any(|n| n.contains(&a))
+        match a {
+            IpAddr::V4(v4) => {
+                let x = u32::from(v4);
+                !v4.is_unspecified()
+                    && !v4.is_multicast()
+                    && !v4.is_broadcast()
+                    && self.local_v4.iter().any(|(net, mask)| x & mask == *net)
+            }
+            IpAddr::V6(v6) => {
+                !v6.is_unspecified()
+                    && !v6.is_multicast()
+                    && self.local.iter().any(|n| n.contains(&a))
+            }
+        }
     }
 
     /// The device using `ip`, created (keyed by address) if it is local and unknown.
     fn at(&mut self, ip: IpAddr, ts: i64) -> Option<&mut Device> {
-        if !self.is_local(ip) {
-            return None;
-        }
-        let id = match self.by_ip.get(&ip) {
-            Some(id) if self.devices.contains_key(id) => id.clone(),
-            _ => {
-                let id = format!("ip:{ip}");
-                self.by_ip.insert(ip, id.clone());
-                id
+        self.device_at(ip, ts, true)
+    }
+
+    /// The device using `ip`, if it is known.
+    fn known_at(&mut self, ip: IpAddr, ts: i64) -> Option<&mut Device> {
+        self.device_at(ip, ts, false)
+    }
+
+    /// The device using `ip`; with `create`, made (keyed by address) if local and unknown.
+    /// Called for every flow end: no allocation when the device is known and already changed.
+    fn device_at(&mut self, ip: IpAddr, ts: i64, create: bool) -> Option<&mut Device> {
+        let known = self
+            .by_ip
+            .get(&ip)
+            .is_some_and(|id| self.devices.contains_key(id));
+        if !known {
+            if !(create && self.is_local(ip)) {
+                return None;
             }
-        };
-        self.dirty.insert(id.clone());
-        let d = self.devices.entry(id.clone()).or_insert_with(|| {
-            let mut d = Device::new(id, ts);
+            let id = format!("ip:{ip}");
+            self.by_ip.insert(ip, id.clone());
+            let mut d = Device::new(id.clone(), ts);
             d.add_ip(&ip.to_string());
-            d
-        });
+            self.devices.insert(id, d);
+        }
+        let id = self.by_ip.get(&ip)?;
+        if !self.dirty.contains(id) {
+            self.dirty.insert(id.clone());
+        }
+        let d = self.devices.get_mut(id)?;
         d.seen(ts);
         Some(d)
     }
@@ -415,15 +336,24 @@ impl DeviceBook {
             EventKind::Flow(f) => {
                 let proto = f.app_proto.clone();
                 let answered = f.pkts_toclient > 0 && f.payload_toclient > 0;
-                let port = format!(
-                    "{}/{}",
-                    netmonitor_common::proto_name(h.key.proto).to_ascii_lowercase(),
-                    h.key.dst_port
-                );
-                let (src_s, dst_s) = (src.to_string(), dst.to_string());
+                // An unanswered flow (a probe, a spoofed SYN) is no evidence a device exists:
+                // it only adds to devices already known.
+                let heard = f.pkts_toclient > 0;
+                let port = || {
+                    let mut s = Short::default();
+                    let _ = s.write_str(&proto_label(h.key.proto));
+                    s.push_byte(b'/');
+                    s.push_u32(u32::from(h.key.dst_port));
+                    s
+                };
                 let learning = self.learning;
                 let mut found = Vec::new();
-                if let Some(d) = self.at(src, ts) {
+                let client = if heard {
+                    self.at(src, ts)
+                } else {
+                    self.known_at(src, ts)
+                };
+                if let Some(d) = client {
                     d.bytes_out += f.bytes_toserver;
                     d.bytes_in += f.bytes_toclient;
                     d.flows += 1;
@@ -431,30 +361,40 @@ impl DeviceBook {
                         *d.protocols.entry(p.clone()).or_default() += 1;
                     }
                     if let Some(s) = &learning {
+                        let (port, peer) = (port(), Short::addr(dst));
                         let o = Observed {
                             ts,
                             service: None,
-                            client_port: Some(&port),
+                            client_port: Some(port.as_str()),
                             protocol: proto.as_deref(),
-                            peer: Some(&dst_s),
+                            peer: Some(peer.as_str()),
                             bytes_out: f.bytes_toserver,
                         };
                         found.push((d.id.clone(), d.baseline.observe(&o, s)));
                     }
                 }
-                if let Some(d) = self.at(dst, ts) {
+                let server = if heard {
+                    self.at(dst, ts)
+                } else {
+                    self.known_at(dst, ts)
+                };
+                if let Some(d) = server {
                     d.bytes_in += f.bytes_toserver;
                     d.bytes_out += f.bytes_toclient;
                     d.flows += 1;
                     if answered {
-                        Device::add_to(&mut d.services, port.clone());
+                        let port = port();
+                        if !d.services.contains(port.as_str()) {
+                            Device::add_to(&mut d.services, port.as_str().to_owned());
+                        }
                         if let Some(s) = &learning {
+                            let peer = Short::addr(src);
                             let o = Observed {
                                 ts,
-                                service: Some(&port),
+                                service: Some(port.as_str()),
                                 client_port: None,
                                 protocol: proto.as_deref(),
-                                peer: Some(&src_s),
+                                peer: Some(peer.as_str()),
                                 bytes_out: f.bytes_toclient,
                             };
                             found.push((d.id.clone(), d.baseline.observe(&o, s)));
@@ -556,6 +496,9 @@ impl DeviceBook {
         let ids: Vec<String> = self.dirty.drain().collect();
         for id in &ids {
             self.classify(id);
+            if let Some(d) = self.devices.get_mut(id) {
+                d.refresh_search_text();
+            }
         }
         let upserts = ids
             .iter()
@@ -596,17 +539,26 @@ impl DeviceBook {
 
     /// Devices matching `q`, most recently seen first.
     pub fn search(&self, q: &DeviceQuery) -> Vec<&Device> {
-        let text = q.q.as_deref().map(str::to_ascii_lowercase);
+        let text = q.q.as_deref().map(crate::device::Search::new);
         let vendor = q.vendor.as_deref().map(str::to_ascii_lowercase);
         let mut v: Vec<&Device> = self
             .devices
             .values()
-            .filter(|d| text.as_deref().is_none_or(|t| d.matches(t)))
+            .filter(|d| {
+                // Changed since the last save: its kept text may be behind.
+                text.as_ref().is_none_or(|t| {
+                    if self.dirty.contains(&d.id) {
+                        d.matches(t)
+                    } else {
+                        d.matches_text(t)
+                    }
+                })
+            })
             .filter(|d| {
                 vendor.as_deref().is_none_or(|t| {
                     d.vendor
                         .as_deref()
-                        .is_some_and(|v| v.to_ascii_lowercase().contains(t))
+                        .is_some_and(|v| crate::device::contains_ignore_case(v, t))
                 })
             })
             .filter(|d| q.since_us.is_none_or(|s| d.last_seen_us >= s))
@@ -624,12 +576,16 @@ impl DeviceBook {
                 })
             })
             .collect();
-        v.sort_by(|a, b| {
+        let newest_first = |a: &&Device, b: &&Device| {
             b.last_seen_us
                 .cmp(&a.last_seen_us)
                 .then_with(|| a.id.cmp(&b.id))
-        });
-        v.truncate(q.limit);
+        };
+        if q.limit < v.len() {
+            v.select_nth_unstable_by(q.limit, newest_first);
+            v.truncate(q.limit);
+        }
+        v.sort_by(newest_first);
         v
     }
 }
