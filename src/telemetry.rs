@@ -125,6 +125,16 @@ pub const METRICS: &[(&str, &str, &str)] = &[
         "Least recently seen entries the behaviour detections evicted to stay within their bound",
     ),
     (
+        "netmonitor_devices",
+        "gauge",
+        "Devices in the device inventory",
+    ),
+    (
+        "netmonitor_devices_saved_total",
+        "counter",
+        "Device records written to PostgreSQL by the device actor",
+    ),
+    (
         "netmonitor_alerts_total",
         "counter",
         "Alerts raised, by threat type and severity",
