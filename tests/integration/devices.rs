@@ -331,3 +331,39 @@ fn devices_are_identified_and_survive_a_restart() {
     let devs = learnt["structuredContent"]["deviations"].to_string();
     assert!(devs.contains("new_client_port:tcp/22"), "{devs}");
 }
+
+/// The public captures with ARP on the wire: every ARP sender with a local address is a
+/// MAC-keyed device holding that address, its vendor from the shipped IEEE table.
+#[test]
+fn public_captures_with_arp_name_their_macs() {
+    let Some(shared) = shared_dir() else { return };
+    let oui = netmonitor_devices::OuiTable::built_in();
+    for (file, mac, ip) in [
+        ("capture-26.pcapng", "68:ec:c5:b4:5a:9b", "172.16.225.48"),
+        ("capture-26.pcapng", "68:3a:1e:20:05:cc", "172.16.224.1"),
+        ("capture-02.pcap", "32:08:c3:51:ce:fe", "10.9.0.2"),
+    ] {
+        let dir = data_dir();
+        let pcap = shared.join("captures").join(file);
+        let (_child, port) =
+            start_service_with(dir.path(), &[], &["--pcap", pcap.to_str().unwrap()]);
+        let token = create_token(dir.path(), "arp", "read_only");
+        let s = McpSession::open(port, &token);
+        let mut found = Value::Null;
+        wait_for(
+            "the ARP sender as a device",
+            Duration::from_secs(30),
+            || {
+                let r = s.call("get_devices", json!({"q": mac}));
+                found = r["structuredContent"]["devices"][0].clone();
+                !found.is_null()
+            },
+        );
+        assert_eq!(found["id"], format!("mac:{mac}"), "{file}: {found}");
+        assert!(
+            found["ips"].as_array().unwrap().contains(&json!(ip)),
+            "{file}: {found}"
+        );
+        assert_eq!(found["vendor"].as_str(), oui.vendor(mac), "{file}: {found}");
+    }
+}

@@ -138,6 +138,11 @@ pub trait AppHandler {
     /// A flow ended (timeout, eviction, or end of capture via [`Pipeline::finish`]): its
     /// record and its state.
     fn on_flow_end(&mut self, flow: &FlowInfo, state: Self::State, record: FlowRecord);
+
+    /// A well-formed frame that carries no IP (ARP, LLDP, ...), as captured. Default: nothing.
+    fn on_non_ip(&mut self, linktype: u32, frame: &[u8], ts: Timestamp) {
+        let _ = (linktype, frame, ts);
+    }
 }
 
 /// What the pipeline keeps per flow: the handler's state and the TCP streams.
@@ -245,6 +250,9 @@ impl<H: AppHandler> Pipeline<H> {
             Ok(p) => p,
             Err(e) => {
                 self.stats.decode_errors.add(e);
+                if e == crate::decode::DecodeError::NonIp {
+                    self.handler.on_non_ip(pkt.linktype, pkt.data, ts);
+                }
                 self.ring.push(
                     ts,
                     pkt.linktype,

@@ -96,6 +96,10 @@ pub enum EventKind {
     /// A flow's first packet: for the actors that judge endpoints as soon as they talk (threat
     /// feeds, scans). Internal: never written to EVE or the database.
     FlowStart(FlowStart),
+    /// An ARP message on the capture segment: which MAC holds which address, for the device
+    /// inventory. Internal, like `FlowStart`. The header's addresses are the sender's and the
+    /// target's protocol addresses.
+    Arp(ArpRecord),
     /// A flow ended (or was flushed).
     Flow(FlowRecord),
     /// A TLS handshake (over TCP, or a QUIC Initial when `quic_version` is set).
@@ -117,6 +121,7 @@ impl EventKind {
     pub fn event_type(&self) -> &'static str {
         match self {
             EventKind::FlowStart(_) => "flow_start",
+            EventKind::Arp(_) => "arp",
             EventKind::Flow(_) => "flow",
             EventKind::Tls(t) if t.quic_version.is_some() => "quic",
             EventKind::Tls(_) => "tls",
@@ -130,7 +135,45 @@ impl EventKind {
 
     /// Whether the event is for the actors only (not a record for EVE or the database).
     pub fn is_internal(&self) -> bool {
-        matches!(self, EventKind::FlowStart(_))
+        matches!(self, EventKind::FlowStart(_) | EventKind::Arp(_))
+    }
+}
+
+/// One ARP request or reply (IPv4 over Ethernet).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArpRecord {
+    /// 1 request, 2 reply.
+    pub op: u16,
+    /// Sender hardware address, `aa:bb:…`.
+    pub sender_mac: String,
+    /// Target hardware address (zeros in a request).
+    pub target_mac: String,
+}
+
+impl ArpRecord {
+    /// Parses an ARP body (after the Ethernet type): the record and the sender's and target's
+    /// IPv4 addresses. Only Ethernet/IPv4 ARP.
+    pub fn parse(b: &[u8]) -> Option<(ArpRecord, std::net::Ipv4Addr, std::net::Ipv4Addr)> {
+        let b = b.get(..28)?;
+        if b[0..2] != [0, 1] || b[2..4] != [8, 0] || b[4] != 6 || b[5] != 4 {
+            return None;
+        }
+        let mac = |m: &[u8]| {
+            m.iter()
+                .map(|x| format!("{x:02x}"))
+                .collect::<Vec<_>>()
+                .join(":")
+        };
+        let ip = |a: &[u8]| std::net::Ipv4Addr::new(a[0], a[1], a[2], a[3]);
+        Some((
+            ArpRecord {
+                op: u16::from_be_bytes([b[6], b[7]]),
+                sender_mac: mac(&b[8..14]),
+                target_mac: mac(&b[18..24]),
+            },
+            ip(&b[14..18]),
+            ip(&b[24..28]),
+        ))
     }
 }
 
@@ -364,4 +407,28 @@ pub struct Alert {
     pub mitre: Vec<String>,
     /// Free-form evidence for analysts (counts, names, fingerprints).
     pub evidence: serde_json::Value,
+}
+
+#[cfg(test)]
+mod arp_tests {
+    use super::ArpRecord;
+
+    #[test]
+    fn parses_ethernet_ipv4_arp_and_refuses_the_rest() {
+        let mut b = vec![0, 1, 8, 0, 6, 4, 0, 2];
+        b.extend_from_slice(&[0x68, 0xec, 0xc5, 0xb4, 0x5a, 0x9b, 172, 16, 225, 48]);
+        b.extend_from_slice(&[0x68, 0x3a, 0x1e, 0x20, 0x05, 0xcc, 172, 16, 224, 1]);
+        let (r, s, t) = ArpRecord::parse(&b).unwrap();
+        assert_eq!((r.op, r.sender_mac.as_str()), (2, "68:ec:c5:b4:5a:9b"));
+        assert_eq!(r.target_mac, "68:3a:1e:20:05:cc");
+        assert_eq!(
+            (s.to_string(), t.to_string()),
+            ("172.16.225.48".into(), "172.16.224.1".into())
+        );
+        for n in 0..b.len() {
+            assert!(ArpRecord::parse(&b[..n]).is_none());
+        }
+        b[3] = 0x86; // not IPv4
+        assert!(ArpRecord::parse(&b).is_none());
+    }
 }

@@ -387,3 +387,63 @@ fn a_learnt_device_that_steps_outside_its_baseline_is_reported_once() {
         "stale"
     );
 }
+
+#[test]
+fn arp_ties_addresses_to_macs() {
+    let mut b = book();
+    b.ingest(&[flow("192.168.1.20", "192.168.1.1", 80, T0, true)]);
+    // A request (the asker only), then the reply (both ends), then a probe from 0.0.0.0.
+    let arp = |op, smac: &str, sip: &str, tmac: &str, tip: &str, ts| {
+        ev(
+            sip,
+            0,
+            tip,
+            0,
+            ts,
+            EventKind::Arp(netmonitor_common::ArpRecord {
+                op,
+                sender_mac: smac.into(),
+                target_mac: tmac.into(),
+            }),
+        )
+    };
+    b.ingest(&[
+        arp(
+            1,
+            "00:00:00:00:00:20",
+            "192.168.1.20",
+            "00:00:00:00:00:00",
+            "192.168.1.1",
+            T0 + 1,
+        ),
+        arp(
+            2,
+            "00:00:00:00:00:01",
+            "192.168.1.1",
+            "00:00:00:00:00:20",
+            "192.168.1.20",
+            T0 + 2,
+        ),
+        arp(
+            1,
+            "00:00:00:00:00:99",
+            "0.0.0.0",
+            "00:00:00:00:00:00",
+            "192.168.1.50",
+            T0 + 3,
+        ),
+    ]);
+    assert_eq!(
+        b.len(),
+        2,
+        "two MAC-keyed devices, the address records folded in"
+    );
+    let host = b.by_ip("192.168.1.20".parse().unwrap()).unwrap();
+    assert_eq!(host.id, "mac:00:00:00:00:00:20");
+    assert_eq!(host.flows, 1, "its flow came along");
+    assert_eq!(host.vendor.as_deref(), Some("XEROX CORPORATION"));
+    assert!(
+        b.by_ip("192.168.1.50".parse().unwrap()).is_none(),
+        "a probe names nobody"
+    );
+}

@@ -457,6 +457,22 @@ impl DeviceBook {
                     _ => {}
                 }
             }
+            EventKind::Arp(r) => {
+                // The sender says which MAC holds its address; a reply also names the asker.
+                let mut pairs = vec![(r.sender_mac.as_str(), src)];
+                if r.op == 2 {
+                    pairs.push((r.target_mac.as_str(), dst));
+                }
+                for (mac, ip) in pairs {
+                    let unusable = mac.len() != 17
+                        || mac == "00:00:00:00:00:00"
+                        || mac == "ff:ff:ff:ff:ff:ff"
+                        || ip.is_unspecified();
+                    if !unusable && self.is_local(ip) {
+                        self.with_mac(mac, Some(ip), ts);
+                    }
+                }
+            }
             EventKind::Tls(t) => {
                 let fp = t
                     .ja4
