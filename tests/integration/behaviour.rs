@@ -67,9 +67,11 @@ fn kind(a: &Value) -> &str {
         .unwrap_or("")
 }
 
+/// Waits for an alert (generously: flows end on their timeouts, and a loaded CI machine runs
+/// the other live tests beside this one).
 fn wait_alert(dir: &Path, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
     let mut found = None;
-    wait_for(what, Duration::from_secs(60), || {
+    wait_for(what, Duration::from_secs(150), || {
         found = alerts(dir).into_iter().find(|a| pred(a));
         found.is_some()
     });
