@@ -223,6 +223,7 @@ impl DeviceBook {
     pub fn restore(&mut self, devices: Vec<Device>) {
         for mut d in devices {
             d.refresh_search_text();
+            self.now_us = self.now_us.max(d.last_seen_us);
             for ip in &d.ips {
                 if let Ok(a) = ip.parse() {
                     self.by_ip.insert(a, d.id.clone());
