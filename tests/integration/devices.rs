@@ -33,6 +33,21 @@ fn dhcp(op: u8, xid: u32, yiaddr: [u8; 4], options: &[u8]) -> Vec<u8> {
     m
 }
 
+/// A NetBIOS name registration of `name` (a workstation name, suffix 0x00) for `ip`.
+fn nbns_registration(name: &str, ip: [u8; 4]) -> Vec<u8> {
+    let mut raw = [b' '; 16];
+    raw[..name.len()].copy_from_slice(name.as_bytes());
+    raw[15] = 0;
+    let mut m = vec![0x12, 0x34, 0x29, 0x10, 0, 1, 0, 0, 0, 0, 0, 1, 32];
+    for b in raw {
+        m.extend([b'A' + (b >> 4), b'A' + (b & 0xF)]);
+    }
+    m.extend([0, 0, 0x20, 0, 1]);
+    m.extend([0xC0, 0x0C, 0, 0x20, 0, 1, 0, 0, 0x0e, 0x10, 0, 6, 0, 0]);
+    m.extend(ip);
+    m
+}
+
 fn segment(path: &std::path::Path) {
     let f = std::fs::File::create(path).unwrap();
     let mut s = Synth::new(f, 5, Timestamp(1_767_225_600_000_000)).unwrap();
@@ -66,6 +81,15 @@ fn segment(path: &std::path::Path) {
         5353,
         5353,
         &dns_answer(&q, Ipv4Addr::from(PRINTER)),
+    ))
+    .unwrap();
+    let reg = nbns_registration("LAPTOP-ANN", LAPTOP);
+    s.frame(&build::eth_ipv4_udp(
+        LAPTOP,
+        [10, 0, 0, 255],
+        137,
+        137,
+        &reg,
     ))
     .unwrap();
     let mut c = s.tcp_open(LAPTOP, PRINTER, 40_001, 631).unwrap();
@@ -161,6 +185,10 @@ fn devices_are_identified_and_survive_a_restart() {
     assert_eq!(by_vendor["structuredContent"]["returned"], 1);
     let laptop = s.call("get_device_by_ip", json!({"ip": "10.0.0.7"}));
     assert_eq!(laptop["structuredContent"]["device"]["id"], "ip:10.0.0.7");
+    assert_eq!(
+        laptop["structuredContent"]["device"]["hostnames"]["laptop-ann"], "netbios",
+        "{laptop}"
+    );
     let total = s.call("get_devices", json!({}))["structuredContent"]["total_devices"].clone();
 
     // Why it is a printer, and the templates there are.
@@ -365,5 +393,10 @@ fn public_captures_with_arp_name_their_macs() {
             "{file}: {found}"
         );
         assert_eq!(found["vendor"].as_str(), oui.vendor(mac), "{file}: {found}");
+        // Capture 26's NetBIOS traffic registers a domain role (<1b>), not a host name.
+        assert!(
+            !found["hostnames"].to_string().contains("bluecat"),
+            "{file}: {found}"
+        );
     }
 }

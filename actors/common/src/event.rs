@@ -100,6 +100,9 @@ pub enum EventKind {
     /// inventory. Internal, like `FlowStart`. The header's addresses are the sender's and the
     /// target's protocol addresses.
     Arp(ArpRecord),
+    /// A host name learnt outside DNS (NetBIOS name service), for the device inventory.
+    /// Internal, like `FlowStart`.
+    HostName(HostName),
     /// A flow ended (or was flushed).
     Flow(FlowRecord),
     /// A TLS handshake (over TCP, or a QUIC Initial when `quic_version` is set).
@@ -122,6 +125,7 @@ impl EventKind {
         match self {
             EventKind::FlowStart(_) => "flow_start",
             EventKind::Arp(_) => "arp",
+            EventKind::HostName(_) => "host_name",
             EventKind::Flow(_) => "flow",
             EventKind::Tls(t) if t.quic_version.is_some() => "quic",
             EventKind::Tls(_) => "tls",
@@ -135,8 +139,22 @@ impl EventKind {
 
     /// Whether the event is for the actors only (not a record for EVE or the database).
     pub fn is_internal(&self) -> bool {
-        matches!(self, EventKind::FlowStart(_) | EventKind::Arp(_))
+        matches!(
+            self,
+            EventKind::FlowStart(_) | EventKind::Arp(_) | EventKind::HostName(_)
+        )
     }
+}
+
+/// A name a host goes by, and where it was learnt (`netbios`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostName {
+    /// The name, lowercase.
+    pub name: String,
+    /// The address it names.
+    pub ip: std::net::IpAddr,
+    /// Where it was learnt.
+    pub source: String,
 }
 
 /// One ARP request or reply (IPv4 over Ethernet).

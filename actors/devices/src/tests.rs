@@ -447,3 +447,47 @@ fn arp_ties_addresses_to_macs() {
         "a probe names nobody"
     );
 }
+
+#[test]
+fn netbios_and_llmnr_names() {
+    let mut b = book();
+    b.ingest(&[
+        ev(
+            "192.168.1.23",
+            137,
+            "192.168.1.255",
+            137,
+            T0,
+            EventKind::HostName(netmonitor_common::HostName {
+                name: "desktop-7q2".into(),
+                ip: "192.168.1.23".parse().unwrap(),
+                source: "netbios".into(),
+            }),
+        ),
+        ev(
+            "192.168.1.30",
+            5355,
+            "192.168.1.23",
+            50000,
+            T0,
+            EventKind::Dns(DnsRecord {
+                kind: "answer".into(),
+                rrname: "fileserver".into(),
+                rrtype: "A".into(),
+                rcode: Some("NOERROR".into()),
+                answers: vec!["192.168.1.30".into()],
+                ..DnsRecord::default()
+            }),
+        ),
+    ]);
+    let pc = b.by_ip("192.168.1.23".parse().unwrap()).unwrap();
+    assert_eq!(
+        pc.hostnames.get("desktop-7q2").map(String::as_str),
+        Some("netbios")
+    );
+    let fs = b.by_ip("192.168.1.30".parse().unwrap()).unwrap();
+    assert_eq!(
+        fs.hostnames.get("fileserver").map(String::as_str),
+        Some("llmnr")
+    );
+}

@@ -3,7 +3,7 @@
 //! record says `alerted` when the alert stage marked it.
 
 use crate::http::{self, HttpFlow};
-use crate::{dhcp, dns, SensorStats};
+use crate::{dhcp, dns, nbns, SensorStats};
 use netmonitor_capture::{AppHandler, DecodedPacket, FlowInfo};
 use netmonitor_common::krb::{KrbMessage, KrbMsgType};
 use netmonitor_common::{
@@ -23,6 +23,8 @@ const MAX_PROBES: u8 = 4;
 const KERBEROS_PORT: u16 = 88;
 const DNS_PORTS: [u16; 3] = [53, 5353, 5355];
 const DHCP_PORTS: [u16; 2] = [67, 68];
+/// NetBIOS name service.
+const NBNS_PORT: u16 = 137;
 
 /// Which dissector owns a flow.
 #[derive(Default)]
@@ -40,6 +42,8 @@ pub enum FlowApp {
     Dns,
     /// DHCP.
     Dhcp,
+    /// NetBIOS name service (names for the inventory only: no app_proto, no EVE).
+    Nbns,
     /// HTTP/1.x.
     Http(Box<HttpFlow>),
     /// Nothing we dissect.
@@ -196,6 +200,10 @@ impl Dissectors {
             FlowApp::Dns
         } else if on(&DHCP_PORTS) {
             FlowApp::Dhcp
+        } else if on(&[NBNS_PORT]) {
+            // Not set_app: the flow keeps no app_proto, as Suricata logs it.
+            state.app = FlowApp::Nbns;
+            return;
         } else if looks_like_quic_initial(payload) {
             FlowApp::Quic(Box::default())
         } else if looks_like_krb_udp(payload) && netmonitor_kerberos::parse_message(payload).is_ok()
@@ -219,7 +227,7 @@ impl Dissectors {
             FlowApp::Dns => "dns",
             FlowApp::Dhcp => "dhcp",
             FlowApp::Http(_) => "http",
-            FlowApp::Unknown | FlowApp::Ignored => return,
+            FlowApp::Nbns | FlowApp::Unknown | FlowApp::Ignored => return,
         };
         flow.app_proto = Some(name);
         *self.stats.app_protocols.entry(name).or_default() += 1;
@@ -406,6 +414,16 @@ impl AppHandler for Dissectors {
                 }
                 None => self.malformed("dhcp"),
             },
+            FlowApp::Nbns => {
+                for (name, ip) in nbns::host_names(payload) {
+                    let rec = netmonitor_common::HostName {
+                        name,
+                        ip: ip.into(),
+                        source: "netbios".into(),
+                    };
+                    self.push(header(flow, false, ts), EventKind::HostName(rec));
+                }
+            }
             FlowApp::Tls(_) | FlowApp::Http(_) | FlowApp::Unknown | FlowApp::Ignored => {}
         }
     }

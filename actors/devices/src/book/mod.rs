@@ -432,8 +432,11 @@ impl DeviceBook {
                 }
             }
             EventKind::Dns(r) if r.kind == "answer" => {
-                let source = if h.key.src_port == 5353 || h.key.dst_port == 5353 {
+                let on = |p: u16| h.key.src_port == p || h.key.dst_port == p;
+                let source = if on(5353) {
                     "mdns"
+                } else if on(5355) {
+                    "llmnr"
                 } else {
                     "dns"
                 };
@@ -456,6 +459,11 @@ impl DeviceBook {
                         }
                     }
                     _ => {}
+                }
+            }
+            EventKind::HostName(r) => {
+                if let Some(d) = self.at(r.ip, ts) {
+                    d.add_name(&r.name, &r.source);
                 }
             }
             EventKind::Arp(r) => {
