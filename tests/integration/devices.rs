@@ -48,6 +48,26 @@ fn nbns_registration(name: &str, ip: [u8; 4]) -> Vec<u8> {
     m
 }
 
+/// The router announcing itself over LLDP: system name, router capability, management address.
+fn lldp_frame() -> Vec<u8> {
+    let tlv = |t: u16, v: &[u8]| {
+        let mut out = ((t << 9) | v.len() as u16).to_be_bytes().to_vec();
+        out.extend(v);
+        out
+    };
+    let mut f = vec![
+        0x01, 0x80, 0xc2, 0, 0, 0x0e, 0x00, 0x1b, 0x21, 0xaa, 0xbb, 0x01, 0x88, 0xcc,
+    ];
+    f.extend(tlv(1, &[4, 0x00, 0x1b, 0x21, 0xaa, 0xbb, 0x01]));
+    f.extend(tlv(2, b"\x05eth0"));
+    f.extend(tlv(3, &[0, 120]));
+    f.extend(tlv(5, b"gw-1"));
+    f.extend(tlv(7, &[0, 0x10, 0, 0x10]));
+    f.extend(tlv(8, &[5, 1, 10, 0, 0, 1, 2, 0, 0, 0, 1, 0]));
+    f.extend(tlv(0, &[]));
+    f
+}
+
 fn segment(path: &std::path::Path) {
     let f = std::fs::File::create(path).unwrap();
     let mut s = Synth::new(f, 5, Timestamp(1_767_225_600_000_000)).unwrap();
@@ -83,6 +103,7 @@ fn segment(path: &std::path::Path) {
         &dns_answer(&q, Ipv4Addr::from(PRINTER)),
     ))
     .unwrap();
+    s.frame(&lldp_frame()).unwrap();
     let reg = nbns_registration("LAPTOP-ANN", LAPTOP);
     s.frame(&build::eth_ipv4_udp(
         LAPTOP,
@@ -190,6 +211,15 @@ fn devices_are_identified_and_survive_a_restart() {
         "{laptop}"
     );
     let total = s.call("get_devices", json!({}))["structuredContent"]["total_devices"].clone();
+    let gw = s.call("get_devices", json!({"q": "gw-1"}));
+    let gw = &gw["structuredContent"]["devices"][0];
+    assert_eq!(gw["id"], "mac:00:1b:21:aa:bb:01", "{gw}");
+    assert_eq!(
+        gw["ip"], "10.0.0.1",
+        "folded into the MAC the LLDP frame came from"
+    );
+    assert_eq!(gw["hostnames"]["gw-1"], "lldp");
+    assert_eq!(gw["template"], "router_ap", "{gw}");
 
     // Why it is a printer, and the templates there are.
     let hints = s.call("get_device_classification_hints", json!({"ip": "10.0.0.5"}));

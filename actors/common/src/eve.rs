@@ -33,7 +33,10 @@ impl Serialize for Eve<'_> {
         m.serialize_entry("proto", &proto_name(h.key.proto))?;
         match kind {
             // Internal events have no EVE body; sinks skip them (`EventKind::is_internal`).
-            EventKind::FlowStart(_) | EventKind::Arp(_) | EventKind::HostName(_) => {}
+            EventKind::FlowStart(_)
+            | EventKind::Arp(_)
+            | EventKind::HostName(_)
+            | EventKind::Neighbor(_) => {}
             EventKind::Flow(f) => {
                 if let Some(app) = &f.app_proto {
                     m.serialize_entry("app_proto", app)?;

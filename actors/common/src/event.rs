@@ -103,6 +103,9 @@ pub enum EventKind {
     /// A host name learnt outside DNS (NetBIOS name service), for the device inventory.
     /// Internal, like `FlowStart`.
     HostName(HostName),
+    /// A neighbour announcing itself on the link (LLDP, CDP), for the device inventory.
+    /// Internal, like `FlowStart`.
+    Neighbor(Neighbor),
     /// A flow ended (or was flushed).
     Flow(FlowRecord),
     /// A TLS handshake (over TCP, or a QUIC Initial when `quic_version` is set).
@@ -126,6 +129,7 @@ impl EventKind {
             EventKind::FlowStart(_) => "flow_start",
             EventKind::Arp(_) => "arp",
             EventKind::HostName(_) => "host_name",
+            EventKind::Neighbor(_) => "neighbor",
             EventKind::Flow(_) => "flow",
             EventKind::Tls(t) if t.quic_version.is_some() => "quic",
             EventKind::Tls(_) => "tls",
@@ -141,9 +145,31 @@ impl EventKind {
     pub fn is_internal(&self) -> bool {
         matches!(
             self,
-            EventKind::FlowStart(_) | EventKind::Arp(_) | EventKind::HostName(_)
+            EventKind::FlowStart(_)
+                | EventKind::Arp(_)
+                | EventKind::HostName(_)
+                | EventKind::Neighbor(_)
         )
     }
+}
+
+/// What an LLDP or CDP announcement says about its sender.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Neighbor {
+    /// `lldp` or `cdp`.
+    pub protocol: String,
+    /// The sender's MAC (the frame's source).
+    pub mac: String,
+    /// System name (LLDP) or device id (CDP).
+    pub name: Option<String>,
+    /// Management address.
+    pub management_ip: Option<std::net::IpAddr>,
+    /// Enabled capabilities (`router`, `bridge`, `wlan-ap`, `telephone`, `station`, ...).
+    pub capabilities: Vec<String>,
+    /// System description (LLDP) or software version (CDP).
+    pub description: Option<String>,
+    /// Hardware platform (CDP).
+    pub platform: Option<String>,
 }
 
 /// A name a host goes by, and where it was learnt (`netbios`).

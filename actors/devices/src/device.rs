@@ -25,6 +25,10 @@ pub struct Device {
     pub dhcp_fingerprint: Option<String>,
     /// DHCP vendor class (option 60).
     pub dhcp_vendor_class: Option<String>,
+    /// Capabilities it announced over LLDP or CDP (`router`, `bridge`, `telephone`, ...).
+    pub capabilities: BTreeSet<String>,
+    /// Platform or system description it announced.
+    pub platform: Option<String>,
     /// TLS client fingerprints (JA4, else JA3 hash) it sent.
     pub tls_fingerprints: BTreeSet<String>,
     /// Services it answered on: `tcp/22`, `udp/53`.

@@ -45,6 +45,8 @@ pub struct Template {
     pub dhcp_vendor_classes: Vec<String>,
     /// DHCP fingerprints (option 55 lists) seen on this kind.
     pub dhcp_fingerprints: Vec<String>,
+    /// LLDP/CDP capabilities that mark this kind (`router`, `telephone`, ...).
+    pub capabilities: Vec<String>,
     /// The device it was made from, if any.
     pub created_from: Option<String>,
 }
@@ -88,13 +90,18 @@ fn t(
         hostname_patterns: v(hostname_patterns),
         dhcp_vendor_classes: v(dhcp_vendor_classes),
         dhcp_fingerprints: Vec::new(),
+        capabilities: Vec::new(),
         created_from: None,
     }
 }
 
 /// The templates shipped with NetMonitor.
 pub fn built_ins() -> Vec<Template> {
-    vec![
+    let caps = |mut t: Template, c: &[&str]| {
+        t.capabilities = c.iter().map(|x| (*x).to_owned()).collect();
+        t
+    };
+    let mut all = vec![
         t(
             "printer",
             "Printer",
@@ -293,7 +300,15 @@ pub fn built_ins() -> Vec<Template> {
             &["tv", "roku", "chromecast", "bravia", "appletv", "firetv"],
             &[],
         ),
-    ]
+    ];
+    for t in &mut all {
+        *t = match t.id.as_str() {
+            "router_ap" => caps(t.clone(), &["router", "bridge", "wlan-ap"]),
+            "voip_phone" => caps(t.clone(), &["telephone"]),
+            _ => t.clone(),
+        };
+    }
+    all
 }
 
 impl Template {
@@ -317,6 +332,14 @@ impl Template {
                 score += 0.25;
                 hints.push(format!("DHCP vendor class \"{vc}\" (matches \"{p}\")"));
             }
+        }
+        if let Some(c) = self
+            .capabilities
+            .iter()
+            .find(|c| d.capabilities.contains(*c))
+        {
+            score += 0.4;
+            hints.push(format!("announces itself as a {c} (LLDP/CDP)"));
         }
         if let Some(fp) = &d.dhcp_fingerprint {
             if self.dhcp_fingerprints.iter().any(|f| f == fp) {
@@ -374,6 +397,7 @@ impl Template {
             hostname_patterns: Vec::new(),
             dhcp_vendor_classes: d.dhcp_vendor_class.iter().cloned().collect(),
             dhcp_fingerprints: d.dhcp_fingerprint.iter().cloned().collect(),
+            capabilities: d.capabilities.iter().cloned().collect(),
             created_from: Some(d.id.clone()),
         }
     }

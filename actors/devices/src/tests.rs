@@ -491,3 +491,63 @@ fn netbios_and_llmnr_names() {
         Some("llmnr")
     );
 }
+
+#[test]
+fn lldp_and_cdp_neighbours_are_named_and_classified() {
+    let mut b = book();
+    let n = |proto: &str, mac: &str, name: &str, ip: &str, caps: &[&str]| {
+        ev(
+            ip,
+            0,
+            "0.0.0.0",
+            0,
+            T0,
+            EventKind::Neighbor(netmonitor_common::Neighbor {
+                protocol: proto.into(),
+                mac: mac.into(),
+                name: Some(name.into()),
+                management_ip: Some(ip.parse().unwrap()),
+                capabilities: caps.iter().map(|c| (*c).to_owned()).collect(),
+                description: Some("switch firmware 9.1".into()),
+                platform: None,
+            }),
+        )
+    };
+    b.ingest(&[
+        n(
+            "lldp",
+            "00:1b:21:01:02:03",
+            "core-sw1",
+            "10.0.0.2",
+            &["bridge", "router"],
+        ),
+        n(
+            "cdp",
+            "00:11:22:33:44:55",
+            "SEP001122334455",
+            "10.0.0.50",
+            &["station", "telephone"],
+        ),
+    ]);
+    b.take_changes();
+    let sw = b.by_ip("10.0.0.2".parse().unwrap()).unwrap();
+    assert_eq!(sw.id, "mac:00:1b:21:01:02:03");
+    assert_eq!(
+        sw.hostnames.get("core-sw1").map(String::as_str),
+        Some("lldp")
+    );
+    assert_eq!(
+        sw.template.as_deref(),
+        Some("router_ap"),
+        "{:?}",
+        sw.template_hints
+    );
+    let phone = b.by_ip("10.0.0.50".parse().unwrap()).unwrap();
+    assert_eq!(
+        phone.template.as_deref(),
+        Some("voip_phone"),
+        "{:?}",
+        phone.template_hints
+    );
+    assert_eq!(phone.platform.as_deref(), Some("switch firmware 9.1"));
+}

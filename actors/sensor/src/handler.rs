@@ -252,46 +252,25 @@ fn header(flow: &FlowInfo, swapped: bool, ts: Timestamp) -> EventHeader {
     }
 }
 
-/// The ARP body of an Ethernet frame (after any VLAN tags), if it is ARP.
-fn arp_body(linktype: u32, frame: &[u8]) -> Option<&[u8]> {
-    if linktype != netmonitor_capture::decode::linktype::ETHERNET {
-        return None;
-    }
-    let mut at = 12;
-    loop {
-        let ethertype = u16::from_be_bytes([*frame.get(at)?, *frame.get(at + 1)?]);
-        match ethertype {
-            0x8100 | 0x88a8 | 0x9100 => at += 4,
-            0x0806 => return frame.get(at + 2..),
-            _ => return None,
-        }
-        if at > 12 + 4 * 4 {
-            return None;
-        }
-    }
-}
-
 impl AppHandler for Dissectors {
     type State = FlowState;
 
     fn on_non_ip(&mut self, linktype: u32, frame: &[u8], ts: Timestamp) {
-        let Some((rec, sender, target)) =
-            arp_body(linktype, frame).and_then(netmonitor_common::ArpRecord::parse)
-        else {
+        let Some((kind, src_ip, dst_ip)) = crate::link::parse(linktype, frame) else {
             return;
         };
         let header = EventHeader {
             ts,
             flow_id: 0,
             key: netmonitor_common::FlowKey {
-                src_ip: sender.into(),
+                src_ip,
                 src_port: 0,
-                dst_ip: target.into(),
+                dst_ip,
                 dst_port: 0,
                 proto: 0,
             },
         };
-        self.push(header, EventKind::Arp(rec));
+        self.push(header, kind);
     }
 
     fn on_tcp_data(

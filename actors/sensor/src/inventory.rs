@@ -111,7 +111,10 @@ impl Inventory {
             let (src, dst) = (h.key.src_ip, h.key.dst_ip);
             match &e.kind {
                 // Hosts appear with their flows' records; starts are for the detectors.
-                EventKind::FlowStart(_) | EventKind::Arp(_) | EventKind::HostName(_) => continue,
+                EventKind::FlowStart(_)
+                | EventKind::Arp(_)
+                | EventKind::HostName(_)
+                | EventKind::Neighbor(_) => continue,
                 EventKind::Flow(f) => {
                     let c = self.host(src, h.ts, "flow");
                     c.bytes_sent += f.bytes_toserver;

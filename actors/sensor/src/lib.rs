@@ -13,6 +13,7 @@ mod handler;
 pub mod http;
 pub mod inventory;
 pub mod inventory_actor;
+pub mod link;
 pub mod nbns;
 pub mod replay;
 pub mod service;

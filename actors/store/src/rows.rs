@@ -342,7 +342,10 @@ impl TableCopies {
                 b.opt_text(k.failed_request.map(|r| r.name()));
                 b.bool(k.encryption.is_some_and(is_weak_etype));
             }
-            EventKind::FlowStart(_) | EventKind::Arp(_) | EventKind::HostName(_) => {}
+            EventKind::FlowStart(_)
+            | EventKind::Arp(_)
+            | EventKind::HostName(_)
+            | EventKind::Neighbor(_) => {}
             EventKind::Dns(_) | EventKind::Dhcp(_) | EventKind::Http(_) => {
                 let b = &mut self.app;
                 b.row(7);

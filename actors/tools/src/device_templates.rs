@@ -347,6 +347,7 @@ fn clone_device_template(ctx: &Ctx) -> ToolDef {
                     ("hostname_patterns", list("Host-name substrings")),
                     ("dhcp_vendor_classes", list("DHCP vendor class substrings")),
                     ("dhcp_fingerprints", list("DHCP fingerprints (1,3,6,15,…)")),
+                    ("capabilities", list("LLDP/CDP capabilities (router, bridge, wlan-ap, telephone, …)")),
                 ],
                 &["template_id", "name"],
             ),
@@ -365,7 +366,7 @@ fn clone_device_template(ctx: &Ctx) -> ToolDef {
                 return Err(invalid("name", "needs at least one letter or digit"));
             }
             let mut lists = Vec::new();
-            for k in ["services", "protocols", "peers", "vendors", "hostname_patterns", "dhcp_vendor_classes", "dhcp_fingerprints"] {
+            for k in ["services", "protocols", "peers", "vendors", "hostname_patterns", "dhcp_vendor_classes", "dhcp_fingerprints", "capabilities"] {
                 lists.push((k, str_list(&args, k)?));
             }
             let (category, criticality, description) = (
@@ -395,6 +396,7 @@ fn clone_device_template(ctx: &Ctx) -> ToolDef {
                         "vendors" => t.vendors = v,
                         "hostname_patterns" => t.hostname_patterns = v,
                         "dhcp_vendor_classes" => t.dhcp_vendor_classes = v,
+                        "capabilities" => t.capabilities = v,
                         _ => t.dhcp_fingerprints = v,
                     }
                 }

@@ -461,6 +461,22 @@ impl DeviceBook {
                     _ => {}
                 }
             }
+            EventKind::Neighbor(n) => {
+                let ip = n.management_ip.filter(|a| self.is_local(*a));
+                if n.mac.len() != 17 {
+                    return;
+                }
+                let d = self.with_mac(&n.mac, ip, ts);
+                if let Some(name) = &n.name {
+                    d.add_name(name, &n.protocol);
+                }
+                for c in &n.capabilities {
+                    Device::add_to(&mut d.capabilities, c.clone());
+                }
+                if let Some(p) = n.platform.as_ref().or(n.description.as_ref()) {
+                    d.platform = Some(p.clone());
+                }
+            }
             EventKind::HostName(r) => {
                 if let Some(d) = self.at(r.ip, ts) {
                     d.add_name(&r.name, &r.source);
