@@ -74,6 +74,9 @@ fn segment(path: &std::path::Path) {
     let mut req = vec![53, 1, 3, 50, 4, 10, 0, 0, 5, 12, 10];
     req.extend_from_slice(b"Printer-3F");
     req.extend_from_slice(&[55, 7, 1, 3, 6, 15, 44, 46, 47]);
+    // Client FQDN (option 81), ASCII form.
+    req.extend_from_slice(&[81, 28, 0, 0, 0]);
+    req.extend_from_slice(b"printer-3f.floor3.example");
     let ack = [53, 1, 5, 1, 4, 255, 255, 255, 0];
     s.frame(&build::eth_ipv4_udp(
         [0; 4],
@@ -199,6 +202,7 @@ fn devices_are_identified_and_survive_a_restart() {
     assert_eq!(d["hostnames"]["printer-3f"], "dhcp");
     assert_eq!(d["hostnames"]["printer-3f.local"], "mdns");
     assert_eq!(d["hostnames"]["printer-3f.corp.example"], "dns");
+    assert_eq!(d["hostnames"]["printer-3f.floor3.example"], "dhcp");
     assert_eq!(d["dhcp_fingerprint"], "1,3,6,15,44,46,47");
     assert_eq!(d["services"], json!(["tcp/631"]));
     assert!(d["template_confidence"].as_f64().unwrap() >= 0.8, "{d}");

@@ -415,6 +415,9 @@ pub struct DhcpRecord {
     /// Client identifier (option 61), hex.
     #[serde(default)]
     pub client_id: Option<String>,
+    /// Client FQDN (option 81), for the inventory (Suricata's DHCP log has no field for it).
+    #[serde(default)]
+    pub fqdn: Option<String>,
 }
 
 impl DhcpRecord {

@@ -30,6 +30,27 @@ fn hex_colon(b: &[u8]) -> String {
         .join(":")
 }
 
+/// Option 81's name (RFC 4702): DNS wire format when the E flag is set, else ASCII.
+fn client_fqdn(flags: u8, name: &[u8]) -> Option<String> {
+    let text = if flags & 0x04 != 0 {
+        let mut labels = Vec::new();
+        let mut at = 0;
+        while let Some(&len) = name.get(at) {
+            if len == 0 || len > 63 {
+                break;
+            }
+            let label = name.get(at + 1..at + 1 + usize::from(len))?;
+            labels.push(String::from_utf8_lossy(label).into_owned());
+            at += 1 + usize::from(len);
+        }
+        labels.join(".")
+    } else {
+        String::from_utf8_lossy(name).into_owned()
+    };
+    let text = text.trim_end_matches('.').trim().to_owned();
+    (!text.is_empty()).then_some(text)
+}
+
 /// Parses one DHCP message.
 pub fn parse(msg: &[u8]) -> Option<DhcpRecord> {
     let op = *msg.first()?;
@@ -69,6 +90,7 @@ pub fn parse(msg: &[u8]) -> Option<DhcpRecord> {
             55 => rec.params = val.to_vec(),
             60 => rec.vendor_class = Some(String::from_utf8_lossy(val).into_owned()),
             61 => rec.client_id = Some(hex_colon(val)),
+            81 if val.len() > 3 => rec.fqdn = client_fqdn(val[0], &val[3..]),
             _ => {}
         }
         at += 2 + len;
@@ -93,12 +115,21 @@ mod tests {
         m.extend_from_slice(&MAGIC_COOKIE);
         m.extend_from_slice(&[53, 1, 1, 12, 4, b'h', b'o', b's', b't']);
         m.extend_from_slice(&[55, 4, 1, 3, 6, 15, 50, 4, 10, 0, 0, 7, 61, 2, 1, 0xaa]);
-        m.extend_from_slice(&[60, 8, b'M', b'S', b'F', b'T', b' ', b'5', b'.', b'0', 255]);
+        m.extend_from_slice(&[60, 8, b'M', b'S', b'F', b'T', b' ', b'5', b'.', b'0']);
+        m.extend_from_slice(&[81, 16, 0x04, 0, 0, 4, b'h', b'o', b's', b't', 6]);
+        m.extend_from_slice(b"corp01");
+        m.push(0);
+        m.push(255);
         let r = parse(&m).unwrap();
         assert_eq!(r.fingerprint().as_deref(), Some("1,3,6,15"));
         assert_eq!(r.requested_ip.as_deref(), Some("10.0.0.7"));
         assert_eq!(r.vendor_class.as_deref(), Some("MSFT 5.0"));
         assert_eq!(r.client_id.as_deref(), Some("01:aa"));
+        assert_eq!(r.fqdn.as_deref(), Some("host.corp01"));
+        assert_eq!(
+            client_fqdn(0, b"laptop.example.").as_deref(),
+            Some("laptop.example")
+        );
         assert_eq!(r.dhcp_type, "discover");
         assert_eq!(r.client_mac, "aa:bb:cc:00:01:02");
         assert_eq!(r.hostname.as_deref(), Some("host"));

@@ -419,7 +419,7 @@ impl DeviceBook {
                     return;
                 }
                 let d = self.with_mac(&r.client_mac, ip, ts);
-                if let Some(n) = &r.hostname {
+                for n in r.hostname.iter().chain(r.fqdn.iter()) {
                     d.add_name(n, "dhcp");
                 }
                 if r.kind == "request" {
