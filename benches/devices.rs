@@ -19,34 +19,16 @@ use std::hint::black_box;
 use std::io::BufWriter;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Instant;
+
+#[path = "support/mod.rs"]
+mod support;
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// The replay's own time in seconds, from its summary line.
-fn replay_secs(config: &Path, pcap: &Path) -> f64 {
-    let out = Command::new(env!("CARGO_BIN_EXE_netmonitor"))
-        .env("LOG_LEVEL", "warn")
-        .arg("--config")
-        .arg(config)
-        .args(["replay", "--no-db", "-q"])
-        .arg(pcap)
-        .stderr(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.split(" in ")
-        .nth(1)
-        .and_then(|r| r.split(' ').next())
-        .and_then(|v| v.parse().ok())
-        .expect("replay summary")
 }
 
 fn replay_cost(dir: &Path) {
@@ -56,11 +38,7 @@ fn replay_cost(dir: &Path) {
     let (on, off) = (dir.join("on.toml"), dir.join("off.toml"));
     std::fs::write(&on, "").unwrap();
     std::fs::write(&off, "[devices]\nenabled = false\n").unwrap();
-    let (mut with, mut without) = (f64::MAX, f64::MAX);
-    for _ in 0..7 {
-        without = without.min(replay_secs(&off, &pcap));
-        with = with.min(replay_secs(&on, &pcap));
-    }
+    let (without, with) = support::best_off_on(7, Some(&off), Some(&on), &pcap);
     println!(
         "  replay, mixed capture ({} packets): devices off {without:.3} s, on {with:.3} s: \
          ratio {:.3} ({:+.1}%, best of 7, alternating)",

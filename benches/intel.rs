@@ -46,6 +46,9 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOC: Counting = Counting;
 
+#[path = "support/mod.rs"]
+mod support;
+
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -172,28 +175,6 @@ fn line(kind: &str, ours: f64, reference: f64) {
         reference,
         ours / reference
     );
-}
-
-fn replay_secs(config: Option<&std::path::Path>, pcap: &std::path::Path) -> f64 {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_netmonitor"));
-    cmd.env("LOG_LEVEL", "warn");
-    if let Some(c) = config {
-        cmd.arg("--config").arg(c);
-    }
-    let out = cmd
-        .args(["replay", "--no-db", "-q"])
-        .arg(pcap)
-        .stderr(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    // "… in 0.328 s (…)": the replay's own time, after the feeds were loaded.
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.split(" in ")
-        .nth(1)
-        .and_then(|r| r.split(' ').next())
-        .and_then(|v| v.parse().ok())
-        .expect("replay summary")
 }
 
 fn main() {
@@ -369,11 +350,7 @@ fn main() {
         ),
     )
     .unwrap();
-    let (mut none, mut with) = (f64::MAX, f64::MAX);
-    for _ in 0..7 {
-        none = none.min(replay_secs(None, &pcap));
-        with = with.min(replay_secs(Some(&config), &pcap));
-    }
+    let (none, with) = support::best_off_on(7, None, Some(&config), &pcap);
     let t = Instant::now();
     let _ = Command::new(env!("CARGO_BIN_EXE_netmonitor"))
         .arg("--config")
