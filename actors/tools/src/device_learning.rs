@@ -1,13 +1,11 @@
 //! Device learning tools: where each device's baseline stands (learning, learned, stale), what
 //! it learnt, and freezing a learnt baseline into a template.
 
-use crate::args::invalid;
-use crate::device_templates::{device_arg, device_key, device_props, update};
-use crate::devices::device_json;
+use crate::device_templates::{device_arg, device_key, device_props, update, NewTemplate};
 use crate::schema::*;
 use crate::support::*;
-use netmonitor_devices::templates::{slug, CATEGORIES, CRITICALITIES};
-use netmonitor_devices::{DeviceBook, DeviceQuery, Template};
+use netmonitor_devices::templates::{CATEGORIES, CRITICALITIES};
+use netmonitor_devices::{DeviceBook, DeviceQuery};
 use netmonitor_mcp::{Scope, ToolAnnotations, ToolDef, ToolError};
 use serde_json::{json, Value};
 
@@ -174,44 +172,21 @@ fn save_device_learned_behavior(ctx: &Ctx) -> ToolDef {
             scope: Scope::ReadWrite,
         },
         |ctx, _t, args| async move {
-            let key = device_arg(&args)?;
-            let name = args.req_str("name")?;
-            let category = args.opt_str("category")?.unwrap_or_else(|| "other".into());
-            let criticality = args.opt_str("criticality")?;
-            let assign = args.bool_or("assign", true)?;
-            let id = slug(&name);
-            if id.is_empty() {
-                return Err(invalid("name", "needs at least one letter or digit"));
-            }
+            let new = NewTemplate::from_args(&args)?;
             update(&ctx, move |book| {
-                let dev = book
-                    .resolve(&key)
-                    .map(str::to_owned)
-                    .ok_or_else(|| format!("no device {key:?} in the inventory"))?;
-                if book.template(&id).is_some() {
-                    return Err(format!("a template {id:?} exists (choose another name)"));
-                }
-                let d = book.get(&dev).ok_or("device gone")?;
-                if d.baseline.learned_us.is_none() {
-                    return Err(format!("{dev} is still learning (get_device_learning_status)"));
-                }
-                let b = &d.baseline;
-                let mut t = Template::from_device(&id, &name, &category, d);
-                t.services = b.services.iter().cloned().collect();
-                t.protocols = b.protocols.iter().cloned().collect();
-                if !b.many_peers {
-                    t.peers = b.peers.iter().cloned().collect();
-                }
-                t.description = format!("Learnt behaviour of {dev}");
-                if let Some(c) = criticality {
-                    t.criticality = c;
-                }
-                book.put_template(t.clone())?;
-                if assign {
-                    book.assign(&dev, Some(&id))?;
-                }
-                let d = book.get(&dev).ok_or("device gone")?;
-                Ok(json!({"template": t, "device": device_json(d)}))
+                new.make(book, |d, mut t| {
+                    let b = &d.baseline;
+                    if b.learned_us.is_none() {
+                        return Err(format!("{} is still learning (get_device_learning_status)", d.id));
+                    }
+                    t.services = b.services.iter().cloned().collect();
+                    t.protocols = b.protocols.iter().cloned().collect();
+                    if !b.many_peers {
+                        t.peers = b.peers.iter().cloned().collect();
+                    }
+                    t.description = format!("Learnt behaviour of {}", d.id);
+                    Ok(t)
+                })
             })
             .await
         },

@@ -290,39 +290,77 @@ fn create_template_from_device(ctx: &Ctx) -> ToolDef {
             scope: Scope::ReadWrite,
         },
         |ctx, _t, args| async move {
-            let key = device_arg(&args)?;
-            let name = args.req_str("name")?;
-            let category = args.opt_str("category")?.unwrap_or_else(|| "other".into());
-            let criticality = args.opt_str("criticality")?;
-            let description = args.opt_str("description")?;
-            let assign = args.bool_or("assign", true)?;
-            let id = slug(&name);
-            if id.is_empty() {
-                return Err(invalid("name", "needs at least one letter or digit"));
-            }
-            update(&ctx, move |book| {
-                if book.template(&id).is_some() {
-                    return Err(format!("a template {id:?} exists (choose another name)"));
-                }
-                let dev = resolve(book, &key)?;
-                let d = book.get(&dev).ok_or("device gone")?;
-                let mut t = Template::from_device(&id, &name, &category, d);
-                if let Some(c) = criticality {
-                    t.criticality = c;
-                }
-                if let Some(desc) = description {
-                    t.description = desc;
-                }
-                book.put_template(t.clone())?;
-                if assign {
-                    book.assign(&dev, Some(&id))?;
-                }
-                let d = book.get(&dev).ok_or("device gone")?;
-                Ok(json!({"template": t, "device": device_json(d)}))
-            })
-            .await
+            let new = NewTemplate::from_args(&args)?;
+            update(&ctx, move |book| new.make(book, |_, t| Ok(t))).await
         },
     )
+}
+
+/// A template to be made from a device (`create_template_from_device`,
+/// `save_device_learned_behavior`): what the call asked for.
+pub(crate) struct NewTemplate {
+    key: String,
+    id: String,
+    name: String,
+    category: String,
+    criticality: Option<String>,
+    description: Option<String>,
+    assign: bool,
+}
+
+impl NewTemplate {
+    /// Reads `device`/`ip`, `name` (its id is made from it), `category` (default other),
+    /// `criticality`, `description` and `assign` (default true).
+    pub(crate) fn from_args(args: &Args) -> Result<Self, ToolError> {
+        let key = device_arg(args)?;
+        let name = args.req_str("name")?;
+        let id = slug(&name);
+        if id.is_empty() {
+            return Err(invalid("name", "needs at least one letter or digit"));
+        }
+        Ok(NewTemplate {
+            key,
+            id,
+            name,
+            category: args.opt_str("category")?.unwrap_or_else(|| "other".into()),
+            criticality: args.opt_str("criticality")?,
+            description: args.opt_str("description")?,
+            assign: args.bool_or("assign", true)?,
+        })
+    }
+
+    /// Makes the template from the device (`shape` adjusts or refuses what the device showed),
+    /// keeps it and, if asked, assigns it to the device by hand.
+    pub(crate) fn make(
+        self,
+        book: &mut DeviceBook,
+        shape: impl FnOnce(&netmonitor_devices::Device, Template) -> Result<Template, String>,
+    ) -> Result<Value, String> {
+        if book.template(&self.id).is_some() {
+            return Err(format!(
+                "a template {:?} exists (choose another name)",
+                self.id
+            ));
+        }
+        let dev = resolve(book, &self.key)?;
+        let d = book.get(&dev).ok_or("device gone")?;
+        let mut t = shape(
+            d,
+            Template::from_device(&self.id, &self.name, &self.category, d),
+        )?;
+        if let Some(c) = self.criticality {
+            t.criticality = c;
+        }
+        if let Some(desc) = self.description {
+            t.description = desc;
+        }
+        book.put_template(t.clone())?;
+        if self.assign {
+            book.assign(&dev, Some(&self.id))?;
+        }
+        let d = book.get(&dev).ok_or("device gone")?;
+        Ok(json!({"template": t, "device": device_json(d)}))
+    }
 }
 
 fn clone_device_template(ctx: &Ctx) -> ToolDef {
