@@ -125,7 +125,7 @@ fn get_device_templates(ctx: &Ctx) -> ToolDef {
             let category = args.opt_str("category")?;
             devices(&ctx, move |book| {
                 let mut held: BTreeMap<&str, u64> = BTreeMap::new();
-                for d in book.search(&netmonitor_devices::DeviceQuery { limit: usize::MAX, ..Default::default() }) {
+                for d in book.iter() {
                     if let Some(t) = d.template.as_deref() {
                         *held.entry(t).or_default() += 1;
                     }
@@ -176,14 +176,13 @@ fn get_device_template_details(ctx: &Ctx) -> ToolDef {
                 let Some(t) = book.template(&id) else {
                     return json!({"missing": id});
                 };
-                let all = book.search(&netmonitor_devices::DeviceQuery { limit: usize::MAX, ..Default::default() });
-                let held: Vec<Value> = all
-                    .into_iter()
-                    .filter(|d| d.template.as_deref() == Some(t.id.as_str()))
-                    .map(device_json)
-                    .collect();
-                json!({"template": t, "device_count": held.len(),
-                       "devices": held.into_iter().take(limit).collect::<Vec<_>>()})
+                let held = book.search(&netmonitor_devices::DeviceQuery {
+                    template: Some(t.id.clone()),
+                    limit: usize::MAX,
+                    ..Default::default()
+                });
+                let page: Vec<Value> = held.iter().take(limit).map(|d| device_json(d)).collect();
+                json!({"template": t, "device_count": held.len(), "devices": page})
             })
             .await?;
             if let Some(id) = v.get("missing").and_then(Value::as_str) {
@@ -469,7 +468,7 @@ fn get_device_classification_stats(ctx: &Ctx) -> ToolDef {
         },
         |ctx, _t, _args| async move {
             devices(&ctx, |book| {
-                let all = book.search(&netmonitor_devices::DeviceQuery { limit: usize::MAX, ..Default::default() });
+                let all: Vec<&netmonitor_devices::Device> = book.iter().collect();
                 let (mut manual, mut auto, mut conf) = (0u64, 0u64, 0.0f64);
                 let mut by_t: BTreeMap<String, u64> = BTreeMap::new();
                 let mut by_c: BTreeMap<String, u64> = BTreeMap::new();

@@ -204,6 +204,11 @@ impl DeviceBook {
         Some(d)
     }
 
+    /// Every device, in no order (for counting; [`DeviceBook::search`] sorts).
+    pub fn iter(&self) -> impl Iterator<Item = &Device> {
+        self.devices.values()
+    }
+
     /// Devices held.
     pub fn len(&self) -> usize {
         self.devices.len()
