@@ -184,8 +184,8 @@ fn devices_are_identified_and_survive_a_restart() {
         &[],
         &["--config", config, "--pcap", pcap.to_str().unwrap()],
     );
-    let token = create_token(dir.path(), "devices", "read_only");
-    let writer = create_token(dir.path(), "devices-rw", "read_write");
+    let token = create_polling_token(dir.path(), "devices", "read_only");
+    let writer = create_polling_token(dir.path(), "devices-rw", "read_write");
     let s = McpSession::open(port, &token);
     let w = McpSession::open(port, &writer);
     let mut seen = None;
@@ -409,7 +409,7 @@ fn public_captures_with_arp_name_their_macs() {
         let pcap = shared.join("captures").join(file);
         let (_child, port) =
             start_service_with(dir.path(), &[], &["--pcap", pcap.to_str().unwrap()]);
-        let token = create_token(dir.path(), "arp", "read_only");
+        let token = create_polling_token(dir.path(), "arp", "read_only");
         let s = McpSession::open(port, &token);
         let mut found = Value::Null;
         wait_for(

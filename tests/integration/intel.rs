@@ -431,27 +431,7 @@ fn taxii_polls_incrementally_and_feeds_survive_bad_downloads_and_restarts() {
         (running, port)
     };
     let (service, port) = start();
-    let out = netmonitor(dir.path())
-        .args([
-            "tokens",
-            "create",
-            "--name",
-            "intel",
-            "--scope",
-            "admin",
-            "--rate-limit",
-            "100000",
-        ])
-        .args([
-            "--rate-limit-hour",
-            "1000000",
-            "--rate-limit-day",
-            "10000000",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let token = create_polling_token(dir.path(), "intel", "admin");
     let mcp = McpSession::open(port, &token);
     let stats = |mcp: &McpSession| sc(&mcp.call("get_threat_feed_stats", json!({})), "stats");
     let feed = |s: &Value, name: &str| {

@@ -113,20 +113,7 @@ fn pause_resume_and_a_large_export_keep_capture_whole() {
         &[],
         &["--config", &cfg_arg, "--interface", &net.host_if],
     );
-    let out = netmonitor(dir.path())
-        .args([
-            "tokens",
-            "create",
-            "--name",
-            "operator",
-            "--scope",
-            "admin",
-            "--rate-limit",
-            "100000",
-        ])
-        .output()
-        .unwrap();
-    let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let token = create_polling_token(dir.path(), "operator", "admin");
     let mcp = McpSession::open(port, &token);
     let sock = std::net::UdpSocket::bind(format!("{host_ip}:0")).unwrap();
     let payload = vec![0x5au8; 1200];

@@ -215,8 +215,31 @@ impl McpSession {
 
 /// Creates a token with the CLI and returns its secret.
 pub fn create_token(dir: &std::path::Path, name: &str, scope: &str) -> String {
+    create_token_with(dir, name, scope, &[])
+}
+
+/// Creates a token for a test that polls tools in a loop: rate limits far above what a
+/// loaded machine's polling can reach in a minute, an hour or a day.
+pub fn create_polling_token(dir: &std::path::Path, name: &str, scope: &str) -> String {
+    create_token_with(
+        dir,
+        name,
+        scope,
+        &[
+            "--rate-limit",
+            "100000",
+            "--rate-limit-hour",
+            "1000000",
+            "--rate-limit-day",
+            "10000000",
+        ],
+    )
+}
+
+fn create_token_with(dir: &std::path::Path, name: &str, scope: &str, extra: &[&str]) -> String {
     let out = netmonitor(dir)
         .args(["tokens", "create", "--name", name, "--scope", scope])
+        .args(extra)
         .output()
         .unwrap();
     assert!(
