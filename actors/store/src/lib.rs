@@ -13,6 +13,7 @@ pub mod deadletter;
 pub mod devices;
 pub mod intel;
 pub mod queries;
+pub mod risk;
 pub mod rows;
 pub mod schema;
 pub mod spool;

@@ -1,0 +1,823 @@
+//! The risk book: every asset's alerts and modifiers, the attack chains and the ATT&CK
+//! counters, folded in as alert batches arrive. Free of actix and the database: the actor
+//! feeds it and saves what it hands out.
+
+use crate::chain::{ChainAlert, Chains};
+use crate::config::RiskConfig;
+use crate::counts::MitreCounts;
+use crate::score::{self, Alerts, Contribution, Level, Role};
+use netmonitor_common::{Alert, Event, EventHeader, EventKind, FlowKey, Timestamp};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+
+/// Exposure flag: the asset talked to an outside address.
+pub const TALKS_OUT: u8 = 1;
+/// Exposure flag: an outside address reached a service of the asset.
+pub const LISTENS_OUT: u8 = 2;
+
+/// Signature ids of the alerts this book raises.
+pub mod sids {
+    /// `risk_threshold` into medium (high and critical follow).
+    pub const RISK_MEDIUM: u32 = 9_700_001;
+    /// `attack_chain`.
+    pub const ATTACK_CHAIN: u32 = 9_700_010;
+}
+
+/// One scored asset.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Asset {
+    /// Its alerts.
+    pub alerts: Alerts,
+    /// First alert (µs).
+    pub first_us: i64,
+    /// Last alert (µs).
+    pub last_us: i64,
+    /// Level at the last evaluation.
+    pub level: Option<Level>,
+    /// Criticality set by hand.
+    pub criticality: Option<String>,
+    /// Its device and that device's criticality, from the device inventory.
+    pub device: Option<(String, String)>,
+    /// Sensors that saw its alerts.
+    pub sensors: Vec<String>,
+}
+
+/// An asset's score at one time.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Scored {
+    /// 0–100, modifiers applied.
+    pub score: f64,
+    /// The normalised alert sum before modifiers.
+    pub base: f64,
+    /// Product of the modifiers.
+    pub modifier: f64,
+    /// Its level.
+    pub level: Level,
+}
+
+/// One history row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HistoryRow {
+    /// Snapshot time (µs, packet time).
+    pub ts_us: i64,
+    /// The asset.
+    pub asset: IpAddr,
+    /// Its score.
+    pub score: f64,
+    /// Its level.
+    pub level: Level,
+}
+
+/// Filters of [`RiskBook::top`].
+#[derive(Clone, Debug, Default)]
+pub struct TopFilter {
+    /// Lowest level.
+    pub level: Option<Level>,
+    /// `internal` or `external`.
+    pub kind: Option<String>,
+    /// Seen by this sensor.
+    pub sensor: Option<String>,
+}
+
+/// What changed since the last save.
+#[derive(Default)]
+pub struct Changes {
+    /// Assets to upsert, with their score and exposure flags.
+    pub assets: Vec<(IpAddr, Asset, Scored, u8)>,
+    /// Chains to upsert.
+    pub chains: Vec<crate::chain::Chain>,
+    /// ATT&CK cells to upsert.
+    pub mitre: Vec<(i64, String, crate::counts::Cell)>,
+    /// History rows to append.
+    pub history: Vec<HistoryRow>,
+}
+
+impl Changes {
+    /// Whether there is nothing to save.
+    pub fn is_empty(&self) -> bool {
+        self.assets.is_empty()
+            && self.chains.is_empty()
+            && self.mitre.is_empty()
+            && self.history.is_empty()
+    }
+}
+
+/// The book.
+pub struct RiskBook {
+    cfg: RiskConfig,
+    sensor: String,
+    half_life_us: f64,
+    window_us: i64,
+    assets: HashMap<IpAddr, Asset>,
+    exposure: HashMap<IpAddr, u8>,
+    /// Chains.
+    pub chains: Chains,
+    /// ATT&CK counters.
+    pub mitre: MitreCounts,
+    now_us: i64,
+    next_snapshot_us: i64,
+    history: Vec<HistoryRow>,
+    raised: Vec<Event>,
+    dirty: HashSet<IpAddr>,
+    evicted: u64,
+}
+
+impl RiskBook {
+    /// An empty book for this sensor.
+    pub fn new(cfg: RiskConfig, sensor: &str) -> Self {
+        RiskBook {
+            half_life_us: cfg.half_life_hours * 3.6e9,
+            window_us: (cfg.chain_window_hours * 3.6e9) as i64,
+            cfg,
+            sensor: sensor.to_owned(),
+            assets: HashMap::new(),
+            exposure: HashMap::new(),
+            chains: Chains::default(),
+            mitre: MitreCounts::default(),
+            now_us: 0,
+            next_snapshot_us: 0,
+            history: Vec::new(),
+            raised: Vec::new(),
+            dirty: HashSet::new(),
+            evicted: 0,
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &RiskConfig {
+        &self.cfg
+    }
+
+    /// The book's clock: the newest packet time seen (µs).
+    pub fn now_us(&self) -> i64 {
+        self.now_us
+    }
+
+    /// Assets scored.
+    pub fn len(&self) -> usize {
+        self.assets.len()
+    }
+
+    /// Whether none are.
+    pub fn is_empty(&self) -> bool {
+        self.assets.is_empty()
+    }
+
+    /// Assets forgotten to stay within `max_assets`.
+    pub fn evicted(&self) -> u64 {
+        self.evicted
+    }
+
+    /// One asset.
+    pub fn asset(&self, ip: &IpAddr) -> Option<&Asset> {
+        self.assets.get(ip)
+    }
+
+    /// Every asset.
+    pub fn assets(&self) -> impl Iterator<Item = (&IpAddr, &Asset)> {
+        self.assets.iter()
+    }
+
+    /// Exposure flags of an address.
+    pub fn exposure(&self, ip: &IpAddr) -> u8 {
+        self.exposure.get(ip).copied().unwrap_or(0)
+    }
+
+    /// Alert kinds this book raises itself (never scored again).
+    fn is_derived(kind: &str) -> bool {
+        kind == "risk_threshold" || kind == "attack_chain"
+    }
+
+    /// Moves the clock to `ts_us`, taking the history snapshots it passes.
+    pub fn advance(&mut self, ts_us: i64) {
+        if ts_us <= self.now_us {
+            return;
+        }
+        let interval = self.cfg.history_interval_secs as i64 * 1_000_000;
+        if self.next_snapshot_us == 0 {
+            self.next_snapshot_us = (ts_us.div_euclid(interval) + 1) * interval;
+        }
+        if ts_us >= self.next_snapshot_us {
+            // One snapshot at the last boundary passed: a quiet gap has nothing to add.
+            let at = ts_us.div_euclid(interval) * interval;
+            self.now_us = self.now_us.max(at);
+            self.snapshot(at);
+            self.next_snapshot_us = at + interval;
+        }
+        self.now_us = ts_us;
+    }
+
+    /// Records every asset's score at `at_us` (the highest, down to `history_min_score`).
+    pub fn snapshot(&mut self, at_us: i64) {
+        let mut rows: Vec<HistoryRow> = self
+            .assets
+            .iter()
+            .filter_map(|(ip, a)| {
+                let s = self.score_at(ip, a, at_us);
+                (s.score >= self.cfg.history_min_score).then_some(HistoryRow {
+                    ts_us: at_us,
+                    asset: *ip,
+                    score: s.score,
+                    level: s.level,
+                })
+            })
+            .collect();
+        if rows.len() > self.cfg.history_max_assets {
+            rows.select_nth_unstable_by(self.cfg.history_max_assets, |a, b| {
+                b.score.total_cmp(&a.score)
+            });
+            rows.truncate(self.cfg.history_max_assets);
+        }
+        self.history.extend(rows);
+    }
+
+    /// Folds flow records in: the clock, and who talks to or is reached from outside.
+    pub fn ingest_events(&mut self, events: &[Event]) {
+        let Some(last) = events.iter().map(|e| e.header.ts.0).max() else {
+            return;
+        };
+        for ev in events {
+            let EventKind::Flow(f) = &ev.kind else {
+                continue;
+            };
+            if f.pkts_toclient == 0 {
+                continue; // nobody answered: no exposure
+            }
+            let k = &ev.header.key;
+            let (src_local, dst_local) = (self.cfg.is_local(k.src_ip), self.cfg.is_local(k.dst_ip));
+            let flag = match (src_local, dst_local) {
+                (true, false) => Some((k.src_ip, TALKS_OUT)),
+                (false, true) => Some((k.dst_ip, LISTENS_OUT)),
+                _ => None,
+            };
+            if let Some((ip, bit)) = flag {
+                if self.exposure.len() < self.cfg.max_assets || self.exposure.contains_key(&ip) {
+                    let e = self.exposure.entry(ip).or_default();
+                    if *e & bit == 0 {
+                        *e |= bit;
+                        self.dirty.insert(ip);
+                    }
+                }
+            }
+        }
+        self.advance(last);
+    }
+
+    /// Folds alerts in: scores, chains, counters; raises threshold and chain alerts.
+    pub fn ingest_alerts(&mut self, alerts: &[Event]) {
+        for ev in alerts {
+            let EventKind::Alert(a) = &ev.kind else {
+                continue;
+            };
+            if Self::is_derived(&a.threat_type) {
+                continue;
+            }
+            let ts = ev.header.ts.0;
+            self.advance(ts);
+            let k = &ev.header.key;
+            self.mitre
+                .add(ts, &a.mitre, &a.threat_type, a.severity, k.src_ip, k.dst_ip);
+            let r = self.alert_score(a);
+            // Levels before this alert, chain included, to see what it crosses.
+            let level_now = |ip: &IpAddr| self.score(ip).map(|s| s.level);
+            let (src_before, dst_before) = (level_now(&k.src_ip), level_now(&k.dst_ip));
+            let progress = (!self.cfg.chain_excluded_kinds.contains(&a.threat_type))
+                .then(|| {
+                    self.chains.observe(
+                        &ChainAlert {
+                            ts_us: ts,
+                            kind: &a.threat_type,
+                            signature: &a.signature,
+                            src: k.src_ip,
+                            dst: k.dst_ip,
+                            dst_port: k.dst_port,
+                            score: r,
+                            mitre: &a.mitre,
+                        },
+                        self.window_us,
+                    )
+                })
+                .flatten();
+            if let Some(p) =
+                progress.filter(|p| p.new_stage && p.stages >= self.cfg.chain_min_stages)
+            {
+                self.raise_chain(p.chain, &ev.header);
+            }
+            self.add(k.src_ip, k.dst_ip, ev, a, r, Role::Source, src_before);
+            if k.dst_ip != k.src_ip {
+                let rt = r * self.cfg.target_weight;
+                self.add(k.dst_ip, k.src_ip, ev, a, rt, Role::Target, dst_before);
+            }
+            // A chain's new stage raises the modifier of its other sources too.
+            if let Some(p) = progress.filter(|p| p.new_stage) {
+                let sources: Vec<IpAddr> = self
+                    .chains
+                    .get(p.chain)
+                    .map(|c| {
+                        c.sources
+                            .iter()
+                            .copied()
+                            .filter(|s| *s != k.src_ip)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for s in sources {
+                    self.reevaluate(s, &ev.header, &a.signature);
+                }
+            }
+        }
+        let pruned_before = self.now_us - self.cfg.mitre_hours as i64 * 3_600_000_000;
+        if self.mitre.oldest_us().is_some_and(|o| o < pruned_before) {
+            self.mitre.prune(pruned_before);
+        }
+        self.chains.evict(self.cfg.max_chains);
+        self.evict();
+    }
+
+    /// The alert's score: severity × kind weight × confidence.
+    pub fn alert_score(&self, a: &Alert) -> f64 {
+        let weight = self
+            .cfg
+            .kind_weights
+            .get(&a.threat_type)
+            .copied()
+            .unwrap_or_else(|| score::tactic_weight(&a.threat_type));
+        let confidence = a
+            .evidence
+            .get("confidence")
+            .and_then(Value::as_f64)
+            .map(|c| if c > 1.0 { c / 100.0 } else { c })
+            .filter(|c| c.is_finite())
+            .map_or(1.0, |c| c.clamp(0.0, 1.0));
+        score::severity_score(a.severity) * weight * confidence
+    }
+
+    /// Adds an alert to an asset whose level was `before` it.
+    #[allow(clippy::too_many_arguments)]
+    fn add(
+        &mut self,
+        ip: IpAddr,
+        peer: IpAddr,
+        ev: &Event,
+        a: &Alert,
+        r: f64,
+        role: Role,
+        before: Option<Level>,
+    ) {
+        let ts = ev.header.ts.0;
+        let (max, hl) = (self.cfg.max_contributions, self.half_life_us);
+        let asset = self.assets.entry(ip).or_insert_with(|| Asset {
+            first_us: ts,
+            last_us: ts,
+            ..Asset::default()
+        });
+        asset.alerts.add(
+            Contribution::new(
+                ts,
+                &a.threat_type,
+                a.signature_id,
+                a.severity,
+                peer,
+                role,
+                r,
+            ),
+            max,
+            hl,
+        );
+        asset.first_us = asset.first_us.min(ts);
+        asset.last_us = asset.last_us.max(ts);
+        if !asset.sensors.contains(&self.sensor) {
+            asset.sensors.push(self.sensor.clone());
+        }
+        self.dirty.insert(ip);
+        self.settle(ip, before, &ev.header, &a.signature);
+    }
+
+    /// Re-evaluates an asset after its modifiers changed.
+    fn reevaluate(&mut self, ip: IpAddr, header: &EventHeader, cause: &str) {
+        let Some(a) = self.assets.get(&ip) else {
+            return;
+        };
+        let before = a.level;
+        self.settle(ip, before, header, cause);
+    }
+
+    /// Stores the level now and raises `risk_threshold` when it rose above `before`.
+    fn settle(&mut self, ip: IpAddr, before: Option<Level>, header: &EventHeader, cause: &str) {
+        let Some(a) = self.assets.get(&ip) else {
+            return;
+        };
+        let now = self.score_at(&ip, a, self.now_us);
+        let previous = before.unwrap_or(Level::Low);
+        if let Some(a) = self.assets.get_mut(&ip) {
+            a.level = Some(now.level);
+        }
+        if now.level > previous {
+            self.raise_threshold(ip, previous, now, header, cause);
+        }
+    }
+
+    /// The modifier product of an asset: criticality × exposure × chain.
+    pub fn modifier(&self, ip: &IpAddr, a: &Asset, at_us: i64) -> f64 {
+        let crit = score::criticality_modifier(self.criticality(a));
+        let exp = self.exposure(ip);
+        let mut m = crit;
+        if exp & TALKS_OUT != 0 {
+            m *= self.cfg.talks_to_internet;
+        }
+        if exp & LISTENS_OUT != 0 {
+            m *= self.cfg.listens_on_internet;
+        }
+        let stages = self.chains.stages_of(*ip, at_us, self.window_us);
+        if stages > 1 {
+            m *= (1.0 + self.cfg.chain_stage_weight * (stages - 1) as f64).min(2.0);
+        }
+        m
+    }
+
+    /// The criticality in force: by hand, else the device's, else medium.
+    pub fn criticality<'a>(&self, a: &'a Asset) -> &'a str {
+        a.criticality
+            .as_deref()
+            .or(a.device.as_ref().map(|d| d.1.as_str()))
+            .unwrap_or("medium")
+    }
+
+    /// An asset's score at `at_us`.
+    pub fn score_at(&self, ip: &IpAddr, a: &Asset, at_us: i64) -> Scored {
+        let base = a.alerts.base(at_us, self.half_life_us);
+        let modifier = self.modifier(ip, a, at_us);
+        let score = score::apply_modifier(base, modifier);
+        Scored {
+            score,
+            base,
+            modifier,
+            level: self.level_of(score),
+        }
+    }
+
+    /// An asset's score now.
+    pub fn score(&self, ip: &IpAddr) -> Option<Scored> {
+        self.assets
+            .get(ip)
+            .map(|a| self.score_at(ip, a, self.now_us))
+    }
+
+    /// The level of a score.
+    pub fn level_of(&self, score: f64) -> Level {
+        let l = &self.cfg.levels;
+        if score >= l.critical {
+            Level::Critical
+        } else if score >= l.high {
+            Level::High
+        } else if score >= l.medium {
+            Level::Medium
+        } else {
+            Level::Low
+        }
+    }
+
+    /// The highest-scored assets now, filtered; and how many passed the filter.
+    pub fn top(&self, limit: usize, f: &TopFilter) -> (Vec<(IpAddr, Scored)>, usize) {
+        let mut all: Vec<(IpAddr, Scored)> = self
+            .assets
+            .iter()
+            .filter(|(ip, a)| {
+                f.kind
+                    .as_deref()
+                    .is_none_or(|k| (k == "internal") == self.cfg.is_local(**ip))
+                    && f.sensor
+                        .as_deref()
+                        .is_none_or(|s| a.sensors.iter().any(|x| x == s))
+            })
+            .map(|(ip, a)| (*ip, self.score_at(ip, a, self.now_us)))
+            .filter(|(_, s)| f.level.is_none_or(|l| s.level >= l))
+            .collect();
+        let matched = all.len();
+        let by_score = |a: &(IpAddr, Scored), b: &(IpAddr, Scored)| {
+            b.1.score.total_cmp(&a.1.score).then(a.0.cmp(&b.0))
+        };
+        if all.len() > limit && limit > 0 {
+            all.select_nth_unstable_by(limit - 1, by_score);
+            all.truncate(limit);
+        }
+        all.sort_unstable_by(by_score);
+        all.truncate(limit);
+        (all, matched)
+    }
+
+    /// Why an asset scores what it does: each kept alert with its decayed score, weight and
+    /// share of the sum; the modifiers; and the trend over `trend_us`.
+    pub fn explain(&self, ip: &IpAddr, trend_us: i64) -> Option<Value> {
+        let a = self.assets.get(ip)?;
+        let now = self.now_us;
+        let s = self.score_at(ip, a, now);
+        let terms = a.alerts.terms(now, self.half_life_us);
+        let total: f64 = terms.iter().sum();
+        let contributions: Vec<Value> = a
+            .alerts
+            .kept
+            .iter()
+            .zip(&terms)
+            .enumerate()
+            .map(|(i, (c, t))| {
+                json!({
+                    "rank": i + 1,
+                    "timestamp": Timestamp(c.ts_us).to_eve(),
+                    "threat_type": c.kind,
+                    "signature_id": c.signature_id,
+                    "severity": c.severity,
+                    "role": c.role,
+                    "peer": c.peer,
+                    "alert_score": round(c.score),
+                    "decayed_score": round(c.decayed(now, self.half_life_us)),
+                    "weight": round(1.0 / ((i + 1) as f64).powf(1.5)),
+                    "share": if total > 0.0 { round(t / total) } else { 0.0 },
+                })
+            })
+            .collect();
+        let then = now - trend_us;
+        let before = score::apply_modifier(
+            a.alerts.base_as_of(then, self.half_life_us),
+            self.modifier(ip, a, then),
+        );
+        let delta = s.score - before;
+        let exp = self.exposure(ip);
+        let stages = self.chains.stages_of(*ip, now, self.window_us);
+        Some(json!({
+            "ip": ip,
+            "kind": if self.cfg.is_local(*ip) { "internal" } else { "external" },
+            "score": round(s.score),
+            "level": s.level,
+            "base_score": round(s.base),
+            "as_of": Timestamp(now).to_eve(),
+            "trend": {
+                "since": Timestamp(then).to_eve(),
+                "score_then": round(before),
+                "delta": round(delta),
+                "direction": if delta > 0.5 { "rising" } else if delta < -0.5 { "falling" } else { "steady" },
+            },
+            "modifiers": {
+                "total": round(s.modifier),
+                "criticality": self.criticality(a),
+                "criticality_source": if a.criticality.is_some() { "manual" } else if a.device.is_some() { "device" } else { "default" },
+                "device_id": a.device.as_ref().map(|d| &d.0),
+                "talks_to_internet": exp & TALKS_OUT != 0,
+                "listens_on_internet": exp & LISTENS_OUT != 0,
+                "chain_stages": stages,
+            },
+            "alerts_total": a.alerts.total,
+            "alerts_kept": a.alerts.kept.len(),
+            "first_seen": Timestamp(a.first_us).to_eve(),
+            "last_seen": Timestamp(a.last_us).to_eve(),
+            "sensors": a.sensors,
+            "formula": "score = 100·o·m/(1+o·m), o = b/(100-b), b = 100·Σ r_i·2^(-age/h)/i^1.5 / 261.2 (alerts strongest first), m = criticality × exposure × chain",
+            "contributions": contributions,
+        }))
+    }
+
+    /// Sets or clears an asset's criticality by hand; answers its score after.
+    pub fn set_criticality(&mut self, ip: IpAddr, level: Option<&str>) -> Result<Scored, String> {
+        if let Some(l) = level {
+            if !["low", "medium", "high", "critical"].contains(&l) {
+                return Err("criticality: one of low, medium, high, critical".into());
+            }
+        }
+        let a = self.assets.entry(ip).or_default();
+        a.criticality = level.map(str::to_owned);
+        self.dirty.insert(ip);
+        let header = EventHeader {
+            ts: Timestamp(self.now_us),
+            flow_id: 0,
+            key: FlowKey {
+                src_ip: ip,
+                src_port: 0,
+                dst_ip: ip,
+                dst_port: 0,
+                proto: 0,
+            },
+        };
+        self.reevaluate(ip, &header, "criticality set by hand");
+        self.score(&ip).ok_or_else(|| "no such asset".into())
+    }
+
+    /// Device criticalities by address, from the device inventory.
+    pub fn set_devices(&mut self, devices: HashMap<IpAddr, (String, String)>) {
+        for (ip, a) in self.assets.iter_mut() {
+            let d = devices.get(ip).cloned();
+            if a.device != d {
+                a.device = d;
+                self.dirty.insert(*ip);
+            }
+        }
+    }
+
+    /// Scored addresses (to ask the device inventory about).
+    pub fn addresses(&self) -> Vec<IpAddr> {
+        self.assets.keys().copied().collect()
+    }
+
+    fn raise_threshold(
+        &mut self,
+        ip: IpAddr,
+        from: Level,
+        now: Scored,
+        trigger: &EventHeader,
+        cause: &str,
+    ) {
+        let k = &trigger.key;
+        let (peer, port) = if k.src_ip == ip {
+            (k.dst_ip, k.dst_port)
+        } else {
+            (k.src_ip, k.src_port)
+        };
+        let (sev, sid) = match now.level {
+            Level::Critical => (1, sids::RISK_MEDIUM + 2),
+            Level::High => (1, sids::RISK_MEDIUM + 1),
+            _ => (2, sids::RISK_MEDIUM),
+        };
+        let top: Vec<Value> = self
+            .explain(&ip, 0)
+            .and_then(|v| v.get("contributions").cloned())
+            .and_then(|c| c.as_array().map(|a| a.iter().take(5).cloned().collect()))
+            .unwrap_or_default();
+        self.raised.push(Event {
+            header: EventHeader {
+                ts: Timestamp(self.now_us.max(trigger.ts.0)),
+                flow_id: trigger.flow_id,
+                key: FlowKey {
+                    src_ip: ip,
+                    src_port: 0,
+                    dst_ip: peer,
+                    dst_port: port,
+                    proto: k.proto,
+                },
+            },
+            kind: EventKind::Alert(Alert {
+                signature_id: sid,
+                signature: format!("NetMonitor RISK asset risk rose to {}", now.level.as_str()),
+                category: "Misc Attack".into(),
+                severity: sev,
+                threat_type: "risk_threshold".into(),
+                mitre: Vec::new(),
+                evidence: json!({
+                    "asset": ip,
+                    "previous_level": from,
+                    "level": now.level,
+                    "score": round(now.score),
+                    "base_score": round(now.base),
+                    "modifier": round(now.modifier),
+                    "cause": cause,
+                    "top_contributions": top,
+                }),
+            }),
+        });
+        metrics::counter!("netmonitor_risk_threshold_crossings_total", "level" => now.level.as_str())
+            .increment(1);
+    }
+
+    fn raise_chain(&mut self, id: u64, trigger: &EventHeader) {
+        let Some(c) = self.chains.get(id) else {
+            return;
+        };
+        let stages: Vec<&str> = c
+            .stages
+            .iter()
+            .map(|s| crate::actor::stage_name(s.stage))
+            .collect();
+        let ordered: Vec<Value> = c
+            .evidence
+            .iter()
+            .rev()
+            .take(20)
+            .rev()
+            .map(|e| {
+                json!({"timestamp": Timestamp(e.ts_us).to_eve(), "stage": e.stage, "threat_type": e.kind, "src_ip": e.src, "dest_ip": e.dst})
+            })
+            .collect();
+        let event = Event {
+            header: EventHeader {
+                ts: trigger.ts,
+                flow_id: trigger.flow_id,
+                key: FlowKey {
+                    src_ip: c.sources[0],
+                    ..trigger.key
+                },
+            },
+            kind: EventKind::Alert(Alert {
+                signature_id: sids::ATTACK_CHAIN,
+                signature: format!(
+                    "NetMonitor CHAIN attack chain reached {} stages: {}",
+                    c.stages.len(),
+                    stages.join(" -> ")
+                ),
+                category: "Misc Attack".into(),
+                severity: if c.stages.len() >= 3 { 1 } else { 2 },
+                threat_type: "attack_chain".into(),
+                mitre: c.techniques(),
+                evidence: json!({
+                    "chain_id": c.id,
+                    "stages": stages,
+                    "score": round(c.score()),
+                    "sources": c.sources,
+                    "in_kill_chain_order": c.in_order(),
+                    "evidence": ordered,
+                }),
+            }),
+        };
+        self.raised.push(event);
+        metrics::counter!("netmonitor_attack_chain_stages_total").increment(1);
+    }
+
+    /// Alerts raised since the last call.
+    pub fn take_alerts(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.raised)
+    }
+
+    /// What changed since the last call.
+    pub fn take_changes(&mut self) -> Changes {
+        let now = self.now_us;
+        let assets = self
+            .dirty
+            .drain()
+            .collect::<Vec<_>>()
+            .into_iter()
+            .filter_map(|ip| {
+                let a = self.assets.get(&ip)?;
+                Some((
+                    ip,
+                    a.clone(),
+                    self.score_at(&ip, a, now),
+                    self.exposure(&ip),
+                ))
+            })
+            .collect();
+        Changes {
+            assets,
+            chains: self.chains.take_dirty(),
+            mitre: self.mitre.take_dirty(),
+            history: std::mem::take(&mut self.history),
+        }
+    }
+
+    /// Puts back what a failed save did not write.
+    pub fn unsaved(&mut self, c: Changes) {
+        self.dirty.extend(c.assets.iter().map(|a| a.0));
+        self.chains.unsaved(c.chains.iter().map(|c| c.id));
+        self.mitre.unsaved(&c.mitre);
+        let mut h = c.history;
+        h.append(&mut self.history);
+        self.history = h;
+    }
+
+    /// Puts saved state back (at start).
+    pub fn restore(
+        &mut self,
+        assets: Vec<(IpAddr, Asset, u8)>,
+        chains: Vec<crate::chain::Chain>,
+        mitre: Vec<(i64, String, crate::counts::Cell)>,
+    ) {
+        for (ip, mut a, exposure) in assets {
+            a.alerts.rekey(self.half_life_us);
+            self.now_us = self.now_us.max(a.last_us);
+            if exposure != 0 {
+                self.exposure.insert(ip, exposure);
+            }
+            self.assets.entry(ip).or_insert(a);
+        }
+        for c in &chains {
+            self.now_us = self.now_us.max(c.last_us);
+        }
+        self.chains.restore(chains);
+        self.mitre.restore(mitre);
+    }
+
+    /// Forgets the weakest assets while more than `max_assets` are kept.
+    fn evict(&mut self) {
+        let max = self.cfg.max_assets;
+        if self.assets.len() <= max {
+            return;
+        }
+        let n = self.assets.len() - max + max / 10;
+        let mut by_score: Vec<(f64, IpAddr)> = self
+            .assets
+            .iter()
+            .filter(|(_, a)| a.criticality.is_none())
+            .map(|(ip, a)| (a.alerts.base(self.now_us, self.half_life_us), *ip))
+            .collect();
+        by_score.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        for (_, ip) in by_score.into_iter().take(n) {
+            self.assets.remove(&ip);
+            self.dirty.remove(&ip);
+            self.evicted += 1;
+        }
+        metrics::counter!("netmonitor_risk_evictions_total").increment(n as u64);
+    }
+}
+
+/// Rounds to four decimals for answers.
+pub fn round(v: f64) -> f64 {
+    (v * 10_000.0).round() / 10_000.0
+}
