@@ -34,6 +34,8 @@ pub struct Config {
     pub intel: netmonitor_intel::config::IntelConfig,
     /// The device inventory.
     pub devices: netmonitor_devices::DevicesConfig,
+    /// Risk scoring, attack chains and the ATT&CK counters.
+    pub risk: netmonitor_risk::RiskConfig,
     /// Outputs besides PostgreSQL.
     pub output: OutputConfig,
     /// Optional local LLM endpoint (the seed's OLLAMA_* settings), used by assistant tools.
@@ -167,6 +169,7 @@ impl Default for Config {
             detection: netmonitor_engine::DetectionConfig::default(),
             intel: Default::default(),
             devices: Default::default(),
+            risk: Default::default(),
             output: OutputConfig::default(),
             ollama: OllamaConfig::default(),
             whitelist: netmonitor_tools::WhitelistPolicy::default(),
@@ -390,6 +393,7 @@ impl Config {
         self.detection.validate().map_err(|m| bad("detection", m))?;
         self.intel.validate().map_err(|m| bad("intel", m))?;
         self.devices.validate().map_err(|m| bad("devices", m))?;
+        self.risk.validate().map_err(|m| bad("risk", m))?;
         self.output
             .eve
             .validate()

@@ -72,6 +72,10 @@ pub fn replay(cfg: &Config, args: &ReplayArgs) -> anyhow::Result<()> {
                 config: cfg.devices.clone(),
                 database: db.as_ref().map(|d| d.conninfo().to_owned()),
             }),
+            risk: Some(netmonitor_engine::RiskOptions {
+                config: cfg.risk.clone(),
+                database: db.as_ref().map(|d| d.conninfo().to_owned()),
+            }),
         })
         .map_err(anyhow::Error::msg)?;
         // Feeds first: the packets are matched against complete feeds.

@@ -100,6 +100,10 @@ async fn serve(
             config: cfg.devices.clone(),
             database: Some(db.conninfo().to_owned()),
         }),
+        risk: Some(netmonitor_engine::RiskOptions {
+            config: cfg.risk.clone(),
+            database: Some(db.conninfo().to_owned()),
+        }),
     })
     .map_err(anyhow::Error::msg)?;
     start_capture(cfg, &mut engine)?;

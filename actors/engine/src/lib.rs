@@ -23,6 +23,7 @@ use netmonitor_intel::config::IntelConfig;
 use netmonitor_intel::feeds::{FeedActor, WhenReady};
 use netmonitor_kerberos::actor::KerberosActor;
 use netmonitor_kerberos::detect::KrbDetectConfig;
+use netmonitor_risk::{RiskActor, RiskConfig};
 use netmonitor_runtime::{AlertedFlows, Backpressure, Bus, Drain, EventBatch, Topic};
 use netmonitor_sensor::capture_actor::{Capture, CaptureActor};
 use netmonitor_sensor::inventory_actor::InventoryActor;
@@ -99,6 +100,16 @@ pub struct EngineOptions {
     pub intel: Option<IntelOptions>,
     /// The device inventory, when kept.
     pub devices: Option<DevicesOptions>,
+    /// Risk scoring and correlation, when kept.
+    pub risk: Option<RiskOptions>,
+}
+
+/// Risk settings for the engine.
+pub struct RiskOptions {
+    /// `[risk]`.
+    pub config: RiskConfig,
+    /// libpq connection string of the database risk is saved in (none: memory only).
+    pub database: Option<String>,
 }
 
 /// Device inventory settings for the engine.
@@ -135,6 +146,8 @@ pub struct Engine {
     pub inventory: Option<Addr<InventoryActor>>,
     /// The device inventory.
     pub devices: Option<Addr<DeviceActor>>,
+    /// Risk scoring and attack chains.
+    pub risk: Option<Addr<RiskActor>>,
     /// The EVE sink.
     pub eve: Option<Addr<EveSink>>,
     /// The store sink.
@@ -165,6 +178,8 @@ pub struct Handles {
     pub inventory: Option<Addr<InventoryActor>>,
     /// The device inventory, when kept.
     pub devices: Option<Addr<DeviceActor>>,
+    /// Risk scoring and attack chains, when kept.
+    pub risk: Option<Addr<RiskActor>>,
     /// The EVE sink, when configured.
     pub eve: Option<Addr<EveSink>>,
     /// Threat-feed matching, when configured.
@@ -329,6 +344,31 @@ impl Engine {
             );
             addr
         });
+        let risk = match opts.risk.filter(|r| r.config.enabled) {
+            Some(r) => {
+                r.config.validate()?;
+                let addr = on_own_arbiter(
+                    &mut arbiters,
+                    RiskActor::new(
+                        r.config,
+                        &opts.sensor,
+                        r.database,
+                        alert_stage.clone().recipient(),
+                        devices.clone(),
+                    ),
+                );
+                // Alerts after the stage; flow records for exposure and the clock.
+                bus.subscribe(
+                    "risk",
+                    &[Topic::Events, Topic::Alerts],
+                    Backpressure::Block,
+                    addr.clone().recipient(),
+                    Some(addr.clone().recipient()),
+                );
+                Some(addr)
+            }
+            None => None,
+        };
         Ok(Engine {
             bus,
             alerted,
@@ -338,6 +378,7 @@ impl Engine {
             behaviour,
             inventory,
             devices,
+            risk,
             eve,
             store,
             intel,
@@ -437,6 +478,7 @@ impl Engine {
             behaviour: self.behaviour.clone(),
             inventory: self.inventory.clone(),
             devices: self.devices.clone(),
+            risk: self.risk.clone(),
             eve: self.eve.clone(),
             intel: self.intel.clone(),
             feeds: self.feeds.clone(),
@@ -455,14 +497,19 @@ impl Engine {
             let _ = i.send(Drain).await;
         }
         let _ = self.alert_stage.send(Drain).await;
+        if let Some(d) = &self.devices {
+            let _ = d.send(Drain).await;
+        }
+        if let Some(r) = &self.risk {
+            // Risk raises alerts from what the stage passed: they go through the stage again.
+            let _ = r.send(Drain).await;
+            let _ = self.alert_stage.send(Drain).await;
+        }
         if let Some(e) = &self.eve {
             let _ = e.send(Drain).await;
         }
         if let Some(i) = &self.inventory {
             let _ = i.send(Drain).await;
-        }
-        if let Some(d) = &self.devices {
-            let _ = d.send(Drain).await;
         }
         if let Some(s) = &self.store {
             match s.send(FlushStore).await {

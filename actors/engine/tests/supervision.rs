@@ -64,6 +64,7 @@ fn every_actor_survives_an_injected_panic_and_nothing_is_lost() {
             inventory: true,
             intel: None,
             devices: None,
+            risk: None,
         })
         .unwrap();
         let publish = engine.publisher();

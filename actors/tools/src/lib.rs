@@ -29,6 +29,7 @@ mod network;
 mod pcap;
 mod procfs;
 mod prompts;
+mod risk;
 mod schema;
 mod sensor;
 mod support;
@@ -154,6 +155,7 @@ pub fn build_registry(ctx: Arc<ToolContext>) -> Result<Registry, RegistryError> 
         .chain(config::tools(&ctx))
         .chain(commands::tools(&ctx))
         .chain(devices::tools(&ctx))
+        .chain(risk::tools(&ctx))
         .chain(device_templates::tools(&ctx))
         .chain(device_learning::tools(&ctx))
         .chain(tls::tools(&ctx))

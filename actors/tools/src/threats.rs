@@ -465,8 +465,11 @@ fn get_mitre_mapping(ctx: &Ctx) -> ToolDef {
     ]);
     let technique = output(vec![
         ("technique", string("MITRE ATT&CK technique id (T1558.003)")),
+        ("name", string("Technique name")),
+        ("tactics", array("Its tactics", any_object("Tactic id and name"))),
         ("alerts", count("Alerts mapped to it")),
         ("sources", count("Distinct source addresses")),
+        ("assets", count("Distinct addresses involved (sources and targets)")),
         (
             "threat_types",
             array("Threat types mapped to it", string("Threat type")),
@@ -481,11 +484,13 @@ fn get_mitre_mapping(ctx: &Ctx) -> ToolDef {
         Spec {
             name: "get_mitre_mapping",
             title: "MITRE ATT&CK mapping",
-            description: "Maps observed alerts to MITRE ATT&CK techniques (from each alert's technique list) over the last `hours` (default 168) or a since/until window: per technique the alert count, sources, threat types, severity and first/last time; optionally for one address.",
+            description: "Maps observed alerts to MITRE ATT&CK techniques and tactics over the last `hours` (default 168) or a since/until window: per technique its name, tactics, alert count, sources, assets, threat types, severity and first/last time; per tactic the alerts, techniques and assets. Only alerts that passed whitelists and suppression count. Answers from the risk actor's live counters (ten-minute buckets; a window's edge buckets count whole); for one address (`ip`) or a window older than the counters keep, from the alerts table.",
             input: input(props, &[]),
             output: output(vec![
                 ("window", window_out()),
+                ("source", string("live_counters or alerts_table")),
                 ("techniques", array("Techniques, most frequent first", technique)),
+                ("tactics", array("Tactics in attack-lifecycle order (live counters only)", any_object("Tactic summary"))),
             ]),
             annotations: ToolAnnotations::READ_ONLY,
             scope: Scope::ReadOnly,
@@ -494,6 +499,11 @@ fn get_mitre_mapping(ctx: &Ctx) -> ToolDef {
             let window = args.window(168)?;
             let ip = args.opt_ip("ip")?.map(|i| i.to_string());
             let limit = args.i64_or("limit", 50, 1, 200)?;
+            if ip.is_none() {
+                if let Some(v) = crate::risk::mitre_live(&ctx, &window, limit as usize).await {
+                    return Ok(v);
+                }
+            }
             let mut conn = db(&ctx).await?;
             let rows = q::mitre_mapping(&mut conn, window, ip.as_deref(), limit)
                 .await
@@ -506,7 +516,7 @@ fn get_mitre_mapping(ctx: &Ctx) -> ToolDef {
                 }
                 list.push(v);
             }
-            Ok(json!({"window": window_json(&window), "techniques": list}))
+            Ok(json!({"window": window_json(&window), "source": "alerts_table", "techniques": list, "tactics": []}))
         },
     )
 }

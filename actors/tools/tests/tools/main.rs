@@ -30,6 +30,7 @@ fn registry_declarations_are_complete_and_scoped() {
             inventory: true,
             intel: None,
             devices: None,
+            risk: None,
         })
         .unwrap_or_else(|e| panic!("engine: {e}"));
         let ctx = std::sync::Arc::new(netmonitor_tools::ToolContext {

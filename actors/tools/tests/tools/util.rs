@@ -164,6 +164,10 @@ pub fn start(pcaps: Vec<PathBuf>) -> Stack {
                     config: Default::default(),
                     database: Some(conninfo.clone()),
                 }),
+                risk: Some(netmonitor_engine::RiskOptions {
+                    config: Default::default(),
+                    database: Some(conninfo.clone()),
+                }),
             })
             .unwrap_or_else(|e| panic!("engine: {e}"));
             let sources = pcaps.into_iter().map(Source::File).collect();
