@@ -38,5 +38,6 @@ CREATE TABLE risk_history (
     score       REAL        NOT NULL,
     level       TEXT        NOT NULL
 );
-CREATE INDEX risk_history_ip_ts ON risk_history (ip, ts);
+-- One row per asset and snapshot time: a late alert rewrites the rows it changes.
+CREATE UNIQUE INDEX risk_history_ip_ts ON risk_history (ip, ts);
 CREATE INDEX risk_history_ts ON risk_history USING BRIN (ts);

@@ -12,6 +12,7 @@ mod mcp;
 mod netns;
 mod oracles;
 mod resilience;
+mod risk;
 mod service;
 mod supervision;
 mod util;

@@ -54,7 +54,10 @@ impl QueryRisk {
 /// A change to the book (criticality by hand), answered as JSON or refused.
 #[derive(Message)]
 #[rtype(result = "Result<Value, String>")]
-pub struct UpdateRisk(pub Box<dyn FnOnce(&mut RiskBook) -> Result<Value, String> + Send>);
+pub struct UpdateRisk(pub Box<RiskChange>);
+
+/// What [`UpdateRisk`] runs.
+pub type RiskChange = dyn FnOnce(&mut RiskBook) -> Result<Value, String> + Send;
 
 impl UpdateRisk {
     /// Wraps a closure.

@@ -118,7 +118,10 @@ pub struct RiskBook {
     pub mitre: MitreCounts,
     now_us: i64,
     next_snapshot_us: i64,
-    history: Vec<HistoryRow>,
+    /// The newest snapshot boundary taken (0: none yet).
+    last_snapshot_us: i64,
+    /// Rows not yet saved, one per (time, asset): a late alert rewrites the ones it changes.
+    history: HashMap<(i64, IpAddr), HistoryRow>,
     raised: Vec<Event>,
     dirty: HashSet<IpAddr>,
     evicted: u64,
@@ -138,7 +141,8 @@ impl RiskBook {
             mitre: MitreCounts::default(),
             now_us: 0,
             next_snapshot_us: 0,
-            history: Vec::new(),
+            last_snapshot_us: 0,
+            history: HashMap::new(),
             raised: Vec::new(),
             dirty: HashSet::new(),
             evicted: 0,
@@ -197,7 +201,9 @@ impl RiskBook {
         }
         let interval = self.cfg.history_interval_secs as i64 * 1_000_000;
         if self.next_snapshot_us == 0 {
-            self.next_snapshot_us = (ts_us.div_euclid(interval) + 1) * interval;
+            // The first time: a snapshot at the boundary just passed, so that alerts reported
+            // after a first batch spanning hours rewrite the history behind it.
+            self.next_snapshot_us = ts_us.div_euclid(interval) * interval;
         }
         if ts_us >= self.next_snapshot_us {
             // One snapshot at the last boundary passed: a quiet gap has nothing to add.
@@ -209,18 +215,25 @@ impl RiskBook {
         self.now_us = ts_us;
     }
 
+    /// An asset's score at `at_us` from the alerts seen by then.
+    fn score_as_of(&self, ip: &IpAddr, a: &Asset, at_us: i64) -> f64 {
+        let base = a.alerts.base_as_of(at_us, self.half_life_us);
+        score::apply_modifier(base, self.modifier(ip, a, at_us))
+    }
+
     /// Records every asset's score at `at_us` (the highest, down to `history_min_score`).
     pub fn snapshot(&mut self, at_us: i64) {
+        self.last_snapshot_us = self.last_snapshot_us.max(at_us);
         let mut rows: Vec<HistoryRow> = self
             .assets
             .iter()
             .filter_map(|(ip, a)| {
-                let s = self.score_at(ip, a, at_us);
-                (s.score >= self.cfg.history_min_score).then_some(HistoryRow {
+                let score = self.score_as_of(ip, a, at_us);
+                (score >= self.cfg.history_min_score).then_some(HistoryRow {
                     ts_us: at_us,
                     asset: *ip,
-                    score: s.score,
-                    level: s.level,
+                    score,
+                    level: self.level_of(score),
                 })
             })
             .collect();
@@ -230,7 +243,40 @@ impl RiskBook {
             });
             rows.truncate(self.cfg.history_max_assets);
         }
-        self.history.extend(rows);
+        tracing::debug!(at_us, assets = rows.len(), "risk: history snapshot");
+        metrics::counter!("netmonitor_risk_snapshots_total").increment(1);
+        for r in rows {
+            self.history.insert((r.ts_us, r.asset), r);
+        }
+    }
+
+    /// Rewrites an asset's snapshots from `from_us` on, after an alert reported later than
+    /// snapshots already taken (detectors decide at different delays; a replay hands over
+    /// hours at once). At most a day of snapshots is rewritten.
+    fn rewrite_history(&mut self, ip: IpAddr, from_us: i64) {
+        let Some(a) = self.assets.get(&ip) else {
+            return;
+        };
+        let interval = self.cfg.history_interval_secs as i64 * 1_000_000;
+        let oldest = self.last_snapshot_us - 288 * interval;
+        let mut at = (from_us.div_euclid(interval) + 1) * interval;
+        at = at.max(oldest);
+        let mut rows = Vec::new();
+        while at <= self.last_snapshot_us {
+            let score = self.score_as_of(&ip, a, at);
+            if score >= self.cfg.history_min_score {
+                rows.push(HistoryRow {
+                    ts_us: at,
+                    asset: ip,
+                    score,
+                    level: self.level_of(score),
+                });
+            }
+            at += interval;
+        }
+        for r in rows {
+            self.history.insert((r.ts_us, r.asset), r);
+        }
     }
 
     /// Folds flow records in: the clock, and who talks to or is reached from outside.
@@ -267,6 +313,7 @@ impl RiskBook {
 
     /// Folds alerts in: scores, chains, counters; raises threshold and chain alerts.
     pub fn ingest_alerts(&mut self, alerts: &[Event]) {
+        let mut late: HashMap<IpAddr, i64> = HashMap::new();
         for ev in alerts {
             let EventKind::Alert(a) = &ev.kind else {
                 continue;
@@ -277,6 +324,12 @@ impl RiskBook {
             let ts = ev.header.ts.0;
             self.advance(ts);
             let k = &ev.header.key;
+            if self.last_snapshot_us > 0 && ts < self.last_snapshot_us {
+                for ip in [k.src_ip, k.dst_ip] {
+                    let e = late.entry(ip).or_insert(ts);
+                    *e = (*e).min(ts);
+                }
+            }
             self.mitre
                 .add(ts, &a.mitre, &a.threat_type, a.severity, k.src_ip, k.dst_ip);
             let r = self.alert_score(a);
@@ -327,6 +380,9 @@ impl RiskBook {
                     self.reevaluate(s, &ev.header, &a.signature);
                 }
             }
+        }
+        for (ip, from) in late {
+            self.rewrite_history(ip, from);
         }
         let pruned_before = self.now_us - self.cfg.mitre_hours as i64 * 3_600_000_000;
         if self.mitre.oldest_us().is_some_and(|o| o < pruned_before) {
@@ -758,7 +814,7 @@ impl RiskBook {
             assets,
             chains: self.chains.take_dirty(),
             mitre: self.mitre.take_dirty(),
-            history: std::mem::take(&mut self.history),
+            history: std::mem::take(&mut self.history).into_values().collect(),
         }
     }
 
@@ -767,9 +823,9 @@ impl RiskBook {
         self.dirty.extend(c.assets.iter().map(|a| a.0));
         self.chains.unsaved(c.chains.iter().map(|c| c.id));
         self.mitre.unsaved(&c.mitre);
-        let mut h = c.history;
-        h.append(&mut self.history);
-        self.history = h;
+        for r in c.history {
+            self.history.entry((r.ts_us, r.asset)).or_insert(r);
+        }
     }
 
     /// Puts saved state back (at start).

@@ -100,9 +100,9 @@ pub struct Chain {
     pub sources: Vec<IpAddr>,
     /// Targets of its credential-access-or-later alerts.
     pub targets: Vec<IpAddr>,
-    /// Stages in the order they were reached.
+    /// Stages in the order they were reached (by packet time).
     pub stages: Vec<StageSeen>,
-    /// Alerts, oldest first.
+    /// Alerts, oldest first (by packet time).
     pub evidence: Vec<Evidence>,
     /// Alerts not kept as evidence.
     pub evidence_dropped: u64,
@@ -246,32 +246,42 @@ impl Chains {
         let new_stage = match chain.stages.iter_mut().find(|s| s.stage == stage) {
             Some(s) => {
                 s.alerts += 1;
+                s.first_us = s.first_us.min(a.ts_us);
                 s.last_us = s.last_us.max(a.ts_us);
                 s.max_score = s.max_score.max(a.score);
                 false
             }
             None => {
-                chain.stages.push(StageSeen {
-                    stage,
-                    first_us: a.ts_us,
-                    last_us: a.ts_us,
-                    alerts: 1,
-                    max_score: a.score,
-                });
+                // Detectors report at different delays: stages and evidence follow packet time.
+                let at = chain.stages.partition_point(|s| s.first_us <= a.ts_us);
+                chain.stages.insert(
+                    at,
+                    StageSeen {
+                        stage,
+                        first_us: a.ts_us,
+                        last_us: a.ts_us,
+                        alerts: 1,
+                        max_score: a.score,
+                    },
+                );
                 true
             }
         };
         if new_stage || chain.evidence.len() < MAX_EVIDENCE {
-            chain.evidence.push(Evidence {
-                ts_us: a.ts_us,
-                stage,
-                kind: a.kind.to_owned(),
-                signature: a.signature.to_owned(),
-                src: a.src,
-                dst: a.dst,
-                score: a.score,
-                mitre: a.mitre.to_vec(),
-            });
+            let at = chain.evidence.partition_point(|e| e.ts_us <= a.ts_us);
+            chain.evidence.insert(
+                at,
+                Evidence {
+                    ts_us: a.ts_us,
+                    stage,
+                    kind: a.kind.to_owned(),
+                    signature: a.signature.to_owned(),
+                    src: a.src,
+                    dst: a.dst,
+                    score: a.score,
+                    mitre: a.mitre.to_vec(),
+                },
+            );
         } else {
             chain.evidence_dropped += 1;
         }
@@ -423,6 +433,20 @@ mod tests {
             .unwrap();
         assert_ne!(p5.chain, p.chain);
         assert_eq!(c.stages_of(a.into(), 28 * H, 24 * H), 1);
+    }
+
+    #[test]
+    fn a_late_report_takes_its_place_in_packet_time() {
+        let mut c = Chains::default();
+        let a = [10, 0, 0, 9];
+        c.observe(&alert(2 * H, "kerberoasting", a, [10, 0, 0, 5], 88), 24 * H);
+        let p = c
+            .observe(&alert(H, "port_scan", a, [10, 0, 0, 20], 0), 24 * H)
+            .unwrap();
+        let ch = c.get(p.chain).unwrap();
+        assert_eq!(ch.stages[0].stage, Stage::Reconnaissance);
+        assert!(ch.in_order());
+        assert_eq!(ch.evidence[0].kind, "port_scan");
     }
 
     #[test]

@@ -121,8 +121,10 @@ fn a_half_life_later_the_base_halves_and_criticality_ranks_equals() {
 
 #[test]
 fn snapshots_follow_packet_time_and_derived_alerts_are_not_scored() {
-    let mut cfg = RiskConfig::default();
-    cfg.history_interval_secs = 300;
+    let cfg = RiskConfig {
+        history_interval_secs: 300,
+        ..Default::default()
+    };
     let mut b = RiskBook::new(cfg, "s1");
     for i in 0..12 {
         b.ingest_alerts(&[alert(
@@ -136,12 +138,13 @@ fn snapshots_follow_packet_time_and_derived_alerts_are_not_scored() {
     }
     let c = b.take_changes();
     let a: IpAddr = A.into();
-    let rows: Vec<i64> = c
+    let mut rows: Vec<i64> = c
         .history
         .iter()
         .filter(|h| h.asset == a)
         .map(|h| h.ts_us)
         .collect();
+    rows.sort_unstable();
     assert_eq!(
         rows,
         [T0 + 300_000_000, T0 + 600_000_000],
@@ -149,4 +152,54 @@ fn snapshots_follow_packet_time_and_derived_alerts_are_not_scored() {
     );
     b.ingest_alerts(&[alert(T0 + HOUR, "risk_threshold", 1, A, A, 0)]);
     assert_eq!(b.asset(&A.into()).unwrap().alerts.total, 12);
+}
+
+#[test]
+fn flow_records_move_the_clock_and_take_snapshots() {
+    let mut b = RiskBook::new(RiskConfig::default(), "s1");
+    b.ingest_alerts(&[alert(T0, "port_scan", 2, A, [10, 1, 0, 20], 0)]);
+    let mut later = alert(T0 + HOUR, "port_scan", 2, [10, 9, 9, 9], [10, 1, 0, 20], 0);
+    later.kind = EventKind::Flow(Default::default());
+    b.ingest_events(&[later]);
+    let c = b.take_changes();
+    assert_eq!(b.now_us(), T0 + HOUR);
+    assert!(
+        c.history.iter().any(|h| h.asset == IpAddr::from(A)),
+        "{:?}",
+        c.history
+    );
+}
+
+#[test]
+fn alerts_reported_after_a_long_batch_rewrite_the_history_behind_it() {
+    let mut b = RiskBook::new(RiskConfig::default(), "s1");
+    let mut flow = alert(
+        T0 + 2 * HOUR,
+        "port_scan",
+        2,
+        [10, 9, 9, 9],
+        [10, 1, 0, 20],
+        0,
+    );
+    flow.kind = EventKind::Flow(Default::default());
+    b.ingest_events(&[flow]);
+    b.ingest_alerts(&[
+        alert(T0, "port_scan", 2, A, [10, 1, 0, 20], 0),
+        alert(T0 + HOUR, "kerberoasting", 1, A, [10, 1, 0, 5], 88),
+    ]);
+    let a: IpAddr = A.into();
+    let mut rows: Vec<(i64, f64)> = b
+        .take_changes()
+        .history
+        .iter()
+        .filter(|h| h.asset == a)
+        .map(|h| (h.ts_us, h.score))
+        .collect();
+    rows.sort_by_key(|r| r.0);
+    assert_eq!(rows.len(), 24, "every five minutes of the two hours");
+    let (early, late) = (rows[0].1, rows[23].1);
+    assert!(
+        late > early + 10.0,
+        "the second alert shows as a step: {rows:?}"
+    );
 }

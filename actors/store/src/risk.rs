@@ -144,7 +144,8 @@ pub fn save(
         for c in history.chunks(CHUNK) {
             n += diesel::sql_query(
                 "INSERT INTO risk_history (ts, ip, score, level) \
-                 SELECT t, ip::inet, s, l FROM unnest($1::timestamptz[], $2::text[], $3::real[], $4::text[]) AS u(t, ip, s, l)",
+                 SELECT t, ip::inet, s, l FROM unnest($1::timestamptz[], $2::text[], $3::real[], $4::text[]) AS u(t, ip, s, l) \
+                 ON CONFLICT (ip, ts) DO UPDATE SET score = excluded.score, level = excluded.level",
             )
             .bind::<Array<Timestamptz>, _>(c.iter().map(|r| r.ts).collect::<Vec<_>>())
             .bind::<Array<Text>, _>(c.iter().map(|r| r.ip.clone()).collect::<Vec<_>>())

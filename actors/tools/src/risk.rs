@@ -401,7 +401,10 @@ pub(crate) async fn mitre_live(
     window: &netmonitor_store::queries::Window,
     limit: usize,
 ) -> Option<Value> {
-    let (since, until) = (window.since.timestamp_micros(), window.until.timestamp_micros());
+    let (since, until) = (
+        window.since.timestamp_micros(),
+        window.until.timestamp_micros(),
+    );
     let w = window_json(window);
     risk(ctx, move |book| {
         let kept_from = book.now_us() - book.config().mitre_hours as i64 * HOUR_US;

@@ -466,10 +466,16 @@ fn get_mitre_mapping(ctx: &Ctx) -> ToolDef {
     let technique = output(vec![
         ("technique", string("MITRE ATT&CK technique id (T1558.003)")),
         ("name", string("Technique name")),
-        ("tactics", array("Its tactics", any_object("Tactic id and name"))),
+        (
+            "tactics",
+            array("Its tactics", any_object("Tactic id and name")),
+        ),
         ("alerts", count("Alerts mapped to it")),
         ("sources", count("Distinct source addresses")),
-        ("assets", count("Distinct addresses involved (sources and targets)")),
+        (
+            "assets",
+            count("Distinct addresses involved (sources and targets)"),
+        ),
         (
             "threat_types",
             array("Threat types mapped to it", string("Threat type")),
