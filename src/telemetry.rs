@@ -135,6 +135,41 @@ pub const METRICS: &[(&str, &str, &str)] = &[
         "Device records written to PostgreSQL by the device actor",
     ),
     (
+        "netmonitor_risk_assets",
+        "gauge",
+        "Assets (addresses) the risk actor scores",
+    ),
+    (
+        "netmonitor_attack_chains",
+        "gauge",
+        "Attack chains the risk actor holds, open and closed",
+    ),
+    (
+        "netmonitor_risk_threshold_crossings_total",
+        "counter",
+        "Assets whose risk rose into a higher level, by the level reached",
+    ),
+    (
+        "netmonitor_attack_chain_stages_total",
+        "counter",
+        "Kill-chain stages attack chains gained past their first (each raises attack_chain)",
+    ),
+    (
+        "netmonitor_risk_evictions_total",
+        "counter",
+        "Lowest-scored assets the risk actor forgot to stay within risk.max_assets",
+    ),
+    (
+        "netmonitor_risk_rows_saved_total",
+        "counter",
+        "Rows (assets, chains, ATT&CK cells, history) the risk actor wrote to PostgreSQL",
+    ),
+    (
+        "netmonitor_risk_snapshots_total",
+        "counter",
+        "Risk history snapshots taken at the packet-time cadence",
+    ),
+    (
         "netmonitor_alerts_total",
         "counter",
         "Alerts raised, by threat type and severity",
