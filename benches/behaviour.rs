@@ -49,12 +49,7 @@ static ALLOC: Counting = Counting;
 #[path = "support/mod.rs"]
 mod support;
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use support::env_or;
 
 fn replay_cost(dir: &Path, name: &str, mix: &TrafficMix) {
     let pcap = dir.join(format!("{name}.pcap"));

@@ -24,12 +24,7 @@ use std::time::Instant;
 #[path = "support/mod.rs"]
 mod support;
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use support::{env_or, percentile};
 
 fn replay_cost(dir: &Path) {
     let pcap = dir.join("mixed.pcap");
@@ -118,11 +113,6 @@ fn book(n: u32) -> DeviceBook {
     b.ingest(&batch);
     b.take_changes(); // classifies
     b
-}
-
-fn percentile(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
 
 fn search_latency() {

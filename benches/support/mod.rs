@@ -1,5 +1,7 @@
-//! What the replay-cost benchmarks share: timing `netmonitor replay` from its own summary line,
-//! and the best of alternating runs with a feature off and on.
+//! What the benchmarks share: timing `netmonitor replay` from its own summary line, the best of
+//! alternating runs with a feature off and on, sizes from the environment, percentiles.
+//! (Each bench uses a part of it.)
+#![allow(dead_code)]
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -36,4 +38,18 @@ pub fn best_off_on(runs: usize, off: Option<&Path>, on: Option<&Path>, pcap: &Pa
         with = with.min(replay_secs(on, pcap));
     }
     (without, with)
+}
+
+/// A size from the environment (`PACKETS=…`), else `default`.
+pub fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The `p` quantile (0–1) of `v` (sorted in place).
+pub fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
 }

@@ -196,7 +196,14 @@ fn hydra_against_openssh_is_brute_force() {
     wait_for("sshd", Duration::from_secs(20), || {
         std::net::TcpStream::connect((ns_ip.as_str(), 22)).is_ok()
     });
-    let (_svc, _port) = start(dir.path(), &net.host_if, "");
+    // OpenSSH allows several passwords per connection and delays each failure, and a loaded
+    // machine stretches both: count from five sessions of up to two minutes, so that the
+    // forty guesses always make an attack however hydra spreads them.
+    let (_svc, _port) = start(
+        dir.path(),
+        &net.host_if,
+        "[detection.behaviour.brute_force]\nsessions = 5\nshort_session_secs = 120\n",
+    );
     let words = dir.path().join("words.txt");
     let list: Vec<String> = (0..40).map(|i| format!("wrong-password-{i}")).collect();
     std::fs::write(&words, list.join("\n")).unwrap();

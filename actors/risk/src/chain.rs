@@ -7,9 +7,10 @@
 //! second source works on the same victim or talks to the same C2). Targets reached on DNS
 //! ports are resolvers, not victims, and link nothing.
 
+use crate::FastMap;
 use netmonitor_common::mitre;
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::IpAddr;
 
 /// Kill-chain stages, in order.
@@ -54,6 +55,8 @@ impl Stage {
 const MAX_EVIDENCE: usize = 200;
 /// Targets a chain remembers.
 const MAX_TARGETS: usize = 256;
+/// Sources a chain lists (more still join it; their alerts count as its evidence).
+const MAX_SOURCES: usize = 256;
 
 /// One alert in a chain.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -176,9 +179,9 @@ pub struct ChainAlert<'a> {
 /// All chains, open and closed.
 #[derive(Default)]
 pub struct Chains {
-    chains: HashMap<u64, Chain>,
-    by_source: HashMap<IpAddr, u64>,
-    by_target: HashMap<IpAddr, u64>,
+    chains: FastMap<u64, Chain>,
+    by_source: FastMap<IpAddr, u64>,
+    by_target: FastMap<IpAddr, u64>,
     next_id: u64,
     dirty: HashSet<u64>,
 }
@@ -187,7 +190,7 @@ impl Chains {
     /// Folds one alert in; `None` when its kind is no step of a chain.
     pub fn observe(&mut self, a: &ChainAlert<'_>, window_us: i64) -> Option<Progress> {
         let stage = Stage::of_kind(a.kind)?;
-        let open = |id: &u64, chains: &HashMap<u64, Chain>| {
+        let open = |id: &u64, chains: &FastMap<u64, Chain>| {
             chains
                 .get(id)
                 .is_some_and(|c| a.ts_us - c.last_us <= window_us)
@@ -235,7 +238,7 @@ impl Chains {
         }
         self.dirty.insert(id);
         let chain = self.chains.get_mut(&id)?;
-        if !chain.sources.contains(&a.src) {
+        if chain.sources.len() < MAX_SOURCES && !chain.sources.contains(&a.src) {
             chain.sources.push(a.src);
         }
         if links_target && chain.targets.len() < MAX_TARGETS && !chain.targets.contains(&a.dst) {
@@ -290,15 +293,6 @@ impl Chains {
             new_stage,
             stages: chain.stages.len(),
         })
-    }
-
-    /// Stages of the open chain `ip` is a source of, at `now_us`.
-    pub fn stages_of(&self, ip: IpAddr, now_us: i64, window_us: i64) -> usize {
-        self.by_source
-            .get(&ip)
-            .and_then(|id| self.chains.get(id))
-            .filter(|c| now_us - c.last_us <= window_us && c.sources.contains(&ip))
-            .map_or(0, |c| c.stages.len())
     }
 
     /// A chain by number.
@@ -432,7 +426,7 @@ mod tests {
             .observe(&alert(28 * H, "port_scan", a, srv, 0), 24 * H)
             .unwrap();
         assert_ne!(p5.chain, p.chain);
-        assert_eq!(c.stages_of(a.into(), 28 * H, 24 * H), 1);
+        assert_eq!(c.get(p5.chain).unwrap().stages.len(), 1);
     }
 
     #[test]

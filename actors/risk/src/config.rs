@@ -117,7 +117,7 @@ impl Default for RiskConfig {
             .to_vec(),
             history_interval_secs: 300,
             history_min_score: 1.0,
-            history_max_assets: 10_000,
+            history_max_assets: 1_000,
             mitre_hours: 168,
             save_interval_secs: 10,
             local_networks: nets.iter().filter_map(|n| n.parse().ok()).collect(),

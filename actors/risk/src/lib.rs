@@ -16,3 +16,7 @@ mod tests;
 pub use actor::{QueryRisk, RiskActor, RiskLoaded, UpdateRisk};
 pub use book::RiskBook;
 pub use config::RiskConfig;
+
+/// A hash map with a fast hasher (addresses and numbers are not attacker-chosen keys here
+/// that could collide on purpose: foldhash is seeded per process).
+pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;

@@ -105,6 +105,15 @@ pub fn apply_modifier(base: f64, m: f64) -> f64 {
     100.0 * odds / (1.0 + odds)
 }
 
+/// `1 / i^1.5` for the i-th strongest alert (i from 1), from a table.
+pub fn rank_weight(i: usize) -> f64 {
+    static TABLE: std::sync::OnceLock<Vec<f64>> = std::sync::OnceLock::new();
+    let t = TABLE.get_or_init(|| (1..=10_000).map(|i| 1.0 / (i as f64).powf(1.5)).collect());
+    t.get(i - 1)
+        .copied()
+        .unwrap_or_else(|| 1.0 / (i as f64).powf(1.5))
+}
+
 /// Packet time as a decay-free exponent: `t·ln2/h`.
 fn time_exponent(ts_us: i64, half_life_us: f64) -> f64 {
     (ts_us - EPOCH_US) as f64 / half_life_us * std::f64::consts::LN_2
@@ -140,6 +149,9 @@ pub struct Contribution {
     /// Decay-free sort key `ln r + t·ln2/h`.
     #[serde(skip)]
     key: f64,
+    /// `e^(key - reference)`, the reference being its asset's (so a sum needs no exponential).
+    #[serde(skip)]
+    weight: f64,
 }
 
 impl Contribution {
@@ -162,6 +174,7 @@ impl Contribution {
             role,
             score,
             key: f64::NEG_INFINITY,
+            weight: 0.0,
         }
     }
 
@@ -182,7 +195,14 @@ pub struct Alerts {
     /// `ln Σ e^key_i / i^1.5` over `kept`.
     #[serde(skip)]
     log_sum: f64,
+    /// The key the cached weights are measured from.
+    #[serde(skip)]
+    reference: f64,
 }
+
+/// How far above the reference a key may go before the weights are measured afresh (e^600
+/// is far inside f64).
+const REBASE_ABOVE: f64 = 600.0;
 
 impl Alerts {
     /// Adds an alert, keeping at most `max`; answers whether it was kept.
@@ -196,6 +216,13 @@ impl Alerts {
         if at >= max {
             return false;
         }
+        if self.kept.is_empty() || c.key - self.reference > REBASE_ABOVE {
+            self.reference = c.key;
+            for k in &mut self.kept {
+                k.weight = (k.key - self.reference).exp();
+            }
+        }
+        c.weight = (c.key - self.reference).exp();
         self.kept.insert(at, c);
         self.kept.truncate(max);
         self.resum();
@@ -208,21 +235,26 @@ impl Alerts {
             c.key = c.score.max(f64::MIN_POSITIVE).ln() + time_exponent(c.ts_us, half_life_us);
         }
         self.kept.sort_by(|a, b| b.key.total_cmp(&a.key));
+        self.reference = self.kept.first().map_or(0.0, |c| c.key);
+        for k in &mut self.kept {
+            k.weight = (k.key - self.reference).exp();
+        }
         self.resum();
     }
 
+    /// The sum from the cached weights: one logarithm, no exponential.
     fn resum(&mut self) {
-        let Some(top) = self.kept.first().map(|c| c.key) else {
+        if self.kept.is_empty() {
             self.log_sum = f64::NEG_INFINITY;
             return;
-        };
+        }
         let s: f64 = self
             .kept
             .iter()
             .enumerate()
-            .map(|(i, c)| (c.key - top).exp() / ((i + 1) as f64).powf(1.5))
+            .map(|(i, c)| c.weight * rank_weight(i + 1))
             .sum();
-        self.log_sum = top + s.ln();
+        self.log_sum = self.reference + s.ln();
     }
 
     /// The base score (before modifiers) at `now_us`, in O(1).
@@ -241,7 +273,7 @@ impl Alerts {
             .iter()
             .filter(|c| c.ts_us <= at_us)
             .enumerate()
-            .map(|(i, c)| c.decayed(at_us, half_life_us) / ((i + 1) as f64).powf(1.5))
+            .map(|(i, c)| c.decayed(at_us, half_life_us) * rank_weight(i + 1))
             .sum();
         (100.0 * sum / RISK_CAP).min(100.0)
     }
@@ -251,7 +283,7 @@ impl Alerts {
         self.kept
             .iter()
             .enumerate()
-            .map(|(i, c)| c.decayed(now_us, half_life_us) / ((i + 1) as f64).powf(1.5))
+            .map(|(i, c)| c.decayed(now_us, half_life_us) * rank_weight(i + 1))
             .collect()
     }
 }

@@ -34,6 +34,11 @@ pub(crate) fn triage_text(ip: &str, hours: i64) -> String {
     let steps = [
         call("analyze_ip", json!({"ip": ip, "hours": hours})),
         call("get_threat_detections", json!({"ip": ip, "hours": hours})),
+        call("get_asset_risk", json!({"ip": ip})),
+        call(
+            "get_attack_chains",
+            json!({"source_ip": ip, "min_stages": 1, "hours": hours}),
+        ),
         call("get_device_by_ip", json!({"ip": ip, "hours": hours})),
         call(
             "get_tls_metadata",
@@ -53,7 +58,7 @@ pub(crate) fn triage_text(ip: &str, hours: i64) -> String {
         "Optionally {} to learn its name (this query leaves the sensor).\n\
          If the alerts show an attack worth keeping evidence of, export its packets with `export_flow_pcap` and the alert's `alert_id` while the ring buffer still holds them.\n\
          Events carry capture time: if everything is empty but the sensor replays older captures, repeat with `since` (RFC 3339) instead of `hours`.\n\
-         Report: what {ip} is (role, names, address scope), what it did, which alerts and MITRE techniques apply, whether they look like true positives, and recommended next steps. \
+         Report: what {ip} is (role, names, address scope), what it did, its risk and why (the contributions), any attack chain it is part of, which alerts and MITRE techniques apply, whether they look like true positives, and recommended next steps. \
          Do not acknowledge alerts (`acknowledge_alerts_by_ip`) or whitelist the address unless the user asks.",
         call("dns_lookup", json!({"query": ip}))
     ));
@@ -115,6 +120,8 @@ pub(crate) fn summary_text() -> String {
         call("get_recent_threats", json!({"hours": 1, "limit": 100})),
         call("get_threat_detections", json!({"hours": 1})),
         call("get_mitre_mapping", json!({"hours": 1})),
+        call("get_top_risk_assets", json!({"limit": 10})),
+        call("get_attack_chains", json!({"hours": 1})),
         call("get_kerberos_attacks", json!({"hours": 1})),
         call("get_top_talkers", json!({"hours": 1, "limit": 10})),
         call("get_tls_stats", json!({"hours": 1})),
@@ -129,7 +136,7 @@ pub(crate) fn summary_text() -> String {
     s.push_str(
         "Then write a short shift report: sensor health (sources, drops, decode errors), the alerts by severity and threat type with the sources involved, \
          the ATT&CK techniques observed, unusual traffic volumes, and TLS/Kerberos observations (blocklisted JA3, self-signed or expired certificates, weak Kerberos encryption). \
-         End with the three addresses most worth triaging (suggest the `triage_ip` prompt for each). \
+         Name the riskiest assets and any multi-stage attack chains. End with the three addresses most worth triaging (suggest the `triage_ip` prompt for each). \
          If everything is empty although the sensor is running, say so: events carry capture time, so replayed older captures fall outside the last hour.",
     );
     s

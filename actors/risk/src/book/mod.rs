@@ -2,13 +2,16 @@
 //! counters, folded in as alert batches arrive. Free of actix and the database: the actor
 //! feeds it and saves what it hands out.
 
+mod report;
+
 use crate::chain::{ChainAlert, Chains};
 use crate::config::RiskConfig;
 use crate::counts::MitreCounts;
 use crate::score::{self, Alerts, Contribution, Level, Role};
+use crate::FastMap;
 use netmonitor_common::{Alert, Event, EventHeader, EventKind, FlowKey, Timestamp};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
@@ -42,6 +45,12 @@ pub struct Asset {
     pub device: Option<(String, String)>,
     /// Sensors that saw its alerts.
     pub sensors: Vec<String>,
+    /// Exposure flags ([`TALKS_OUT`], [`LISTENS_OUT`]).
+    #[serde(default)]
+    pub exposure: u8,
+    /// The chain it is a source of.
+    #[serde(default)]
+    pub chain: Option<u64>,
 }
 
 /// An asset's score at one time.
@@ -110,8 +119,9 @@ pub struct RiskBook {
     sensor: String,
     half_life_us: f64,
     window_us: i64,
-    assets: HashMap<IpAddr, Asset>,
-    exposure: HashMap<IpAddr, u8>,
+    assets: FastMap<IpAddr, Asset>,
+    /// Exposure of addresses not (yet) scored; moved into the asset when it is.
+    exposure: FastMap<IpAddr, u8>,
     /// Chains.
     pub chains: Chains,
     /// ATT&CK counters.
@@ -135,8 +145,8 @@ impl RiskBook {
             window_us: (cfg.chain_window_hours * 3.6e9) as i64,
             cfg,
             sensor: sensor.to_owned(),
-            assets: HashMap::new(),
-            exposure: HashMap::new(),
+            assets: FastMap::default(),
+            exposure: FastMap::default(),
             chains: Chains::default(),
             mitre: MitreCounts::default(),
             now_us: 0,
@@ -186,7 +196,10 @@ impl RiskBook {
 
     /// Exposure flags of an address.
     pub fn exposure(&self, ip: &IpAddr) -> u8 {
-        self.exposure.get(ip).copied().unwrap_or(0)
+        match self.assets.get(ip) {
+            Some(a) => a.exposure,
+            None => self.exposure.get(ip).copied().unwrap_or(0),
+        }
     }
 
     /// Alert kinds this book raises itself (never scored again).
@@ -216,9 +229,12 @@ impl RiskBook {
     }
 
     /// An asset's score at `at_us` from the alerts seen by then.
-    fn score_as_of(&self, ip: &IpAddr, a: &Asset, at_us: i64) -> f64 {
+    fn score_as_of(&self, a: &Asset, at_us: i64) -> f64 {
+        if a.last_us <= at_us {
+            return self.score_at(a, at_us).score;
+        }
         let base = a.alerts.base_as_of(at_us, self.half_life_us);
-        score::apply_modifier(base, self.modifier(ip, a, at_us))
+        score::apply_modifier(base, self.modifier(a, at_us))
     }
 
     /// Records every asset's score at `at_us` (the highest, down to `history_min_score`).
@@ -228,7 +244,7 @@ impl RiskBook {
             .assets
             .iter()
             .filter_map(|(ip, a)| {
-                let score = self.score_as_of(ip, a, at_us);
+                let score = self.score_as_of(a, at_us);
                 (score >= self.cfg.history_min_score).then_some(HistoryRow {
                     ts_us: at_us,
                     asset: *ip,
@@ -263,7 +279,7 @@ impl RiskBook {
         at = at.max(oldest);
         let mut rows = Vec::new();
         while at <= self.last_snapshot_us {
-            let score = self.score_as_of(&ip, a, at);
+            let score = self.score_as_of(a, at);
             if score >= self.cfg.history_min_score {
                 rows.push(HistoryRow {
                     ts_us: at,
@@ -299,7 +315,14 @@ impl RiskBook {
                 _ => None,
             };
             if let Some((ip, bit)) = flag {
-                if self.exposure.len() < self.cfg.max_assets || self.exposure.contains_key(&ip) {
+                if let Some(a) = self.assets.get_mut(&ip) {
+                    if a.exposure & bit == 0 {
+                        a.exposure |= bit;
+                        self.dirty.insert(ip);
+                    }
+                } else if self.exposure.len() < self.cfg.max_assets
+                    || self.exposure.contains_key(&ip)
+                {
                     let e = self.exposure.entry(ip).or_default();
                     if *e & bit == 0 {
                         *e |= bit;
@@ -358,10 +381,29 @@ impl RiskBook {
             {
                 self.raise_chain(p.chain, &ev.header);
             }
-            self.add(k.src_ip, k.dst_ip, ev, a, r, Role::Source, src_before);
+            let chain = progress.map(|p| p.chain);
+            self.add(
+                k.src_ip,
+                k.dst_ip,
+                ev,
+                a,
+                r,
+                Role::Source,
+                src_before,
+                chain,
+            );
             if k.dst_ip != k.src_ip {
                 let rt = r * self.cfg.target_weight;
-                self.add(k.dst_ip, k.src_ip, ev, a, rt, Role::Target, dst_before);
+                self.add(
+                    k.dst_ip,
+                    k.src_ip,
+                    ev,
+                    a,
+                    rt,
+                    Role::Target,
+                    dst_before,
+                    None,
+                );
             }
             // A chain's new stage raises the modifier of its other sources too.
             if let Some(p) = progress.filter(|p| p.new_stage) {
@@ -421,14 +463,22 @@ impl RiskBook {
         r: f64,
         role: Role,
         before: Option<Level>,
+        chain: Option<u64>,
     ) {
         let ts = ev.header.ts.0;
         let (max, hl) = (self.cfg.max_contributions, self.half_life_us);
+        let exposure = &mut self.exposure;
         let asset = self.assets.entry(ip).or_insert_with(|| Asset {
             first_us: ts,
             last_us: ts,
+            exposure: exposure.remove(&ip).unwrap_or(0),
             ..Asset::default()
         });
+        if role == Role::Source {
+            if let Some(p) = chain {
+                asset.chain = Some(p);
+            }
+        }
         asset.alerts.add(
             Contribution::new(
                 ts,
@@ -465,7 +515,7 @@ impl RiskBook {
         let Some(a) = self.assets.get(&ip) else {
             return;
         };
-        let now = self.score_at(&ip, a, self.now_us);
+        let now = self.score_at(a, self.now_us);
         let previous = before.unwrap_or(Level::Low);
         if let Some(a) = self.assets.get_mut(&ip) {
             a.level = Some(now.level);
@@ -476,9 +526,9 @@ impl RiskBook {
     }
 
     /// The modifier product of an asset: criticality × exposure × chain.
-    pub fn modifier(&self, ip: &IpAddr, a: &Asset, at_us: i64) -> f64 {
+    pub fn modifier(&self, a: &Asset, at_us: i64) -> f64 {
         let crit = score::criticality_modifier(self.criticality(a));
-        let exp = self.exposure(ip);
+        let exp = a.exposure;
         let mut m = crit;
         if exp & TALKS_OUT != 0 {
             m *= self.cfg.talks_to_internet;
@@ -486,11 +536,19 @@ impl RiskBook {
         if exp & LISTENS_OUT != 0 {
             m *= self.cfg.listens_on_internet;
         }
-        let stages = self.chains.stages_of(*ip, at_us, self.window_us);
+        let stages = self.chain_stages(a, at_us);
         if stages > 1 {
             m *= (1.0 + self.cfg.chain_stage_weight * (stages - 1) as f64).min(2.0);
         }
         m
+    }
+
+    /// Stages of the open chain the asset is a source of.
+    pub fn chain_stages(&self, a: &Asset, at_us: i64) -> usize {
+        a.chain
+            .and_then(|id| self.chains.get(id))
+            .filter(|c| at_us - c.last_us <= self.window_us)
+            .map_or(0, |c| c.stages.len())
     }
 
     /// The criticality in force: by hand, else the device's, else medium.
@@ -502,9 +560,9 @@ impl RiskBook {
     }
 
     /// An asset's score at `at_us`.
-    pub fn score_at(&self, ip: &IpAddr, a: &Asset, at_us: i64) -> Scored {
+    pub fn score_at(&self, a: &Asset, at_us: i64) -> Scored {
         let base = a.alerts.base(at_us, self.half_life_us);
-        let modifier = self.modifier(ip, a, at_us);
+        let modifier = self.modifier(a, at_us);
         let score = score::apply_modifier(base, modifier);
         Scored {
             score,
@@ -516,9 +574,7 @@ impl RiskBook {
 
     /// An asset's score now.
     pub fn score(&self, ip: &IpAddr) -> Option<Scored> {
-        self.assets
-            .get(ip)
-            .map(|a| self.score_at(ip, a, self.now_us))
+        self.assets.get(ip).map(|a| self.score_at(a, self.now_us))
     }
 
     /// The level of a score.
@@ -548,7 +604,7 @@ impl RiskBook {
                         .as_deref()
                         .is_none_or(|s| a.sensors.iter().any(|x| x == s))
             })
-            .map(|(ip, a)| (*ip, self.score_at(ip, a, self.now_us)))
+            .map(|(ip, a)| (*ip, self.score_at(a, self.now_us)))
             .filter(|(_, s)| f.level.is_none_or(|l| s.level >= l))
             .collect();
         let matched = all.len();
@@ -562,76 +618,6 @@ impl RiskBook {
         all.sort_unstable_by(by_score);
         all.truncate(limit);
         (all, matched)
-    }
-
-    /// Why an asset scores what it does: each kept alert with its decayed score, weight and
-    /// share of the sum; the modifiers; and the trend over `trend_us`.
-    pub fn explain(&self, ip: &IpAddr, trend_us: i64) -> Option<Value> {
-        let a = self.assets.get(ip)?;
-        let now = self.now_us;
-        let s = self.score_at(ip, a, now);
-        let terms = a.alerts.terms(now, self.half_life_us);
-        let total: f64 = terms.iter().sum();
-        let contributions: Vec<Value> = a
-            .alerts
-            .kept
-            .iter()
-            .zip(&terms)
-            .enumerate()
-            .map(|(i, (c, t))| {
-                json!({
-                    "rank": i + 1,
-                    "timestamp": Timestamp(c.ts_us).to_eve(),
-                    "threat_type": c.kind,
-                    "signature_id": c.signature_id,
-                    "severity": c.severity,
-                    "role": c.role,
-                    "peer": c.peer,
-                    "alert_score": round(c.score),
-                    "decayed_score": round(c.decayed(now, self.half_life_us)),
-                    "weight": round(1.0 / ((i + 1) as f64).powf(1.5)),
-                    "share": if total > 0.0 { round(t / total) } else { 0.0 },
-                })
-            })
-            .collect();
-        let then = now - trend_us;
-        let before = score::apply_modifier(
-            a.alerts.base_as_of(then, self.half_life_us),
-            self.modifier(ip, a, then),
-        );
-        let delta = s.score - before;
-        let exp = self.exposure(ip);
-        let stages = self.chains.stages_of(*ip, now, self.window_us);
-        Some(json!({
-            "ip": ip,
-            "kind": if self.cfg.is_local(*ip) { "internal" } else { "external" },
-            "score": round(s.score),
-            "level": s.level,
-            "base_score": round(s.base),
-            "as_of": Timestamp(now).to_eve(),
-            "trend": {
-                "since": Timestamp(then).to_eve(),
-                "score_then": round(before),
-                "delta": round(delta),
-                "direction": if delta > 0.5 { "rising" } else if delta < -0.5 { "falling" } else { "steady" },
-            },
-            "modifiers": {
-                "total": round(s.modifier),
-                "criticality": self.criticality(a),
-                "criticality_source": if a.criticality.is_some() { "manual" } else if a.device.is_some() { "device" } else { "default" },
-                "device_id": a.device.as_ref().map(|d| &d.0),
-                "talks_to_internet": exp & TALKS_OUT != 0,
-                "listens_on_internet": exp & LISTENS_OUT != 0,
-                "chain_stages": stages,
-            },
-            "alerts_total": a.alerts.total,
-            "alerts_kept": a.alerts.kept.len(),
-            "first_seen": Timestamp(a.first_us).to_eve(),
-            "last_seen": Timestamp(a.last_us).to_eve(),
-            "sensors": a.sensors,
-            "formula": "score = 100·o·m/(1+o·m), o = b/(100-b), b = 100·Σ r_i·2^(-age/h)/i^1.5 / 261.2 (alerts strongest first), m = criticality × exposure × chain",
-            "contributions": contributions,
-        }))
     }
 
     /// Sets or clears an asset's criticality by hand; answers its score after.
@@ -675,118 +661,6 @@ impl RiskBook {
         self.assets.keys().copied().collect()
     }
 
-    fn raise_threshold(
-        &mut self,
-        ip: IpAddr,
-        from: Level,
-        now: Scored,
-        trigger: &EventHeader,
-        cause: &str,
-    ) {
-        let k = &trigger.key;
-        let (peer, port) = if k.src_ip == ip {
-            (k.dst_ip, k.dst_port)
-        } else {
-            (k.src_ip, k.src_port)
-        };
-        let (sev, sid) = match now.level {
-            Level::Critical => (1, sids::RISK_MEDIUM + 2),
-            Level::High => (1, sids::RISK_MEDIUM + 1),
-            _ => (2, sids::RISK_MEDIUM),
-        };
-        let top: Vec<Value> = self
-            .explain(&ip, 0)
-            .and_then(|v| v.get("contributions").cloned())
-            .and_then(|c| c.as_array().map(|a| a.iter().take(5).cloned().collect()))
-            .unwrap_or_default();
-        self.raised.push(Event {
-            header: EventHeader {
-                ts: Timestamp(self.now_us.max(trigger.ts.0)),
-                flow_id: trigger.flow_id,
-                key: FlowKey {
-                    src_ip: ip,
-                    src_port: 0,
-                    dst_ip: peer,
-                    dst_port: port,
-                    proto: k.proto,
-                },
-            },
-            kind: EventKind::Alert(Alert {
-                signature_id: sid,
-                signature: format!("NetMonitor RISK asset risk rose to {}", now.level.as_str()),
-                category: "Misc Attack".into(),
-                severity: sev,
-                threat_type: "risk_threshold".into(),
-                mitre: Vec::new(),
-                evidence: json!({
-                    "asset": ip,
-                    "previous_level": from,
-                    "level": now.level,
-                    "score": round(now.score),
-                    "base_score": round(now.base),
-                    "modifier": round(now.modifier),
-                    "cause": cause,
-                    "top_contributions": top,
-                }),
-            }),
-        });
-        metrics::counter!("netmonitor_risk_threshold_crossings_total", "level" => now.level.as_str())
-            .increment(1);
-    }
-
-    fn raise_chain(&mut self, id: u64, trigger: &EventHeader) {
-        let Some(c) = self.chains.get(id) else {
-            return;
-        };
-        let stages: Vec<&str> = c
-            .stages
-            .iter()
-            .map(|s| crate::actor::stage_name(s.stage))
-            .collect();
-        let ordered: Vec<Value> = c
-            .evidence
-            .iter()
-            .rev()
-            .take(20)
-            .rev()
-            .map(|e| {
-                json!({"timestamp": Timestamp(e.ts_us).to_eve(), "stage": e.stage, "threat_type": e.kind, "src_ip": e.src, "dest_ip": e.dst})
-            })
-            .collect();
-        let event = Event {
-            header: EventHeader {
-                ts: trigger.ts,
-                flow_id: trigger.flow_id,
-                key: FlowKey {
-                    src_ip: c.sources[0],
-                    ..trigger.key
-                },
-            },
-            kind: EventKind::Alert(Alert {
-                signature_id: sids::ATTACK_CHAIN,
-                signature: format!(
-                    "NetMonitor CHAIN attack chain reached {} stages: {}",
-                    c.stages.len(),
-                    stages.join(" -> ")
-                ),
-                category: "Misc Attack".into(),
-                severity: if c.stages.len() >= 3 { 1 } else { 2 },
-                threat_type: "attack_chain".into(),
-                mitre: c.techniques(),
-                evidence: json!({
-                    "chain_id": c.id,
-                    "stages": stages,
-                    "score": round(c.score()),
-                    "sources": c.sources,
-                    "in_kill_chain_order": c.in_order(),
-                    "evidence": ordered,
-                }),
-            }),
-        };
-        self.raised.push(event);
-        metrics::counter!("netmonitor_attack_chain_stages_total").increment(1);
-    }
-
     /// Alerts raised since the last call.
     pub fn take_alerts(&mut self) -> Vec<Event> {
         std::mem::take(&mut self.raised)
@@ -802,12 +676,7 @@ impl RiskBook {
             .into_iter()
             .filter_map(|ip| {
                 let a = self.assets.get(&ip)?;
-                Some((
-                    ip,
-                    a.clone(),
-                    self.score_at(&ip, a, now),
-                    self.exposure(&ip),
-                ))
+                Some((ip, a.clone(), self.score_at(a, now), a.exposure))
             })
             .collect();
         Changes {
@@ -838,9 +707,7 @@ impl RiskBook {
         for (ip, mut a, exposure) in assets {
             a.alerts.rekey(self.half_life_us);
             self.now_us = self.now_us.max(a.last_us);
-            if exposure != 0 {
-                self.exposure.insert(ip, exposure);
-            }
+            a.exposure |= exposure;
             self.assets.entry(ip).or_insert(a);
         }
         for c in &chains {
