@@ -148,7 +148,7 @@ fn top_latency(book: &RiskBook) {
         let t = Instant::now();
         let mut best = 0.0f64;
         let now = book.now_us();
-        for (ip, a) in book.assets() {
+        for (_, a) in book.assets() {
             best = best.max(book.score_at(a, now).score);
         }
         black_box(best);

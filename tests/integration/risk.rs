@@ -281,6 +281,23 @@ fn scan_kerberoast_beacon_raise_risk_in_steps_and_form_a_lasting_chain() {
         rank(&after, "10.1.0.31") < rank(&after, "10.1.0.32"),
         "{after}"
     );
+    // The device inventory's criticality flows in too, and a device has the risk of its address.
+    structured(w.call(
+        "assign_device_template",
+        json!({"ip": "10.1.0.32", "criticality": "low"}),
+    ));
+    wait_for(
+        "the device's criticality in the risk",
+        Duration::from_secs(30),
+        || {
+            let c = structured(s.call("get_asset_risk", json!({"ip": "10.1.0.32"})));
+            c["modifiers"]["criticality"] == "low"
+                && c["modifiers"]["criticality_source"] == "device"
+        },
+    );
+    let by_device = structured(s.call("get_asset_risk", json!({"device_id": "ip:10.1.0.9"})));
+    assert_eq!(by_device["ip"], a, "{by_device}");
+    assert_eq!(by_device["addresses"].as_array().map(Vec::len), Some(1));
     let crit = structured(s.call("get_top_risk_assets", json!({"level": "medium"})));
     assert!(crit["assets"].to_string().contains(a), "{crit}");
 
