@@ -260,6 +260,8 @@ pub struct MitreRow {
     pub alerts: i64,
     #[diesel(sql_type = BigInt)]
     pub sources: i64,
+    #[diesel(sql_type = BigInt)]
+    pub assets: i64,
     #[diesel(sql_type = Array<Text>)]
     pub threat_types: Vec<String>,
     #[diesel(sql_type = Int2)]
@@ -279,6 +281,7 @@ pub async fn mitre_mapping(
 ) -> Result<Vec<MitreRow>, StoreError> {
     Ok(diesel::sql_query(
         "SELECT m.technique, count(*) AS alerts, count(DISTINCT a.src_ip) AS sources, \
+           (SELECT count(DISTINCT x) FROM unnest(array_agg(a.src_ip) || array_agg(a.dest_ip)) AS x) AS assets, \
            array_agg(DISTINCT a.threat_type) AS threat_types, min(a.severity) AS severity, \
            min(a.ts) AS first_seen, max(a.ts) AS last_seen \
          FROM alerts a CROSS JOIN LATERAL unnest(a.mitre) AS m(technique) \

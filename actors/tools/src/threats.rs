@@ -519,6 +519,12 @@ fn get_mitre_mapping(ctx: &Ctx) -> ToolDef {
                 let mut v = json(r)?;
                 if let Some(m) = v.as_object_mut() {
                     m.insert("severity_name".into(), json!(severity_name(r.severity)));
+                    let t = netmonitor_common::mitre::technique(&r.technique);
+                    m.insert("name".into(), json!(t.map_or("", |t| t.name)));
+                    let tactics: Vec<Value> = t
+                        .map(|t| t.tactics.iter().map(|ta| json!({"id": ta.id, "name": ta.name})).collect())
+                        .unwrap_or_default();
+                    m.insert("tactics".into(), json!(tactics));
                 }
                 list.push(v);
             }
