@@ -36,6 +36,8 @@ pub struct Config {
     pub devices: netmonitor_devices::DevicesConfig,
     /// Risk scoring, attack chains and the ATT&CK counters.
     pub risk: netmonitor_risk::RiskConfig,
+    /// SOAR playbooks, approvals and actions.
+    pub soar: netmonitor_soar::SoarConfig,
     /// Outputs besides PostgreSQL.
     pub output: OutputConfig,
     /// Optional local LLM endpoint (the seed's OLLAMA_* settings), used by assistant tools.
@@ -170,6 +172,7 @@ impl Default for Config {
             intel: Default::default(),
             devices: Default::default(),
             risk: Default::default(),
+            soar: Default::default(),
             output: OutputConfig::default(),
             ollama: OllamaConfig::default(),
             whitelist: netmonitor_tools::WhitelistPolicy::default(),
@@ -394,6 +397,7 @@ impl Config {
         self.intel.validate().map_err(|m| bad("intel", m))?;
         self.devices.validate().map_err(|m| bad("devices", m))?;
         self.risk.validate().map_err(|m| bad("risk", m))?;
+        self.soar.validate().map_err(|m| bad("soar", m))?;
         self.output
             .eve
             .validate()

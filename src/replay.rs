@@ -72,6 +72,7 @@ pub fn replay(cfg: &Config, args: &ReplayArgs) -> anyhow::Result<()> {
                 config: cfg.devices.clone(),
                 database: db.as_ref().map(|d| d.conninfo().to_owned()),
             }),
+            soar: None,
             risk: Some(netmonitor_engine::RiskOptions {
                 config: cfg.risk.clone(),
                 database: db.as_ref().map(|d| d.conninfo().to_owned()),

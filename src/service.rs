@@ -104,6 +104,10 @@ async fn serve(
             config: cfg.risk.clone(),
             database: Some(db.conninfo().to_owned()),
         }),
+        soar: Some(netmonitor_engine::SoarOptions {
+            config: cfg.soar.clone(),
+            database: db.conninfo().to_owned(),
+        }),
     })
     .map_err(anyhow::Error::msg)?;
     start_capture(cfg, &mut engine)?;
@@ -163,6 +167,12 @@ async fn serve(
     ));
     mcp.start_sweeper();
     let _ = settings.mcp.set(mcp.clone());
+    if let Some((_, core)) = &engine.soar {
+        let notifier = mcp.clone();
+        let _ = core.notify.set(Arc::new(move |uri: &str| {
+            notifier.notify_resource_updated(uri)
+        }));
+    }
     match netmonitor_tools::apply_stored_overrides(&ctx).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(keys = n, "stored configuration overrides applied"),

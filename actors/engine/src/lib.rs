@@ -30,6 +30,7 @@ use netmonitor_sensor::inventory_actor::InventoryActor;
 use netmonitor_sensor::service::Source;
 use netmonitor_sensor::shard::Publish;
 use netmonitor_sensor::SensorConfig;
+use netmonitor_soar::{SoarActor, SoarConfig, SoarCore};
 use netmonitor_store::actor::{FlushStore, StoreActor};
 use netmonitor_store::StoreHandle;
 use netmonitor_tls::actor::TlsActor;
@@ -102,6 +103,16 @@ pub struct EngineOptions {
     pub devices: Option<DevicesOptions>,
     /// Risk scoring and correlation, when kept.
     pub risk: Option<RiskOptions>,
+    /// SOAR playbooks and approvals, when run.
+    pub soar: Option<SoarOptions>,
+}
+
+/// SOAR settings for the engine.
+pub struct SoarOptions {
+    /// `[soar]`.
+    pub config: SoarConfig,
+    /// libpq connection string of the database actions are kept in (SOAR needs one).
+    pub database: String,
 }
 
 /// Risk settings for the engine.
@@ -148,6 +159,8 @@ pub struct Engine {
     pub devices: Option<Addr<DeviceActor>>,
     /// Risk scoring and attack chains.
     pub risk: Option<Addr<RiskActor>>,
+    /// SOAR: the actor and what the approval tools share with it.
+    pub soar: Option<(Addr<SoarActor>, Arc<SoarCore>)>,
     /// The EVE sink.
     pub eve: Option<Addr<EveSink>>,
     /// The store sink.
@@ -180,6 +193,8 @@ pub struct Handles {
     pub devices: Option<Addr<DeviceActor>>,
     /// Risk scoring and attack chains, when kept.
     pub risk: Option<Addr<RiskActor>>,
+    /// SOAR playbooks and approvals, when run.
+    pub soar: Option<(Addr<SoarActor>, Arc<SoarCore>)>,
     /// The EVE sink, when configured.
     pub eve: Option<Addr<EveSink>>,
     /// Threat-feed matching, when configured.
@@ -369,6 +384,30 @@ impl Engine {
             }
             None => None,
         };
+        let soar = match opts.soar.filter(|s| s.config.enabled) {
+            Some(s) => {
+                s.config.validate().map_err(|e| format!("soar.{e}"))?;
+                let core = Arc::new(SoarCore::new(
+                    s.config,
+                    s.database,
+                    risk.clone(),
+                    devices.clone(),
+                ));
+                let addr = on_own_arbiter(
+                    &mut arbiters,
+                    SoarActor::new(core.clone(), alert_stage.clone()),
+                );
+                bus.subscribe(
+                    "soar",
+                    &[Topic::Alerts],
+                    Backpressure::Block,
+                    addr.clone().recipient(),
+                    Some(addr.clone().recipient()),
+                );
+                Some((addr, core))
+            }
+            None => None,
+        };
         Ok(Engine {
             bus,
             alerted,
@@ -379,6 +418,7 @@ impl Engine {
             inventory,
             devices,
             risk,
+            soar,
             eve,
             store,
             intel,
@@ -479,6 +519,7 @@ impl Engine {
             inventory: self.inventory.clone(),
             devices: self.devices.clone(),
             risk: self.risk.clone(),
+            soar: self.soar.clone(),
             eve: self.eve.clone(),
             intel: self.intel.clone(),
             feeds: self.feeds.clone(),

@@ -65,6 +65,7 @@ fn every_actor_survives_an_injected_panic_and_nothing_is_lost() {
             intel: None,
             devices: None,
             risk: None,
+            soar: None,
         })
         .unwrap();
         let publish = engine.publisher();

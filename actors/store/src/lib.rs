@@ -16,6 +16,7 @@ pub mod queries;
 pub mod risk;
 pub mod rows;
 pub mod schema;
+pub mod soar;
 pub mod spool;
 pub mod suppression;
 pub mod testing;

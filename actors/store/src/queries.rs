@@ -1246,29 +1246,6 @@ pub async fn set_config_parameter(
 // Schema
 
 #[derive(QueryableByName)]
-struct TableName {
-    #[diesel(sql_type = Text)]
-    name: String,
-}
-
-/// Which of `names` exist as tables in the current schema (lets callers adapt to features
-/// whose migrations have not landed yet).
-pub async fn existing_tables(
-    conn: &mut AsyncPgConnection,
-    names: &[&str],
-) -> Result<Vec<String>, StoreError> {
-    let names: Vec<String> = names.iter().map(|s| (*s).to_owned()).collect();
-    let rows: Vec<TableName> = diesel::sql_query(
-        "SELECT table_name::text AS name FROM information_schema.tables \
-         WHERE table_schema = current_schema() AND table_name = ANY($1) ORDER BY 1",
-    )
-    .bind::<Array<Text>, _>(names)
-    .load(conn)
-    .await?;
-    Ok(rows.into_iter().map(|r| r.name).collect())
-}
-
-#[derive(QueryableByName)]
 struct JsonRow {
     #[diesel(sql_type = Jsonb)]
     v: serde_json::Value,

@@ -323,7 +323,7 @@ fn map_schema() -> Value {
 
 type Handler = netmonitor_mcp::registry::ResourceHandler;
 
-fn json_contents(uri: String, v: &Value) -> Vec<ResourceContents> {
+pub(crate) fn json_contents(uri: String, v: &Value) -> Vec<ResourceContents> {
     vec![ResourceContents::json(uri, v)]
 }
 

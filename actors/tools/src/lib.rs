@@ -32,6 +32,7 @@ mod prompts;
 mod risk;
 mod schema;
 mod sensor;
+mod soar;
 mod support;
 mod suppression;
 mod threats;
@@ -167,10 +168,14 @@ pub fn build_registry(ctx: Arc<ToolContext>) -> Result<Registry, RegistryError> 
         .chain(inventory::tools(&ctx))
         .chain(intel::tools(&ctx))
         .chain(advice::tools(&ctx))
+        .chain(soar::tools(&ctx))
     {
         r.add_tool(tool)?;
     }
-    for res in inventory::resources(&ctx) {
+    for res in inventory::resources(&ctx)
+        .into_iter()
+        .chain(soar::resources(&ctx))
+    {
         r.add_resource(res)?;
     }
     for tpl in inventory::templates(&ctx) {

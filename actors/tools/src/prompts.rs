@@ -6,13 +6,10 @@
 use crate::args::parse_ip;
 use crate::support::*;
 use netmonitor_mcp::{Identity, PromptArgument, PromptDef, PromptMessage, Scope, ToolError};
-use netmonitor_store::queries as q;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// Tables a SOAR approvals feature would add (any one of them means approvals exist).
-pub(crate) const SOAR_TABLES: [&str; 3] = ["soar_actions", "soar_approvals", "pending_approvals"];
 /// Default look-back of `triage_ip`.
 const TRIAGE_DEFAULT_HOURS: i64 = 24;
 
@@ -155,26 +152,27 @@ fn summarize_last_hour() -> PromptDef {
     }
 }
 
-/// The approvals review instructions, given which SOAR tables exist.
-pub(crate) fn approvals_text(tables: &[String]) -> String {
-    if tables.is_empty() {
+/// The approvals review instructions, given whether SOAR runs in this process.
+pub(crate) fn approvals_text(soar_running: bool) -> String {
+    if !soar_running {
         return format!(
-            "The user wants to review pending SOAR approvals, but SOAR is not yet available in this NetMonitor installation: \
-             the database has none of the approval tables ({}), so there are no playbooks, pending actions or approvals to review, \
+            "The user wants to review pending SOAR approvals, but SOAR is not available in this NetMonitor process \
+             (`[soar] enabled = false`, or no database), so there are no playbooks, pending actions or approvals to review, \
              and no approval tool is offered. Tell the user this plainly; do not invent pending actions. \
              Offer instead a manual review of what would have triggered automated responses: {} and {}, \
              then the `triage_ip` prompt for the sources involved.",
-            SOAR_TABLES.join(", "),
             call("get_recent_threats", json!({"hours": 24, "severity": "high", "limit": 50})),
             call("get_threat_detections", json!({"hours": 24})),
         );
     }
     format!(
-        "Review the pending SOAR approvals (tables present: {}). Call {} to list them; for each pending action gather context with {} on its target, \
-         and with {} on the alerts that triggered it. Present each action with its target, the evidence, the risk of approving and of rejecting, and your recommendation. \
-         Never approve or reject an action yourself: ask the user for an explicit decision on each one first, then record it with `approve_soar_action`.",
-        tables.join(", "),
+        "Review the pending SOAR approvals. Call {} to list them (or read the resource `soar://pending`); {} shows which playbook proposed each and why. \
+         For each pending action gather context with {} and {} on its target, and with {} on the alerts that triggered it. \
+         Present each action with its target, the exact command or request it would run, the evidence, the risk of approving and of rejecting, and your recommendation. \
+         Never approve or reject an action yourself: ask the user for an explicit decision on each one first, then record it with `approve_soar_action` (with the user's reason).",
         call("get_pending_approvals", json!({})),
+        call("get_soar_playbooks", json!({})),
+        call("get_asset_risk", json!({"ip": "<target>"})),
         call("analyze_ip", json!({"ip": "<target>", "hours": 24})),
         call("get_recent_threats", json!({"ip": "<target>", "hours": 24})),
     )
@@ -186,18 +184,17 @@ fn review_pending_approvals(ctx: &Ctx) -> PromptDef {
         name: "review_pending_approvals".into(),
         title: Some("Review pending SOAR approvals".into()),
         description: Some(
-            "Walk through SOAR actions awaiting human approval (explains when SOAR is not available yet)".into(),
+            "Walk through SOAR actions awaiting human approval (explains when SOAR is not running)"
+                .into(),
         ),
         arguments: Vec::new(),
         scope: Scope::ReadOnly,
         handler: Arc::new(move |_args, _id| {
             let ctx = ctx.clone();
             Box::pin(async move {
-                let mut conn = db(&ctx).await?;
-                let tables = q::existing_tables(&mut conn, &SOAR_TABLES)
-                    .await
-                    .map_err(db_err)?;
-                Ok(vec![PromptMessage::user_text(approvals_text(&tables))])
+                Ok(vec![PromptMessage::user_text(approvals_text(
+                    ctx.engine.soar.is_some(),
+                ))])
             })
         }),
     }
@@ -214,10 +211,10 @@ mod tests {
         assert!(t.contains("`host_events`"));
         let s = summary_text();
         assert!(s.contains("`get_recent_threats` with {\"hours\":1,\"limit\":100}"));
-        let none = approvals_text(&[]);
-        assert!(none.contains("not yet available"));
+        let none = approvals_text(false);
+        assert!(none.contains("not available"));
         assert!(!none.contains("get_pending_approvals"));
-        let some = approvals_text(&["soar_actions".to_string()]);
-        assert!(some.contains("get_pending_approvals"));
+        let some = approvals_text(true);
+        assert!(some.contains("get_pending_approvals") && some.contains("soar://pending"));
     }
 }

@@ -31,6 +31,7 @@ fn registry_declarations_are_complete_and_scoped() {
             intel: None,
             devices: None,
             risk: None,
+            soar: None,
         })
         .unwrap_or_else(|e| panic!("engine: {e}"));
         let ctx = std::sync::Arc::new(netmonitor_tools::ToolContext {
@@ -389,7 +390,16 @@ fn tools_answer_from_real_pcaps_over_http() {
     assert_eq!(devices["returned"], json!(2));
     assert_eq!(devices["devices"][0]["address_scope"], json!("private"));
     let rl = c.rpc("resources/list", json!({}));
-    assert_eq!(names(&rl["resources"], "uri").len(), 3);
+    let uris = names(&rl["resources"], "uri");
+    assert_eq!(uris.len(), 4, "{uris:?}");
+    assert!(uris.contains("soar://pending"));
+    let pending = c.rpc("resources/read", json!({"uri": "soar://pending"}));
+    assert!(
+        pending["contents"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("\"count\":0")),
+        "{pending}"
+    );
     let rt = c.rpc("resources/templates/list", json!({}));
     assert!(
         names(&rt["resourceTemplates"], "uriTemplate").contains("network://hosts{?q,source,limit}")
@@ -806,7 +816,7 @@ fn tools_answer_from_real_pcaps_over_http() {
     let p = c.rpc("prompts/get", json!({"name": "review_pending_approvals"}));
     assert!(p["messages"][0]["content"]["text"]
         .as_str()
-        .is_some_and(|t| t.contains("not yet available")));
+        .is_some_and(|t| t.contains("get_pending_approvals")));
 }
 
 /// Domain, port, direction and sensor entries, service providers, and the stage's answers.

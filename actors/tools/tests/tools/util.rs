@@ -168,6 +168,10 @@ pub fn start(pcaps: Vec<PathBuf>) -> Stack {
                     config: Default::default(),
                     database: Some(conninfo.clone()),
                 }),
+                soar: Some(netmonitor_engine::SoarOptions {
+                    config: Default::default(),
+                    database: conninfo.clone(),
+                }),
             })
             .unwrap_or_else(|e| panic!("engine: {e}"));
             let sources = pcaps.into_iter().map(Source::File).collect();

@@ -1,0 +1,246 @@
+//! Running an approved action from what was proposed (the record, not the playbook, which may
+//! have changed since): a signed webhook, a command without a shell, an nftables element, an
+//! acknowledgement or an enrichment. Every outcome says how long it took and what came back.
+
+use crate::core::SoarCore;
+use hmac::{Hmac, Mac};
+use netmonitor_store::soar::ActionRow;
+use serde_json::{json, Value};
+use sha2::Sha256;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+/// Header carrying `sha256=<hex HMAC-SHA256 of the body>`.
+pub const SIGNATURE_HEADER: &str = "X-NetMonitor-Signature";
+/// Bytes of stdout/stderr kept in an outcome.
+const EXCERPT: usize = 2048;
+
+/// The HMAC-SHA256 signature header value of `body` under `key`.
+pub fn signature(key: &[u8], body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+fn excerpt(b: &[u8]) -> String {
+    let s = String::from_utf8_lossy(b);
+    s.chars().take(EXCERPT).collect()
+}
+
+/// Runs the action; answers whether it worked and what happened.
+pub async fn execute(core: &SoarCore, row: &ActionRow) -> (bool, Value) {
+    let started = Instant::now();
+    let (ok, mut outcome) = match row.action_type.as_str() {
+        "notify" => notify(core, row).await,
+        "block_ip" | "rate_limit" | "block_domain" | "command" => command(core, row).await,
+        "acknowledge" => acknowledge(core, row).await,
+        "enrich" => enrich(core, row).await,
+        other => (
+            false,
+            json!({"error": format!("unknown action type {other}")}),
+        ),
+    };
+    outcome["duration_ms"] = json!(started.elapsed().as_secs_f64() * 1e3);
+    metrics::counter!("netmonitor_soar_actions_total", "type" => row.action_type.clone(), "outcome" => if ok { "executed" } else { "failed" }).increment(1);
+    (ok, outcome)
+}
+
+async fn notify(core: &SoarCore, row: &ActionRow) -> (bool, Value) {
+    let Some(url) = row
+        .proposed
+        .get("url")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+    else {
+        return (false, json!({"error": "no url"}));
+    };
+    let secret = match row.proposed.get("secret_env").and_then(Value::as_str) {
+        Some(var) => match std::env::var(var) {
+            Ok(v) => Some(v),
+            Err(_) => {
+                return (
+                    false,
+                    json!({"error": format!("the environment variable {var} holding the signing key is not set")}),
+                )
+            }
+        },
+        None => None,
+    };
+    let body = json!({
+        "action_id": row.id,
+        "playbook": row.playbook,
+        "target": row.target,
+        "approved_by": row.decided_by,
+        "alert": row.evidence,
+        "sent_at": chrono::Utc::now().to_rfc3339(),
+    })
+    .to_string();
+    let timeout = Duration::from_secs(core.cfg.action_timeout_secs);
+    let id = row.id;
+    let res = tokio::task::spawn_blocking(move || {
+        let agent = ureq::AgentBuilder::new()
+            .timeout(timeout)
+            .redirects(0)
+            .build();
+        let mut req = agent
+            .post(&url)
+            .set("Content-Type", "application/json")
+            .set("X-NetMonitor-Action-Id", &id.to_string());
+        if let Some(key) = &secret {
+            req = req.set(
+                SIGNATURE_HEADER,
+                &signature(key.as_bytes(), body.as_bytes()),
+            );
+        }
+        match req.send_string(&body) {
+            Ok(r) => (r.status(), r.into_string().unwrap_or_default(), None),
+            Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default(), None),
+            Err(e) => (0, String::new(), Some(e.to_string())),
+        }
+    })
+    .await;
+    match res {
+        Ok((status, text, None)) => (
+            (200..300).contains(&status),
+            json!({"http_status": status, "response_excerpt": excerpt(text.as_bytes()), "signed": row.proposed.get("secret_env").is_some_and(|v| !v.is_null())}),
+        ),
+        Ok((_, _, Some(e))) => (false, json!({"error": e})),
+        Err(e) => (false, json!({"error": e.to_string()})),
+    }
+}
+
+async fn command(core: &SoarCore, row: &ActionRow) -> (bool, Value) {
+    let argv: Vec<String> = row
+        .proposed
+        .get("command")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    if argv.is_empty() {
+        return (false, json!({"error": "no command"}));
+    }
+    if row.proposed.get("dry_run").and_then(Value::as_bool) == Some(true) {
+        return (
+            true,
+            json!({"dry_run": true, "command": argv, "note": "dry run: recorded, not run"}),
+        );
+    }
+    let mut cmd = tokio::process::Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .kill_on_drop(true)
+        .stdin(std::process::Stdio::null());
+    let timeout = Duration::from_secs(core.cfg.action_timeout_secs);
+    match tokio::time::timeout(timeout, cmd.output()).await {
+        Ok(Ok(out)) => (
+            out.status.success(),
+            json!({
+                "command": argv,
+                "exit_code": out.status.code(),
+                "stdout": excerpt(&out.stdout),
+                "stderr": excerpt(&out.stderr),
+            }),
+        ),
+        Ok(Err(e)) => (
+            false,
+            json!({"command": argv, "error": format!("cannot run: {e}")}),
+        ),
+        Err(_) => (
+            false,
+            json!({"command": argv, "error": format!("timed out after {} s", timeout.as_secs())}),
+        ),
+    }
+}
+
+async fn acknowledge(core: &SoarCore, row: &ActionRow) -> (bool, Value) {
+    use diesel_async::AsyncConnection;
+    let Ok(ip) = row.target.parse::<IpAddr>() else {
+        return (false, json!({"error": "target is not an address"}));
+    };
+    let threat = row
+        .evidence
+        .get("threat_type")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let at = row
+        .evidence
+        .get("timestamp")
+        .and_then(Value::as_str)
+        .and_then(|t| chrono::DateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f%z").ok())
+        .map_or_else(chrono::Utc::now, |t| t.with_timezone(&chrono::Utc));
+    let window = netmonitor_store::queries::Window {
+        since: at - chrono::Duration::hours(1),
+        until: at + chrono::Duration::hours(1),
+    };
+    let by = format!("soar:{}", row.playbook);
+    let r: Result<_, String> = async {
+        let mut conn = diesel_async::AsyncPgConnection::establish(&core.db)
+            .await
+            .map_err(|e| e.to_string())?;
+        netmonitor_store::queries::acknowledge_alerts_by_ip(
+            &mut conn,
+            &ip.to_string(),
+            window,
+            threat.as_deref(),
+            &by,
+        )
+        .await
+        .map_err(|e| e.to_string())
+    }
+    .await;
+    match r {
+        Ok(n) => (true, json!({"acknowledged": n, "acknowledged_by": by})),
+        Err(e) => (false, json!({"error": e})),
+    }
+}
+
+async fn enrich(core: &SoarCore, row: &ActionRow) -> (bool, Value) {
+    let Ok(ip) = row.target.parse::<IpAddr>() else {
+        return (false, json!({"error": "target is not an address"}));
+    };
+    let risk = match &core.risk {
+        Some(r) => r
+            .send(netmonitor_risk::QueryRisk::new(move |book| {
+                let chains: Vec<Value> = book
+                    .chains
+                    .iter()
+                    .filter(|c| c.sources.contains(&ip) || c.targets.contains(&ip))
+                    .map(|c| json!({"id": c.id, "stages": c.stages.len(), "score": c.score()}))
+                    .collect();
+                json!({"risk": book.explain(&ip, 3_600_000_000), "chains": chains})
+            }))
+            .await
+            .unwrap_or(Value::Null),
+        None => Value::Null,
+    };
+    let device = match &core.devices {
+        Some(d) => d
+            .send(netmonitor_devices::QueryDevices::new(move |book| {
+                json!(book.by_ip(ip).map(|d| json!({"id": d.id, "vendor": d.vendor, "hostnames": d.hostnames, "template": d.template, "criticality": book.criticality(d)})))
+            }))
+            .await
+            .unwrap_or(Value::Null),
+        None => Value::Null,
+    };
+    (
+        true,
+        json!({"device": device, "risk": risk["risk"], "chains": risk["chains"]}),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_signature_is_rfc_4231_hmac_sha256() {
+        // RFC 4231 test case 2.
+        assert_eq!(
+            signature(b"Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+}
