@@ -38,6 +38,8 @@ if [ "$mode" = test ]; then
   [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
   command -v iodined >/dev/null 2>&1 || missing+=(iodine)
   command -v avahi-publish >/dev/null 2>&1 || missing+=(avahi-utils avahi-daemon)
+  # nftables, for the SOAR block actions run inside a test's namespace.
+  command -v nft >/dev/null 2>&1 || missing+=(nftables)
 fi
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "bootstrap: installing ${missing[*]}" >&2

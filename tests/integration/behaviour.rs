@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// Whether `tool` runs; in CI it must (deploy/bootstrap.sh installs it).
-fn have(tool: &str, arg: &str) -> bool {
+pub(crate) fn have(tool: &str, arg: &str) -> bool {
     let ok = Command::new(tool)
         .arg(arg)
         .stdout(Stdio::null())
@@ -30,13 +30,23 @@ fn have(tool: &str, arg: &str) -> bool {
 }
 
 /// Flows end quickly so that scans and sessions are judged within the test's patience.
-const FAST_FLOWS: &str =
+pub(crate) const FAST_FLOWS: &str =
     "[sensor.pipeline.flow]\ntcp_new_timeout_secs = 2\ntcp_closed_timeout_secs = 1\n\
     tcp_established_timeout_secs = 5\nudp_timeout_secs = 3\nsweep_interval_ms = 200\n";
 
 /// `netmonitor run` capturing `iface` with `config` appended to the fast-flow settings; EVE
 /// goes to `eve.json` in `dir`.
-fn start(dir: &Path, iface: &str, config: &str) -> (Running, u16) {
+pub(crate) fn start(dir: &Path, iface: &str, config: &str) -> (Running, u16) {
+    start_with_env(dir, iface, config, &[])
+}
+
+/// As [`start`], with extra environment variables.
+pub(crate) fn start_with_env(
+    dir: &Path,
+    iface: &str,
+    config: &str,
+    env: &[(&str, &str)],
+) -> (Running, u16) {
     let cfg = dir.join("netmonitor.toml");
     std::fs::write(&cfg, format!("{FAST_FLOWS}{config}")).unwrap();
     let eve = dir.join("eve.json");
@@ -46,7 +56,7 @@ fn start(dir: &Path, iface: &str, config: &str) -> (Running, u16) {
     );
     start_service_with(
         dir,
-        &[],
+        env,
         &["--config", &cfg, "--interface", iface, "--eve", &eve],
     )
 }

@@ -14,5 +14,6 @@ mod oracles;
 mod resilience;
 mod risk;
 mod service;
+mod soar;
 mod supervision;
 mod util;

@@ -24,7 +24,7 @@ const INDICATOR_KINDS: [&str; 6] = [
 /// Whether `pb`'s trigger matches `a` (every given field).
 pub fn triggers(pb: &Playbook, a: &Alert) -> bool {
     let t = &pb.trigger;
-    if !t.kinds.is_empty() && !t.kinds.iter().any(|k| *k == a.threat_type) {
+    if !t.kinds.is_empty() && !t.kinds.contains(&a.threat_type) {
         return false;
     }
     if t.max_severity.is_some_and(|m| a.severity > m) {
