@@ -168,6 +168,11 @@ async fn serve(
     mcp.start_sweeper();
     let _ = settings.mcp.set(mcp.clone());
     if let Some((_, core)) = &engine.soar {
+        if let Some(c) = &engine.capture {
+            let _ = core
+                .capture
+                .set((c.clone(), cfg.data_dir().join("captures")));
+        }
         let notifier = mcp.clone();
         let _ = core.notify.set(Arc::new(move |uri: &str| {
             notifier.notify_resource_updated(uri)

@@ -111,6 +111,13 @@ approval = true
 [[actions]]
 type = "block_ip"
 target = "src"
+
+[[actions]]
+type = "capture"
+
+[[actions]]
+type = "tag_device"
+tag = "scanner"
 "#
         ),
     )
@@ -303,11 +310,28 @@ target = "src"
     assert!(listed.contains(&host_ip), "{listed}");
 
     let history = structured(s.call("get_soar_history", json!({"state": "executed"})));
-    assert_eq!(history["count"], 2, "{history}");
+    assert_eq!(history["count"], 4, "{history}");
     for a in history["actions"].as_array().unwrap() {
-        assert_eq!(a["decided_by"], "soar-rw");
         assert!(a["decided_at"].is_string() && a["executed_at"].is_string());
-        assert!(a["decided_by_token"].is_i64());
+        match a["action_type"].as_str().unwrap() {
+            "notify" | "block_ip" => {
+                assert_eq!(a["decided_by"], "soar-rw");
+                assert!(a["decided_by_token"].is_i64());
+            }
+            // Not destructive: the playbook lets them run at once.
+            "capture" => {
+                assert_eq!(a["decided_by"], "playbook");
+                assert!(a["outcome"]["packets"].as_u64().unwrap() > 0, "{a}");
+                assert!(std::path::Path::new(a["outcome"]["path"].as_str().unwrap()).exists());
+            }
+            "tag_device" => assert_eq!(a["outcome"]["tag"], "scanner", "{a}"),
+            other => panic!("unexpected {other}"),
+        }
     }
+    let captures = structured(s.call("get_pcap_captures", json!({})));
+    assert!(
+        captures.to_string().contains("soar-"),
+        "recorded in pcap_captures: {captures}"
+    );
     drop(net);
 }

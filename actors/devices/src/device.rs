@@ -57,6 +57,8 @@ pub struct Device {
     pub criticality: Option<String>,
     /// When someone last confirmed it (`touch_device`), microseconds.
     pub touched_us: Option<i64>,
+    /// Labels set by analysts or SOAR playbooks (`tag_device` actions).
+    pub tags: std::collections::BTreeSet<String>,
     /// What it normally does (see [`crate::learn`]).
     pub baseline: crate::learn::Baseline,
     /// Id, MAC, vendor, addresses and names in one lowercase text (one allocation to search,

@@ -35,6 +35,8 @@ pub async fn execute(core: &SoarCore, row: &ActionRow) -> (bool, Value) {
         "block_ip" | "rate_limit" | "block_domain" | "command" => command(core, row).await,
         "acknowledge" => acknowledge(core, row).await,
         "enrich" => enrich(core, row).await,
+        "tag_device" => tag_device(core, row).await,
+        "capture" => capture(core, row).await,
         other => (
             false,
             json!({"error": format!("unknown action type {other}")}),
@@ -229,6 +231,98 @@ async fn enrich(core: &SoarCore, row: &ActionRow) -> (bool, Value) {
         true,
         json!({"device": device, "risk": risk["risk"], "chains": risk["chains"]}),
     )
+}
+
+async fn tag_device(core: &SoarCore, row: &ActionRow) -> (bool, Value) {
+    let (Ok(ip), Some(tag)) = (
+        row.target.parse::<IpAddr>(),
+        row.proposed
+            .get("tag")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    ) else {
+        return (false, json!({"error": "needs an address and a tag"}));
+    };
+    let Some(devices) = &core.devices else {
+        return (
+            false,
+            json!({"error": "no device inventory in this process"}),
+        );
+    };
+    let t = tag.clone();
+    match devices
+        .send(netmonitor_devices::UpdateDevices::new(move |book| {
+            book.tag(ip, &t).map(|id| json!({"device_id": id}))
+        }))
+        .await
+    {
+        Ok(Ok(v)) => (true, json!({"device_id": v["device_id"], "tag": tag})),
+        Ok(Err(e)) => (false, json!({"error": e})),
+        Err(e) => (false, json!({"error": e.to_string()})),
+    }
+}
+
+async fn capture(core: &SoarCore, row: &ActionRow) -> (bool, Value) {
+    use diesel_async::AsyncConnection;
+    let Ok(ip) = row.target.parse::<IpAddr>() else {
+        return (false, json!({"error": "target is not an address"}));
+    };
+    let Some((capture, dir)) = core.capture.get() else {
+        return (false, json!({"error": "no capture in this process"}));
+    };
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        return (
+            false,
+            json!({"error": format!("captures directory {}: {e}", dir.display())}),
+        );
+    }
+    let max = row
+        .proposed
+        .get("max_packets")
+        .and_then(Value::as_u64)
+        .unwrap_or(10_000);
+    let filter = netmonitor_capture::ring::ExportFilter {
+        ip_a: Some(ip),
+        max_packets: Some(max.clamp(1, 1_000_000) as usize),
+        ..Default::default()
+    };
+    let path = dir.join(format!(
+        "soar-{}-{}.pcap",
+        row.id,
+        row.target.replace(':', "_")
+    ));
+    let res = match capture.export_pcap(filter, path.clone()).await {
+        Ok(r) => r,
+        Err(e) => return (false, json!({"error": format!("export failed: {e}")})),
+    };
+    let path_s = path.display().to_string();
+    let flow_id = row.evidence.get("flow_id").and_then(Value::as_i64);
+    let recorded: Result<_, String> = async {
+        let mut conn = diesel_async::AsyncPgConnection::establish(&core.db)
+            .await
+            .map_err(|e| e.to_string())?;
+        netmonitor_store::queries::insert_pcap_capture(
+            &mut conn,
+            &path_s,
+            flow_id,
+            None,
+            i64::try_from(res.packets).unwrap_or(i64::MAX),
+            i64::try_from(res.bytes).unwrap_or(i64::MAX),
+        )
+        .await
+        .map_err(|e| e.to_string())
+    }
+    .await;
+    match recorded {
+        Ok(r) => (
+            true,
+            json!({"capture_id": r.id, "path": path_s, "packets": res.packets, "bytes": res.bytes}),
+        ),
+        Err(e) => (
+            false,
+            json!({"path": path_s, "packets": res.packets, "error": format!("not recorded: {e}")}),
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,9 @@ use actix::Addr;
 use diesel::Connection;
 use netmonitor_devices::DeviceActor;
 use netmonitor_risk::RiskActor;
+use netmonitor_sensor::capture_actor::Capture;
 use netmonitor_store::soar::{self as db, ActionRow};
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock, RwLock};
 
 /// The resource listing pending approvals.
@@ -35,6 +37,8 @@ pub struct SoarCore {
     pub errors: RwLock<Vec<LoadError>>,
     /// Set once the MCP server is up.
     pub notify: OnceLock<Notify>,
+    /// Capture and the directory exports go to, set once capture runs.
+    pub capture: OnceLock<(Capture, PathBuf)>,
 }
 
 /// Why a decision was refused.
@@ -77,6 +81,7 @@ impl SoarCore {
             playbooks: RwLock::new(Arc::new(Vec::new())),
             errors: RwLock::new(Vec::new()),
             notify: OnceLock::new(),
+            capture: OnceLock::new(),
         }
     }
 

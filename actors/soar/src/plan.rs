@@ -163,6 +163,10 @@ pub fn proposed(cfg: &SoarConfig, a: &Action, target: &str, alert: &Alert) -> Va
             json!({"ip": target, "threat_type": alert.threat_type, "hours_around_alert": 1})
         }
         ActionKind::Enrich => json!({"ip": target, "gathers": ["device", "risk", "chains"]}),
+        ActionKind::TagDevice => json!({"ip": target, "tag": a.tag}),
+        ActionKind::Capture => {
+            json!({"ip": target, "max_packets": a.max_packets.unwrap_or(10_000)})
+        }
     }
 }
 

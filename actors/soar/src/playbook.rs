@@ -27,6 +27,9 @@
 //! secret_env = "SOAR_WEBHOOK_SECRET" # HMAC-SHA256 key, from the environment
 //!
 //! [[actions]]
+//! type = "capture"                   # the scanner's packets from the ring buffer
+//!
+//! [[actions]]
 //! type = "block_ip"
 //! target = "src"
 //! approval = true                    # destructive actions default to true
@@ -56,6 +59,10 @@ pub enum ActionKind {
     Command,
     /// Acknowledge the alerts of the target of this kind in the last hour.
     Acknowledge,
+    /// Export the target's packets from the ring buffer to a pcap (recorded in pcap_captures).
+    Capture,
+    /// Label the target's device in the device inventory.
+    TagDevice,
 }
 
 impl ActionKind {
@@ -80,6 +87,8 @@ impl ActionKind {
             ActionKind::RateLimit => "rate_limit",
             ActionKind::Command => "command",
             ActionKind::Acknowledge => "acknowledge",
+            ActionKind::Capture => "capture",
+            ActionKind::TagDevice => "tag_device",
         }
     }
 }
@@ -163,6 +172,10 @@ pub struct Action {
     pub secret_env: Option<String>,
     /// `command`: the name of a command in `[soar.commands]`.
     pub command: Option<String>,
+    /// `tag_device`: the label.
+    pub tag: Option<String>,
+    /// `capture`: at most this many packets (default 10,000).
+    pub max_packets: Option<u64>,
 }
 
 fn default_cooldown() -> u64 {
@@ -373,6 +386,13 @@ pub fn parse(file: &Path, text: &str, cfg: &SoarConfig) -> Result<Playbook, Load
                     ))
                 }
             },
+            ActionKind::TagDevice if a.tag.as_deref().is_none_or(|t| t.trim().is_empty()) => {
+                return Err(err(
+                    at("type"),
+                    &field("tag"),
+                    "required for tag_device".into(),
+                ));
+            }
             ActionKind::BlockDomain if !cfg.commands.contains_key("block_domain") => {
                 return Err(err(
                     at("type"),

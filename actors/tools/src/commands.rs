@@ -15,13 +15,14 @@ use serde_json::{json, Value};
 use std::time::Instant;
 
 /// The commands a sensor takes.
-const COMMANDS: [&str; 6] = [
+const COMMANDS: [&str; 7] = [
     "flush_flows",
     "export_ring",
     "set_log_level",
     "pause_capture",
     "resume_capture",
     "reload_ja3_blocklist",
+    "reload_playbooks",
 ];
 
 /// The tools of this module.
@@ -78,6 +79,21 @@ async fn run(ctx: &ToolContext, command: &str, args: &Value) -> Result<Value, To
                 .map_err(ToolError::Unavailable)?;
             Ok(json!({"entries_loaded": n}))
         }
+        "reload_playbooks" => {
+            let actor = ctx
+                .engine
+                .soar
+                .as_ref()
+                .map(|s| s.0.clone())
+                .ok_or_else(|| {
+                    ToolError::Unavailable("SOAR is not running in this process".into())
+                })?;
+            let (n, errors) = actor
+                .send(netmonitor_soar::ReloadPlaybooks)
+                .await
+                .map_err(|e| ToolError::Unavailable(format!("soar actor: {e}")))?;
+            Ok(json!({"playbooks_loaded": n, "errors": errors}))
+        }
         other => Err(invalid(
             "command",
             format!("{other} is not a sensor command ({})", COMMANDS.join(", ")),
@@ -109,7 +125,7 @@ fn send_sensor_command(ctx: &Ctx) -> ToolDef {
         Spec {
             name: "send_sensor_command",
             title: "Send sensor command",
-            description: "Runs a command on the sensor and records it (see get_sensor_command_history): flush_flows ends every tracked flow now (their records are written); export_ring writes the whole packet ring buffer (args.max_packets to cap it) to a pcap in the captures directory; set_log_level changes the log filter (args.level: trace, debug, info, warn, error or a filter); pause_capture / resume_capture stop and restart reading from every source (a paused live interface drops in the kernel, counted); reload_ja3_blocklist reloads the JA3 blocklist from the database into the TLS detector.",
+            description: "Runs a command on the sensor and records it (see get_sensor_command_history): flush_flows ends every tracked flow now (their records are written); export_ring writes the whole packet ring buffer (args.max_packets to cap it) to a pcap in the captures directory; set_log_level changes the log filter (args.level: trace, debug, info, warn, error or a filter); pause_capture / resume_capture stop and restart reading from every source (a paused live interface drops in the kernel, counted); reload_ja3_blocklist reloads the JA3 blocklist from the database into the TLS detector; reload_playbooks rereads the SOAR playbook directory (it is also reread when it changes) and reports the files that did not load.",
             input: input(
                 vec![
                     ("command", enumeration("Command", &COMMANDS)),

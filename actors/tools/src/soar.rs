@@ -1,7 +1,7 @@
 //! SOAR tools and the `soar://pending` resource: the playbooks in force (and files that did
 //! not load), pending approvals, deciding one (read_write, or admin where the playbook says;
-//! every call audited by the server), the history of actions with their outcomes, and
-//! reloading the playbooks.
+//! every call audited by the server) and the history of actions with their outcomes. (The
+//! `reload_playbooks` sensor command rereads the playbook directory.)
 
 use crate::schema::*;
 use crate::support::*;
@@ -31,7 +31,6 @@ pub(crate) fn tools(ctx: &Ctx) -> Vec<ToolDef> {
         get_pending_approvals(ctx),
         approve_soar_action(ctx),
         get_soar_history(ctx),
-        reload_soar_playbooks(ctx),
     ]
 }
 
@@ -230,37 +229,6 @@ fn get_soar_history(ctx: &Ctx) -> ToolDef {
                 limit: args.i64_or("limit", 50, 1, 500)?,
             };
             page(list(&ctx, f.clone()).await?, f.limit)
-        },
-    )
-}
-
-fn reload_soar_playbooks(ctx: &Ctx) -> ToolDef {
-    tool(
-        ctx,
-        Spec {
-            name: "reload_soar_playbooks",
-            title: "Reload SOAR playbooks",
-            description: "Reads the playbook directory again now (it is also reread when it changes): answers how many playbooks loaded and, for each file that did not, its line, field and reason.",
-            input: input(vec![], &[]),
-            output: output(vec![
-                ("loaded", count("Playbooks in force")),
-                ("errors", array("Files that did not load", any_object("File, line, field, message"))),
-            ]),
-            annotations: WRITE_IDEMPOTENT,
-            scope: Scope::Admin,
-        },
-        |ctx, _t, _args| async move {
-            let actor = ctx
-                .engine
-                .soar
-                .as_ref()
-                .map(|s| s.0.clone())
-                .ok_or_else(|| ToolError::Unavailable("SOAR is not running in this process".into()))?;
-            let (n, errors) = actor
-                .send(netmonitor_soar::ReloadPlaybooks)
-                .await
-                .map_err(|e| ToolError::Unavailable(format!("soar actor: {e}")))?;
-            Ok(json!({"loaded": n, "errors": errors}))
         },
     )
 }

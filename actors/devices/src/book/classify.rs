@@ -86,6 +86,19 @@ impl DeviceBook {
         Ok(())
     }
 
+    /// Adds a label to the device holding `ip`; answers the device id.
+    pub fn tag(&mut self, ip: std::net::IpAddr, tag: &str) -> Result<String, String> {
+        let id = self
+            .by_ip(ip)
+            .map(|d| d.id.clone())
+            .ok_or_else(|| format!("no device holds {ip}"))?;
+        if let Some(d) = self.devices.get_mut(&id) {
+            d.tags.insert(tag.to_owned());
+        }
+        self.dirty.insert(id.clone());
+        Ok(id)
+    }
+
     /// The criticality in force for a device: by hand, else its template's, else medium.
     pub fn criticality(&self, d: &Device) -> String {
         d.criticality
