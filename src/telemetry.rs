@@ -170,6 +170,31 @@ pub const METRICS: &[(&str, &str, &str)] = &[
         "Risk history snapshots taken at the packet-time cadence",
     ),
     (
+        "netmonitor_soar_playbooks",
+        "gauge",
+        "SOAR playbooks in force",
+    ),
+    (
+        "netmonitor_soar_actions_total",
+        "counter",
+        "SOAR actions run, by type and outcome (executed or failed)",
+    ),
+    (
+        "netmonitor_soar_suppressed_total",
+        "counter",
+        "SOAR actions not proposed, by reason (cooldown, hourly_cap, conditions)",
+    ),
+    (
+        "netmonitor_soar_expired_total",
+        "counter",
+        "Pending SOAR actions that expired without a decision",
+    ),
+    (
+        "netmonitor_soar_trigger_to_pending_seconds",
+        "histogram",
+        "Time from an alert reaching the SOAR actor to its proposed action being stored",
+    ),
+    (
         "netmonitor_alerts_total",
         "counter",
         "Alerts raised, by threat type and severity",

@@ -59,6 +59,62 @@ fn receiver() -> (u16, Received) {
     (port, got)
 }
 
+/// A mail relay on loopback: every message's envelope recipients and data.
+type Mail = Arc<Mutex<Vec<(Vec<String>, String)>>>;
+
+fn mail_relay() -> (u16, Mail) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let got: Mail = Arc::default();
+    let out = got.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut w = stream.try_clone().unwrap();
+            let mut r = BufReader::new(stream);
+            let _ = w.write_all(b"220 relay.test ESMTP\r\n");
+            let (mut rcpt, mut data, mut in_data) = (Vec::new(), String::new(), false);
+            let mut line = String::new();
+            while r.read_line(&mut line).unwrap_or(0) > 0 {
+                let l = line.trim_end().to_owned();
+                line.clear();
+                if in_data {
+                    if l == "." {
+                        in_data = false;
+                        out.lock().unwrap().push((rcpt.clone(), data.clone()));
+                        let _ = w.write_all(b"250 2.0.0 queued\r\n");
+                    } else {
+                        data.push_str(&l);
+                        data.push('\n');
+                    }
+                    continue;
+                }
+                let reply: &[u8] = match l.get(..4).unwrap_or("").to_ascii_uppercase().as_str() {
+                    "EHLO" => b"250-relay.test\r\n250 8BITMIME\r\n",
+                    "RCPT" => {
+                        rcpt.push(
+                            l["RCPT TO:".len()..]
+                                .trim_matches(|c| c == '<' || c == '>')
+                                .to_owned(),
+                        );
+                        b"250 ok\r\n"
+                    }
+                    "DATA" => {
+                        in_data = true;
+                        b"354 go on\r\n"
+                    }
+                    "QUIT" => {
+                        let _ = w.write_all(b"221 bye\r\n");
+                        break;
+                    }
+                    _ => b"250 ok\r\n",
+                };
+                let _ = w.write_all(reply);
+            }
+        }
+    });
+    (port, got)
+}
+
 /// `openssl dgst -sha256 -hmac KEY` of `body`, as the header spells it.
 fn openssl_hmac(body: &[u8]) -> String {
     let mut child = Command::new("openssl")
@@ -92,6 +148,7 @@ fn a_scan_waits_for_approval_over_mcp_and_runs_once_approved() {
     let (net, host_ip, ns_ip) = veth(10);
     let dir = data_dir();
     let (hook_port, received) = receiver();
+    let (smtp_port, mailed) = mail_relay();
     let playbooks = dir.path().join("playbooks");
     std::fs::create_dir_all(&playbooks).unwrap();
     std::fs::write(
@@ -106,6 +163,7 @@ kinds = ["port_scan"]
 type = "notify"
 url = "http://127.0.0.1:{hook_port}/soc"
 secret_env = "NM_SOAR_SECRET"
+to = ["soc@example.test"]
 approval = true
 
 [[actions]]
@@ -125,7 +183,8 @@ tag = "scanner"
     // A broken playbook beside it is reported, and does not stop the good one.
     std::fs::write(playbooks.join("broken.toml"), "name = \"x\"\n[trigger]\nkinds = [\"no_such_kind\"]\n[[actions]]\ntype = \"notify\"\nurl = \"http://x\"\n").unwrap();
     let config = format!(
-        "[soar]\nplaybooks_dir = \"{}\"\napproval_expiry_secs = 900\n",
+        "[soar]\nplaybooks_dir = \"{}\"\napproval_expiry_secs = 900\n\
+         [soar.smtp]\nserver = \"127.0.0.1:{smtp_port}\"\nfrom = \"netmonitor@sensor.test\"\n",
         playbooks.display()
     );
     let env = [("NM_SOAR_SECRET", SECRET)];
@@ -271,6 +330,24 @@ tag = "scanner"
     let posted: Value = serde_json::from_slice(body).unwrap();
     assert_eq!(posted["alert"]["threat_type"], "port_scan");
     assert_eq!(posted["target"], host_ip.as_str());
+    let mail = mailed.lock().unwrap().clone();
+    assert_eq!(mail.len(), 1, "one mail through the relay");
+    assert_eq!(mail[0].0, ["soc@example.test"]);
+    assert!(
+        mail[0]
+            .1
+            .contains("Subject: [NetMonitor] contain-scanners:")
+            && mail[0].1.contains("port_scan"),
+        "{}",
+        mail[0].1
+    );
+    assert!(
+        action["outcome"]["mail"]["relay_reply"]
+            .as_str()
+            .unwrap()
+            .contains("queued"),
+        "{action}"
+    );
     let twice = w.call(
         "approve_soar_action",
         json!({"action_id": notify["id"], "approved": true}),

@@ -47,7 +47,72 @@ pub async fn execute(core: &SoarCore, row: &ActionRow) -> (bool, Value) {
     (ok, outcome)
 }
 
+/// The webhook and the mail a `notify` action sends (either or both).
 async fn notify(core: &SoarCore, row: &ActionRow) -> (bool, Value) {
+    let mut ok = true;
+    let mut out = json!({});
+    if row.proposed.get("url").is_some_and(|u| u.is_string()) {
+        let (w, v) = webhook(core, row).await;
+        ok &= w;
+        // The webhook's figures at the top (http_status, response_excerpt, signed).
+        if let Value::Object(m) = v {
+            for (k, v) in m {
+                out[k] = v;
+            }
+        }
+    }
+    if let Some(to) = row.proposed.get("to").and_then(Value::as_array) {
+        let to: Vec<String> = to
+            .iter()
+            .filter_map(|t| t.as_str().map(str::to_owned))
+            .collect();
+        let (m, v) = mail(core, row, to).await;
+        ok &= m;
+        out["mail"] = v;
+    }
+    (ok, out)
+}
+
+async fn mail(core: &SoarCore, row: &ActionRow, to: Vec<String>) -> (bool, Value) {
+    let Some(smtp) = core.cfg.smtp.clone() else {
+        return (false, json!({"error": "no [soar.smtp] relay configured"}));
+    };
+    let subject = format!(
+        "[NetMonitor] {}: {} on {}",
+        row.playbook,
+        row.evidence
+            .get("signature")
+            .and_then(Value::as_str)
+            .unwrap_or("alert"),
+        row.target
+    );
+    let body = serde_json::to_string_pretty(&json!({
+        "action_id": row.id, "playbook": row.playbook, "target": row.target,
+        "approved_by": row.decided_by, "alert": row.evidence,
+    }))
+    .unwrap_or_default();
+    let timeout = Duration::from_secs(core.cfg.action_timeout_secs);
+    let recipients = to.clone();
+    let r = tokio::task::spawn_blocking(move || {
+        crate::smtp::send(
+            &smtp.server,
+            &smtp.helo,
+            &smtp.from,
+            &recipients,
+            &subject,
+            &body,
+            timeout,
+        )
+    })
+    .await
+    .unwrap_or_else(|e| Err(e.to_string()));
+    match r {
+        Ok(reply) => (true, json!({"to": to, "relay_reply": reply})),
+        Err(e) => (false, json!({"to": to, "error": e})),
+    }
+}
+
+async fn webhook(core: &SoarCore, row: &ActionRow) -> (bool, Value) {
     let Some(url) = row
         .proposed
         .get("url")

@@ -24,6 +24,35 @@ pub struct SoarConfig {
     pub commands: BTreeMap<String, Vec<String>>,
     /// Seconds a command or webhook may take.
     pub action_timeout_secs: u64,
+    /// Mail relay for `notify` actions with `to` (none: mail is refused at load).
+    pub smtp: Option<SmtpConfig>,
+}
+
+/// `[soar.smtp]`: a relay that accepts mail without authentication (a local MTA).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// `host:port`.
+    pub server: String,
+    /// Envelope and header sender.
+    pub from: String,
+    /// Name given in EHLO.
+    #[serde(default = "default_helo")]
+    pub helo: String,
+}
+
+fn default_helo() -> String {
+    "netmonitor".into()
+}
+
+/// Whether `a` is a plain mail address (no spaces, controls or angle brackets that could
+/// smuggle SMTP commands or headers).
+pub fn plain_address(a: &str) -> bool {
+    a.contains('@')
+        && a.len() <= 254
+        && !a
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';'))
 }
 
 /// `[soar.nft]`: the sets block actions add to.
@@ -73,6 +102,7 @@ impl Default for SoarConfig {
             nft: NftConfig::default(),
             commands: BTreeMap::new(),
             action_timeout_secs: 30,
+            smtp: None,
         }
     }
 }
@@ -89,6 +119,14 @@ impl SoarConfig {
         for (name, argv) in &self.commands {
             if argv.is_empty() || argv[0].is_empty() {
                 return Err(format!("commands.{name}: needs a program"));
+            }
+        }
+        if let Some(m) = &self.smtp {
+            if !plain_address(&m.from) {
+                return Err("smtp.from: a plain mail address".into());
+            }
+            if !m.server.contains(':') {
+                return Err("smtp.server: host:port".into());
             }
         }
         let n = &self.nft;

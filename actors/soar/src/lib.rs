@@ -11,6 +11,7 @@ pub mod config;
 pub mod core;
 pub mod plan;
 pub mod playbook;
+pub mod smtp;
 
 pub use actor::{ReloadPlaybooks, SoarActor};
 pub use config::SoarConfig;

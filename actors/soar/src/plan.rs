@@ -158,6 +158,7 @@ pub fn proposed(cfg: &SoarConfig, a: &Action, target: &str, alert: &Alert) -> Va
         ActionKind::Notify => json!({
             "url": a.url, "method": "POST",
             "signature_header": crate::act::SIGNATURE_HEADER, "secret_env": a.secret_env,
+            "to": a.to, "smtp": cfg.smtp.as_ref().map(|m| &m.server),
         }),
         ActionKind::Acknowledge => {
             json!({"ip": target, "threat_type": alert.threat_type, "hours_around_alert": 1})

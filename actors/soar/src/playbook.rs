@@ -170,6 +170,8 @@ pub struct Action {
     pub url: Option<String>,
     /// `notify`: the environment variable holding the HMAC key.
     pub secret_env: Option<String>,
+    /// `notify`: mail recipients (through `[soar.smtp]`).
+    pub to: Option<Vec<String>>,
     /// `command`: the name of a command in `[soar.commands]`.
     pub command: Option<String>,
     /// `tag_device`: the label.
@@ -360,12 +362,28 @@ pub fn parse(file: &Path, text: &str, cfg: &SoarConfig) -> Result<Playbook, Load
         let field = |f: &str| format!("actions[{i}].{f}");
         match a.kind {
             ActionKind::Notify => {
-                let url = a.url.as_deref().unwrap_or("");
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                if let Some(url) = a.url.as_deref() {
+                    if !(url.starts_with("http://") || url.starts_with("https://")) {
+                        return Err(err(
+                            at("url"),
+                            &field("url"),
+                            "an http:// or https:// URL".into(),
+                        ));
+                    }
+                }
+                if let Some(to) = &a.to {
+                    if cfg.smtp.is_none() {
+                        return Err(err(at("to"), &field("to"), "mail needs [soar.smtp]".into()));
+                    }
+                    if to.is_empty() || !to.iter().all(|t| crate::config::plain_address(t)) {
+                        return Err(err(at("to"), &field("to"), "plain mail addresses".into()));
+                    }
+                }
+                if a.url.is_none() && a.to.is_none() {
                     return Err(err(
-                        at("url"),
+                        at("type"),
                         &field("url"),
-                        "an http:// or https:// URL is required for notify".into(),
+                        "notify needs a url, or to with [soar.smtp]".into(),
                     ));
                 }
             }
@@ -513,6 +531,16 @@ type = "block_ip"
     #[test]
     fn errors_name_the_file_line_and_field() {
         let cfg = SoarConfig::default();
+        let mail = GOOD.replace(
+            "url = \"http://127.0.0.1:1/hook\"",
+            "to = [\"soc@example.test\"]",
+        );
+        let e = parse(Path::new("a.toml"), &mail, &cfg).unwrap_err();
+        assert_eq!(
+            e.field.as_deref(),
+            Some("actions[0].to"),
+            "no relay configured: {e}"
+        );
         let bad_url = GOOD.replace("http://127.0.0.1:1/hook", "ftp://x");
         let e = parse(Path::new("pb/a.toml"), &bad_url, &cfg).unwrap_err();
         assert_eq!(
