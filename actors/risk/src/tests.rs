@@ -203,3 +203,21 @@ fn alerts_reported_after_a_long_batch_rewrite_the_history_behind_it() {
         "the second alert shows as a step: {rows:?}"
     );
 }
+
+#[test]
+fn a_batch_spanning_boundaries_snapshots_each_of_them() {
+    let mut b = RiskBook::new(RiskConfig::default(), "s1");
+    b.ingest_alerts(&[alert(T0, "port_scan", 2, A, [10, 1, 0, 20], 0)]);
+    b.take_changes();
+    let mut flow = alert(T0 + HOUR, "port_scan", 2, [10, 9, 9, 9], [10, 1, 0, 20], 0);
+    flow.kind = EventKind::Flow(Default::default());
+    b.ingest_events(&[flow]);
+    let a: IpAddr = A.into();
+    let n = b
+        .take_changes()
+        .history
+        .iter()
+        .filter(|h| h.asset == a)
+        .count();
+    assert_eq!(n, 12, "one per five minutes of the hour");
+}

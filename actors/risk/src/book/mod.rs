@@ -218,9 +218,14 @@ impl RiskBook {
             // after a first batch spanning hours rewrite the history behind it.
             self.next_snapshot_us = ts_us.div_euclid(interval) * interval;
         }
+        // Every boundary passed gets its snapshot (a batch may span several), up to a day of
+        // them; past that, a long quiet gap has nothing to add but its last boundary.
+        let last = ts_us.div_euclid(interval) * interval;
         if ts_us >= self.next_snapshot_us {
-            // One snapshot at the last boundary passed: a quiet gap has nothing to add.
-            let at = ts_us.div_euclid(interval) * interval;
+            self.next_snapshot_us = self.next_snapshot_us.max(last - 287 * interval);
+        }
+        while ts_us >= self.next_snapshot_us {
+            let at = self.next_snapshot_us;
             self.now_us = self.now_us.max(at);
             self.snapshot(at);
             self.next_snapshot_us = at + interval;
