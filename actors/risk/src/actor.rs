@@ -124,9 +124,10 @@ impl RiskActor {
             return;
         }
         self.saving = true;
+        let sensor = self.book.sensor().to_owned();
         let job = async move {
             tokio::task::spawn_blocking(move || {
-                let r = write(&url, &changes);
+                let r = write(&url, &sensor, &changes);
                 (changes, r)
             })
             .await
@@ -186,7 +187,7 @@ fn time(us: i64) -> chrono::DateTime<Utc> {
     Utc.timestamp_micros(us).single().unwrap_or_default()
 }
 
-fn write(url: &str, c: &Changes) -> Result<usize, netmonitor_store::StoreError> {
+fn write(url: &str, sensor: &str, c: &Changes) -> Result<usize, netmonitor_store::StoreError> {
     let mut conn = diesel::PgConnection::establish(url)?;
     let assets: Vec<AssetRow> = c
         .assets
@@ -233,7 +234,7 @@ fn write(url: &str, c: &Changes) -> Result<usize, netmonitor_store::StoreError> 
             level: h.level.as_str().to_owned(),
         })
         .collect();
-    db::save(&mut conn, &assets, &chains, &mitre, &history)
+    db::save(&mut conn, sensor, &assets, &chains, &mitre, &history)
 }
 
 type Saved = (
@@ -242,9 +243,9 @@ type Saved = (
     Vec<(i64, String, crate::counts::Cell)>,
 );
 
-fn read(url: &str, cfg: &RiskConfig) -> Result<Saved, netmonitor_store::StoreError> {
+fn read(url: &str, sensor: &str, cfg: &RiskConfig) -> Result<Saved, netmonitor_store::StoreError> {
     let mut conn = diesel::PgConnection::establish(url)?;
-    let assets: Vec<(IpAddr, Asset, u8)> = db::load_assets(&mut conn)?
+    let assets: Vec<(IpAddr, Asset, u8)> = db::load_assets(&mut conn, sensor)?
         .into_iter()
         .filter_map(|(ip, flags, doc)| {
             Some((
@@ -256,12 +257,12 @@ fn read(url: &str, cfg: &RiskConfig) -> Result<Saved, netmonitor_store::StoreErr
         .collect();
     let newest = assets.iter().map(|a| a.1.last_us).max().unwrap_or(0);
     let chains_since = newest - (cfg.chain_window_hours * 3.6e9) as i64 * 7;
-    let chains = db::load_chains(&mut conn, time(chains_since))?
+    let chains = db::load_chains(&mut conn, sensor, time(chains_since))?
         .into_iter()
         .filter_map(|v| serde_json::from_value(v).ok())
         .collect();
     let mitre_since = newest - cfg.mitre_hours as i64 * 3_600_000_000;
-    let mitre = db::load_mitre(&mut conn, time(mitre_since))?
+    let mitre = db::load_mitre(&mut conn, sensor, time(mitre_since))?
         .into_iter()
         .filter_map(|(b, t, v)| Some((b, t, serde_json::from_value(v).ok()?)))
         .collect();
@@ -285,8 +286,9 @@ impl Actor for RiskActor {
             self.loaded = true;
             return;
         };
-        let cfg = self.book.config().clone();
-        let load = async move { tokio::task::spawn_blocking(move || read(&url, &cfg)).await };
+        let (cfg, sensor) = (self.book.config().clone(), self.book.sensor().to_owned());
+        let load =
+            async move { tokio::task::spawn_blocking(move || read(&url, &sensor, &cfg)).await };
         ctx.spawn(load.into_actor(self).map(|res, act, _| {
             match res {
                 Ok(Ok((assets, chains, mitre))) => {
@@ -373,7 +375,7 @@ impl Handler<Drain> for RiskActor {
         if changes.is_empty() {
             return;
         }
-        if let Err(e) = write(&url, &changes) {
+        if let Err(e) = write(&url, self.book.sensor(), &changes) {
             tracing::warn!(error = %e, "risk: final save failed");
             self.book.unsaved(changes);
         }

@@ -75,9 +75,10 @@ pub struct HistoryPoint {
 /// Rows per statement.
 const CHUNK: usize = 5000;
 
-/// Writes what changed in one transaction.
+/// Writes what changed in one transaction, as `sensor`'s.
 pub fn save(
     conn: &mut PgConnection,
+    sensor: &str,
     assets: &[AssetRow],
     chains: &[ChainRow],
     mitre: &[MitreRow],
@@ -88,9 +89,9 @@ pub fn save(
         let mut n = 0;
         for c in assets.chunks(CHUNK) {
             n += diesel::sql_query(
-                "INSERT INTO risk_assets (ip, score, level, exposure, last_seen, doc) \
-                 SELECT ip::inet, s, l, e, t, d FROM unnest($1::text[], $2::real[], $3::text[], $4::int2[], $5::timestamptz[], $6::jsonb[]) AS u(ip, s, l, e, t, d) \
-                 ON CONFLICT (ip) DO UPDATE SET score = excluded.score, level = excluded.level, \
+                "INSERT INTO risk_assets (ip, sensor, score, level, exposure, last_seen, doc) \
+                 SELECT ip::inet, $7, s, l, e, t, d FROM unnest($1::text[], $2::real[], $3::text[], $4::int2[], $5::timestamptz[], $6::jsonb[]) AS u(ip, s, l, e, t, d) \
+                 ON CONFLICT (ip, sensor) DO UPDATE SET score = excluded.score, level = excluded.level, \
                    exposure = excluded.exposure, last_seen = excluded.last_seen, doc = excluded.doc, updated_at = now()",
             )
             .bind::<Array<Text>, _>(c.iter().map(|r| r.ip.clone()).collect::<Vec<_>>())
@@ -103,13 +104,14 @@ pub fn save(
                     .map(|r| clean_json(&r.doc).into_owned())
                     .collect::<Vec<_>>(),
             )
+            .bind::<Text, _>(sensor)
             .execute(conn)?;
         }
         for c in chains.chunks(CHUNK) {
             n += diesel::sql_query(
-                "INSERT INTO attack_chains (id, source_ip, first_seen, last_seen, stages, score, doc) \
-                 SELECT i, s::inet, f, l, n, sc, d FROM unnest($1::int8[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::int2[], $6::real[], $7::jsonb[]) AS u(i, s, f, l, n, sc, d) \
-                 ON CONFLICT (id) DO UPDATE SET first_seen = excluded.first_seen, last_seen = excluded.last_seen, \
+                "INSERT INTO attack_chains (id, sensor, source_ip, first_seen, last_seen, stages, score, doc) \
+                 SELECT i, $8, s::inet, f, l, n, sc, d FROM unnest($1::int8[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::int2[], $6::real[], $7::jsonb[]) AS u(i, s, f, l, n, sc, d) \
+                 ON CONFLICT (id, sensor) DO UPDATE SET first_seen = excluded.first_seen, last_seen = excluded.last_seen, \
                    stages = excluded.stages, score = excluded.score, doc = excluded.doc, updated_at = now()",
             )
             .bind::<Array<BigInt>, _>(c.iter().map(|r| r.id).collect::<Vec<_>>())
@@ -123,13 +125,14 @@ pub fn save(
                     .map(|r| clean_json(&r.doc).into_owned())
                     .collect::<Vec<_>>(),
             )
+            .bind::<Text, _>(sensor)
             .execute(conn)?;
         }
         for c in mitre.chunks(CHUNK) {
             n += diesel::sql_query(
-                "INSERT INTO mitre_rollup (bucket, technique, alerts, doc) \
-                 SELECT b, t, a, d FROM unnest($1::timestamptz[], $2::text[], $3::int8[], $4::jsonb[]) AS u(b, t, a, d) \
-                 ON CONFLICT (bucket, technique) DO UPDATE SET alerts = excluded.alerts, doc = excluded.doc",
+                "INSERT INTO mitre_rollup (bucket, technique, sensor, alerts, doc) \
+                 SELECT b, t, $5, a, d FROM unnest($1::timestamptz[], $2::text[], $3::int8[], $4::jsonb[]) AS u(b, t, a, d) \
+                 ON CONFLICT (bucket, technique, sensor) DO UPDATE SET alerts = excluded.alerts, doc = excluded.doc",
             )
             .bind::<Array<Timestamptz>, _>(c.iter().map(|r| r.bucket).collect::<Vec<_>>())
             .bind::<Array<Text>, _>(c.iter().map(|r| r.technique.clone()).collect::<Vec<_>>())
@@ -139,18 +142,20 @@ pub fn save(
                     .map(|r| clean_json(&r.doc).into_owned())
                     .collect::<Vec<_>>(),
             )
+            .bind::<Text, _>(sensor)
             .execute(conn)?;
         }
         for c in history.chunks(CHUNK) {
             n += diesel::sql_query(
-                "INSERT INTO risk_history (ts, ip, score, level) \
-                 SELECT t, ip::inet, s, l FROM unnest($1::timestamptz[], $2::text[], $3::real[], $4::text[]) AS u(t, ip, s, l) \
-                 ON CONFLICT (ip, ts) DO UPDATE SET score = excluded.score, level = excluded.level",
+                "INSERT INTO risk_history (ts, ip, sensor, score, level) \
+                 SELECT t, ip::inet, $5, s, l FROM unnest($1::timestamptz[], $2::text[], $3::real[], $4::text[]) AS u(t, ip, s, l) \
+                 ON CONFLICT (ip, ts, sensor) DO UPDATE SET score = excluded.score, level = excluded.level",
             )
             .bind::<Array<Timestamptz>, _>(c.iter().map(|r| r.ts).collect::<Vec<_>>())
             .bind::<Array<Text>, _>(c.iter().map(|r| r.ip.clone()).collect::<Vec<_>>())
             .bind::<Array<Float4>, _>(c.iter().map(|r| r.score).collect::<Vec<_>>())
             .bind::<Array<Text>, _>(c.iter().map(|r| r.level.clone()).collect::<Vec<_>>())
+            .bind::<Text, _>(sensor)
             .execute(conn)?;
         }
         Ok(n)
@@ -170,24 +175,29 @@ struct DocRow {
 /// Saved assets as (address, exposure flags, record).
 pub fn load_assets(
     conn: &mut PgConnection,
+    sensor: &str,
 ) -> Result<Vec<(String, i16, serde_json::Value)>, StoreError> {
     use diesel::RunQueryDsl;
-    let rows: Vec<DocRow> =
-        diesel::sql_query("SELECT host(ip) AS key, exposure AS flags, doc FROM risk_assets")
-            .load(conn)?;
+    let rows: Vec<DocRow> = diesel::sql_query(
+        "SELECT host(ip) AS key, exposure AS flags, doc FROM risk_assets WHERE sensor = $1",
+    )
+    .bind::<Text, _>(sensor)
+    .load(conn)?;
     Ok(rows.into_iter().map(|r| (r.key, r.flags, r.doc)).collect())
 }
 
 /// Saved chains whose last alert is after `since`.
 pub fn load_chains(
     conn: &mut PgConnection,
+    sensor: &str,
     since: DateTime<Utc>,
 ) -> Result<Vec<serde_json::Value>, StoreError> {
     use diesel::RunQueryDsl;
     let rows: Vec<DocRow> = diesel::sql_query(
-        "SELECT id::text AS key, stages AS flags, doc FROM attack_chains WHERE last_seen >= $1",
+        "SELECT id::text AS key, stages AS flags, doc FROM attack_chains WHERE last_seen >= $1 AND sensor = $2",
     )
     .bind::<Timestamptz, _>(since)
+    .bind::<Text, _>(sensor)
     .load(conn)?;
     Ok(rows.into_iter().map(|r| r.doc).collect())
 }
@@ -195,6 +205,7 @@ pub fn load_chains(
 /// Saved ATT&CK cells from `since` on, as (bucket start µs, technique, cell).
 pub fn load_mitre(
     conn: &mut PgConnection,
+    sensor: &str,
     since: DateTime<Utc>,
 ) -> Result<Vec<(i64, String, serde_json::Value)>, StoreError> {
     use diesel::RunQueryDsl;
@@ -207,10 +218,12 @@ pub fn load_mitre(
         #[diesel(sql_type = Jsonb)]
         doc: serde_json::Value,
     }
-    let rows: Vec<Row> =
-        diesel::sql_query("SELECT bucket, technique, doc FROM mitre_rollup WHERE bucket >= $1")
-            .bind::<Timestamptz, _>(since)
-            .load(conn)?;
+    let rows: Vec<Row> = diesel::sql_query(
+        "SELECT bucket, technique, doc FROM mitre_rollup WHERE bucket >= $1 AND sensor = $2",
+    )
+    .bind::<Timestamptz, _>(since)
+    .bind::<Text, _>(sensor)
+    .load(conn)?;
     Ok(rows
         .into_iter()
         .map(|r| (r.bucket.timestamp_micros(), r.technique, r.doc))

@@ -159,6 +159,11 @@ impl RiskBook {
         }
     }
 
+    /// The sensor whose alerts it scores.
+    pub fn sensor(&self) -> &str {
+        &self.sensor
+    }
+
     /// The settings.
     pub fn config(&self) -> &RiskConfig {
         &self.cfg
