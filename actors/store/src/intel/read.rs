@@ -189,7 +189,8 @@ pub async fn sightings(
     ));
     let mut out = Vec::new();
     for q in queries {
-        let rows: Vec<Sighting> = diesel::sql_query(q)
+        // No matching row must be no sighting, not one row of NULL aggregates.
+        let rows: Vec<Sighting> = diesel::sql_query(format!("{q} HAVING count(*) > 0"))
             .bind::<Text, _>(value)
             .bind::<Timestamptz, _>(since)
             .bind::<Timestamptz, _>(until)

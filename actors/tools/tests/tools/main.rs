@@ -594,6 +594,15 @@ fn tools_answer_from_real_pcaps_over_http() {
     );
     suppression_tools_answer_from_the_alert_stage(&c);
 
+    // An indicator nobody saw has context (feeds, none) and no sightings, not an error.
+    let unseen = c.call(
+        "get_threat_context",
+        json!({"indicator": "never-seen.example", "since": SINCE}),
+    );
+    assert!(
+        unseen.to_string().contains("never-seen.example"),
+        "{unseen}"
+    );
     let mitre = c.call("get_mitre_mapping", json!({"since": SINCE}));
     let t1558 = mitre["techniques"]
         .as_array()
