@@ -19,6 +19,7 @@ use netmonitor_store::risk::{self as db, AssetRow, ChainRow, HistoryPoint, Mitre
 use serde_json::Value;
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const NAME: &str = "risk";
@@ -79,6 +80,16 @@ pub struct RiskActor {
     db: Option<String>,
     saving: bool,
     loaded: bool,
+    /// Changes handed to a save, and those a save could not write; its lock is held while
+    /// writing, so that the final save at shutdown comes after any save under way.
+    outbox: Arc<Mutex<Outbox>>,
+}
+
+/// See [`RiskActor::outbox`].
+#[derive(Default)]
+struct Outbox {
+    queued: Option<Changes>,
+    failed: Option<Changes>,
 }
 
 impl RiskActor {
@@ -98,6 +109,7 @@ impl RiskActor {
             db,
             saving: false,
             loaded: false,
+            outbox: Arc::default(),
         }
     }
 
@@ -124,23 +136,34 @@ impl RiskActor {
             return;
         }
         self.saving = true;
-        let sensor = self.book.sensor().to_owned();
+        lock(&self.outbox).queued = Some(changes);
+        let (sensor, outbox) = (self.book.sensor().to_owned(), self.outbox.clone());
         let job = async move {
             tokio::task::spawn_blocking(move || {
+                let mut o = lock(&outbox);
+                // Empty when the final save at shutdown took it first.
+                let Some(changes) = o.queued.take() else {
+                    return Ok(0);
+                };
                 let r = write(&url, &sensor, &changes);
-                (changes, r)
+                if r.is_err() {
+                    o.failed = Some(changes);
+                }
+                r
             })
             .await
         };
         ctx.spawn(job.into_actor(self).map(|res, act, _| {
             act.saving = false;
             match res {
-                Ok((_, Ok(n))) => {
+                Ok(Ok(n)) => {
                     metrics::counter!("netmonitor_risk_rows_saved_total").increment(n as u64)
                 }
-                Ok((changes, Err(e))) => {
+                Ok(Err(e)) => {
                     tracing::warn!(error = %e, "risk: save failed; kept for the next try");
-                    act.book.unsaved(changes);
+                    if let Some(changes) = lock(&act.outbox).failed.take() {
+                        act.book.unsaved(changes);
+                    }
                 }
                 Err(e) => tracing::error!(error = %e, "risk: save task failed"),
             }
@@ -181,6 +204,10 @@ impl RiskActor {
             act.book.set_devices(map);
         }));
     }
+}
+
+fn lock(o: &Mutex<Outbox>) -> std::sync::MutexGuard<'_, Outbox> {
+    o.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn time(us: i64) -> chrono::DateTime<Utc> {
@@ -370,6 +397,13 @@ impl Handler<Drain> for RiskActor {
         let Some(url) = self.db.clone() else { return };
         if !self.loaded {
             return;
+        }
+        // After any save under way; what it was handed or could not write goes back to the
+        // book, which then hands over the newest state of all of it.
+        let outbox = self.outbox.clone();
+        let mut o = lock(&outbox);
+        for c in [o.failed.take(), o.queued.take()].into_iter().flatten() {
+            self.book.unsaved(c);
         }
         let changes = self.book.take_changes();
         if changes.is_empty() {
