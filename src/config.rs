@@ -124,6 +124,8 @@ pub struct DatabaseConfig {
     pub password: Option<String>,
     /// Connections in the async query pool.
     pub pool_size: Option<usize>,
+    /// Longest a tool's query may run, in milliseconds (0 = no limit; default 15,000).
+    pub statement_timeout_ms: Option<u64>,
 }
 
 /// Capture sources for `run`.

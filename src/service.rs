@@ -83,7 +83,10 @@ async fn serve(
     mut ops: OpsState,
     stdio: bool,
 ) -> anyhow::Result<()> {
-    let pool = db.pool(cfg.database.pool_size.unwrap_or(8))?;
+    let pool = db.pool(
+        cfg.database.pool_size.unwrap_or(8),
+        cfg.database.statement_timeout_ms.unwrap_or(15_000),
+    )?;
     actix_rt::spawn(probe_database(pool.clone(), ops.database_up.clone()));
 
     let mut engine = Engine::start(EngineOptions {

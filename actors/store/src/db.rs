@@ -108,12 +108,8 @@ impl Database {
 
     /// Builds the async pool. Call it on the runtime that lives as long as the pool's users:
     /// a diesel-async connection dies with the runtime that opened it.
-    pub fn pool(&self, max_size: usize) -> Result<DbPool, StoreError> {
-        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(self.conninfo.clone());
-        Pool::builder(manager)
-            .max_size(max_size)
-            .build()
-            .map_err(|e| StoreError::Pool(e.to_string()))
+    pub fn pool(&self, max_size: usize, statement_timeout_ms: u64) -> Result<DbPool, StoreError> {
+        query_pool(&self.conninfo, max_size, statement_timeout_ms)
     }
 
     /// Stops the private cluster if this process started it.
@@ -131,6 +127,34 @@ impl Drop for Database {
             tracing::warn!(error = %e, "stopping the private PostgreSQL cluster failed");
         }
     }
+}
+
+/// The async pool the tools query through: every connection gets `statement_timeout` (0 = none),
+/// so that no tool call can hold a connection or the database for long.
+pub fn query_pool(
+    conninfo: &str,
+    max_size: usize,
+    statement_timeout_ms: u64,
+) -> Result<DbPool, StoreError> {
+    use diesel_async::pooled_connection::ManagerConfig;
+    use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+    let mut config = ManagerConfig::<AsyncPgConnection>::default();
+    config.custom_setup = Box::new(move |url| {
+        let url = url.to_owned();
+        Box::pin(async move {
+            let mut c = AsyncPgConnection::establish(&url).await?;
+            c.batch_execute(&format!("SET statement_timeout = {statement_timeout_ms}"))
+                .await
+                .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+            Ok(c)
+        })
+    });
+    let manager =
+        AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(conninfo, config);
+    Pool::builder(manager)
+        .max_size(max_size)
+        .build()
+        .map_err(|e| StoreError::Pool(e.to_string()))
 }
 
 /// Longest wait between two restart attempts of a cluster that will not start.

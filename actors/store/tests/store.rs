@@ -427,3 +427,26 @@ fn the_spool_is_bounded_and_drops_its_oldest_batches() {
         t.count("flows").unwrap()
     );
 }
+
+#[test]
+fn the_query_pool_cuts_off_long_statements() {
+    use diesel_async::RunQueryDsl;
+    let t = TestDatabase::start().unwrap();
+    let pool = netmonitor_store::db::query_pool(&t.conninfo(), 1, 200).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut c = pool.get().await.unwrap();
+        let quick = diesel::sql_query("SELECT pg_sleep(0.01)")
+            .execute(&mut c)
+            .await;
+        assert!(quick.is_ok(), "{quick:?}");
+        let slow = diesel::sql_query("SELECT pg_sleep(2)")
+            .execute(&mut c)
+            .await;
+        let e = slow.expect_err("cut off after 200 ms").to_string();
+        assert!(e.contains("statement timeout"), "{e}");
+    });
+}

@@ -3,9 +3,6 @@
 
 #![allow(dead_code)]
 
-use diesel_async::pooled_connection::deadpool::Pool;
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
-use diesel_async::AsyncPgConnection;
 use netmonitor_engine::{Engine, EngineOptions};
 use netmonitor_mcp::{McpConfig, McpServer, NullAuditSink, Registry, TokenInfo, TokenStore};
 use netmonitor_runtime::Topic;
@@ -82,11 +79,7 @@ pub struct Stack {
 
 /// An async pool on `conninfo` (connections open lazily on the runtime that first uses them).
 pub fn pool(conninfo: &str, size: usize) -> netmonitor_store::DbPool {
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(conninfo.to_owned());
-    match Pool::builder(manager).max_size(size).build() {
-        Ok(p) => p,
-        Err(e) => panic!("pool: {e}"),
-    }
+    netmonitor_store::db::query_pool(conninfo, size, 15_000).unwrap_or_else(|e| panic!("pool: {e}"))
 }
 
 /// The effective configuration the tools show (as the composition root would pass it).
