@@ -77,16 +77,23 @@ fn main() {
     println!("scale bench: {alerts} alerts, {flows} flows, {tls} TLS sessions over {days} days");
     let db = TestDatabase::start().expect("private PostgreSQL");
     let mut conn = PgConnection::establish(&db.conninfo()).unwrap();
-    let ts = format!("now() - (g % {days}) * interval '1 day' - (g % 86400) * interval '1 second'");
+    // Rows arrive in time order, as a sensor appends them, spread evenly over the days.
+    let ts = |total: u64| {
+        format!(
+            "now() - ({total} - g) * interval '1 second' * ({} / {total}::float8)",
+            days * 86_400
+        )
+    };
     let src = "'10.' || (g % 200) || '.' || ((g / 200) % 250) || '.' || (g % 250 + 1)";
     let dst = "'203.0.' || (g % 250) || '.' || ((g / 250) % 250 + 1)";
+    let (ts_a, ts_f, ts_t) = (ts(alerts), ts(flows), ts(tls));
     let started = Instant::now();
     fill(
         &mut conn,
         "alerts (sensor, flow_id, ts, src_ip, src_port, dest_ip, dest_port, proto, signature_id, signature, category, severity, threat_type, mitre, evidence)",
         alerts,
         &format!(
-            "SELECT 'bench', g, {ts}, {src}, 40000 + g % 20000, {dst}, (ARRAY[22, 80, 443, 88, 53])[g % 5 + 1], 6, \
+            "SELECT 'bench', g, {ts_a}, {src}, 40000 + g % 20000, {dst}, (ARRAY[22, 80, 443, 88, 53])[g % 5 + 1], 6, \
              9500000 + g % 15, 'NetMonitor bench signature ' || (g % 15), 'Misc activity', 1 + g % 4, \
              (ARRAY['port_scan', 'brute_force', 'beaconing', 'dns_tunnel', 'malicious_domain', 'kerberoasting', 'weak_tls_version', 'dga'])[g % 8 + 1], \
              CASE g % 8 WHEN 0 THEN ARRAY['T1046'] WHEN 1 THEN ARRAY['T1110'] WHEN 2 THEN ARRAY['T1071'] \
@@ -100,7 +107,7 @@ fn main() {
         "flows (sensor, flow_id, ts, start_ts, end_ts, src_ip, src_port, dest_ip, dest_port, proto, app_proto, pkts_toserver, pkts_toclient, bytes_toserver, bytes_toclient, state, reason, tcp_flags, alerted)",
         flows,
         &format!(
-            "SELECT 'bench', g, {ts}, {ts}, {ts}, {src}, 40000 + g % 20000, {dst}, (ARRAY[443, 80, 53, 22, 123])[g % 5 + 1], \
+            "SELECT 'bench', g, {ts_f}, {ts_f}, {ts_f}, {src}, 40000 + g % 20000, {dst}, (ARRAY[443, 80, 53, 22, 123])[g % 5 + 1], \
              (ARRAY[6, 6, 17, 6, 17])[g % 5 + 1], (ARRAY['tls', 'http', 'dns', 'ssh', NULL])[g % 5 + 1], \
              g % 50, g % 40, g % 50000, g % 400000, 'closed', 'timeout', 27, g % 97 = 0"
         ),
@@ -110,7 +117,7 @@ fn main() {
         "tls_sessions (sensor, flow_id, ts, src_ip, src_port, dest_ip, dest_port, transport, sni, version, ja3, ja4, alpn, cipher_selected)",
         tls,
         &format!(
-            "SELECT 'bench', g, {ts}, {src}, 40000 + g % 20000, {dst}, 443, 'tcp', 'site' || (g % 20000) || '.example', 'TLS 1.3', \
+            "SELECT 'bench', g, {ts_t}, {src}, 40000 + g % 20000, {dst}, 443, 'tcp', 'site' || (g % 20000) || '.example', 'TLS 1.3', \
              md5((g % 3000)::text), 't13d1516h2_' || substr(md5((g % 500)::text), 1, 12), ARRAY['h2'], 4865"
         ),
     );
