@@ -137,14 +137,16 @@ impl MitreCounts {
         }
     }
 
-    /// Drops buckets that ended before `before_us`.
+    /// Drops buckets that ended before `before_us`, once saved (an unsaved one waits).
     pub fn prune(&mut self, before_us: i64) {
         let keep = self
             .cells
             .split_off(&(before_us.div_euclid(BUCKET_US) * BUCKET_US, ""));
         let gone = std::mem::replace(&mut self.cells, keep);
-        for k in gone.keys() {
-            self.dirty.remove(k);
+        for (k, c) in gone {
+            if self.dirty.contains(&k) {
+                self.cells.insert(k, c);
+            }
         }
     }
 
@@ -269,6 +271,34 @@ impl MitreCounts {
         }
     }
 
+    /// Adds cells up (the same bucket and technique from several sensors).
+    pub fn merge(&mut self, cells: Vec<(i64, String, Cell)>) {
+        for (b, t, c) in cells {
+            let Some(tech) = mitre::technique(&t) else {
+                continue;
+            };
+            match self.cells.entry((b, tech.id)) {
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(c);
+                }
+                std::collections::btree_map::Entry::Occupied(mut o) => {
+                    let m = o.get_mut();
+                    m.alerts += c.alerts;
+                    m.kinds.extend(c.kinds);
+                    m.severity = m.severity.min(c.severity);
+                    m.first_us = m.first_us.min(c.first_us);
+                    m.last_us = m.last_us.max(c.last_us);
+                    for ip in c.sources {
+                        add_capped(&mut m.sources, ip);
+                    }
+                    for ip in c.targets {
+                        add_capped(&mut m.targets, ip);
+                    }
+                }
+            }
+        }
+    }
+
     /// Puts saved cells back (at start); live counts of the same cell win.
     pub fn restore(&mut self, cells: Vec<(i64, String, Cell)>) {
         for (b, t, c) in cells {
@@ -323,6 +353,27 @@ mod tests {
             "the first bucket is outside"
         );
         m.prune(BUCKET_US);
+        assert_eq!(m.oldest_us(), Some(0), "not saved yet: kept");
+        let saved = m.take_dirty();
+        m.prune(BUCKET_US);
         assert_eq!(m.oldest_us(), Some(BUCKET_US));
+        m.unsaved(&saved);
+        // Two sensors' rollups of one bucket add up.
+        let mut other = MitreCounts::default();
+        other.add(
+            BUCKET_US + 1,
+            &t("T1046"),
+            "horizontal_scan",
+            1,
+            [10, 0, 0, 7].into(),
+            kdc,
+        );
+        let mut sum = MitreCounts::default();
+        sum.merge(m.take_dirty());
+        sum.merge(other.take_dirty());
+        let (techs, _) = sum.summary(BUCKET_US, 2 * BUCKET_US, 10);
+        let scan = techs.iter().find(|x| x.technique == "T1046").unwrap();
+        assert_eq!((scan.alerts, scan.sources, scan.severity), (2, 2, 1));
+        assert_eq!(scan.threat_types, ["horizontal_scan", "port_scan"]);
     }
 }

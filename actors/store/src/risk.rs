@@ -230,6 +230,47 @@ pub fn load_mitre(
         .collect())
 }
 
+/// The ATT&CK rollup cells of every sensor between `since` and `until`, as (bucket start µs,
+/// technique, cell), and the oldest bucket held (to tell whether the rollup covers `since`).
+pub async fn mitre_cells(
+    conn: &mut AsyncPgConnection,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<(Vec<(i64, String, serde_json::Value)>, Option<DateTime<Utc>>), StoreError> {
+    use diesel_async::RunQueryDsl;
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Timestamptz)]
+        bucket: DateTime<Utc>,
+        #[diesel(sql_type = Text)]
+        technique: String,
+        #[diesel(sql_type = Jsonb)]
+        doc: serde_json::Value,
+    }
+    #[derive(QueryableByName)]
+    struct Oldest {
+        #[diesel(sql_type = Nullable<Timestamptz>)]
+        oldest: Option<DateTime<Utc>>,
+    }
+    let oldest: Oldest = diesel::sql_query("SELECT min(bucket) AS oldest FROM mitre_rollup")
+        .get_result(conn)
+        .await?;
+    let rows: Vec<Row> = diesel::sql_query(
+        "SELECT bucket, technique, doc FROM mitre_rollup \
+         WHERE bucket >= $1 - interval '10 minutes' AND bucket <= $2",
+    )
+    .bind::<Timestamptz, _>(since)
+    .bind::<Timestamptz, _>(until)
+    .load(conn)
+    .await?;
+    Ok((
+        rows.into_iter()
+            .map(|r| (r.bucket.timestamp_micros(), r.technique, r.doc))
+            .collect(),
+        oldest.oldest,
+    ))
+}
+
 /// One bucket of a risk trend.
 #[derive(Debug, Clone, QueryableByName, serde::Serialize)]
 pub struct TrendBucket {

@@ -408,49 +408,95 @@ pub(crate) async fn mitre_live(
     let w = window_json(window);
     risk(ctx, move |book| {
         // Counters only cover what this sensor's risk actor saw or read back: with none yet,
-        // or for a window before them, the alerts table answers.
+        // or for a window before them, the rollup or the alerts table answers.
         let kept_from = book.now_us() - book.config().mitre_hours as i64 * HOUR_US;
         let covered = since >= kept_from || book.mitre.oldest_us().is_some_and(|o| since >= o);
         if book.mitre.is_empty() || !covered {
             return json!(false);
         }
-        let (techs, tactics) = book.mitre.summary(since, until, limit);
-        let techniques: Vec<Value> = techs
-            .iter()
-            .map(|t| {
-                json!({
-                    "technique": t.technique,
-                    "name": t.name,
-                    "tactics": t.tactics,
-                    "alerts": t.alerts,
-                    "sources": t.sources,
-                    "assets": t.assets,
-                    "sample_assets": t.sample_assets,
-                    "threat_types": t.threat_types,
-                    "severity": t.severity,
-                    "severity_name": severity_name(i16::from(t.severity)),
-                    "first_seen": time(t.first_us),
-                    "last_seen": time(t.last_us),
-                })
-            })
-            .collect();
-        let tactics: Vec<Value> = tactics
-            .iter()
-            .map(|t| {
-                json!({
-                    "tactic": t.id,
-                    "name": t.name,
-                    "alerts": t.alerts,
-                    "techniques": t.techniques,
-                    "assets": t.assets,
-                    "first_seen": time(t.first_us),
-                    "last_seen": time(t.last_us),
-                })
-            })
-            .collect();
-        json!({"window": w, "source": "live_counters", "techniques": techniques, "tactics": tactics})
+        mitre_json(w, "live_counters", &book.mitre, since, until, limit)
     })
     .await
     .ok()
     .filter(|v| v.is_object())
+}
+
+/// `get_mitre_mapping` from the `mitre_rollup` of every sensor sharing the database, when it
+/// reaches back to the window's start (else `None`: the alerts table answers).
+pub(crate) async fn mitre_rollup(
+    conn: &mut diesel_async::AsyncPgConnection,
+    window: &netmonitor_store::queries::Window,
+    limit: usize,
+) -> Result<Option<Value>, ToolError> {
+    let (cells, oldest) = netmonitor_store::risk::mitre_cells(conn, window.since, window.until)
+        .await
+        .map_err(db_err)?;
+    if oldest.is_none_or(|o| o > window.since) {
+        return Ok(None);
+    }
+    let mut counts = netmonitor_risk::counts::MitreCounts::default();
+    counts.merge(
+        cells
+            .into_iter()
+            .filter_map(|(b, t, doc)| Some((b, t, serde_json::from_value(doc).ok()?)))
+            .collect(),
+    );
+    let (since, until) = (
+        window.since.timestamp_micros(),
+        window.until.timestamp_micros(),
+    );
+    Ok(Some(mitre_json(
+        window_json(window),
+        "rollup",
+        &counts,
+        since,
+        until,
+        limit,
+    )))
+}
+
+/// The answer of `get_mitre_mapping` from counters.
+fn mitre_json(
+    window: Value,
+    source: &str,
+    counts: &netmonitor_risk::counts::MitreCounts,
+    since: i64,
+    until: i64,
+    limit: usize,
+) -> Value {
+    let (techs, tactics) = counts.summary(since, until, limit);
+    let techniques: Vec<Value> = techs
+        .iter()
+        .map(|t| {
+            json!({
+                "technique": t.technique,
+                "name": t.name,
+                "tactics": t.tactics,
+                "alerts": t.alerts,
+                "sources": t.sources,
+                "assets": t.assets,
+                "sample_assets": t.sample_assets,
+                "threat_types": t.threat_types,
+                "severity": t.severity,
+                "severity_name": severity_name(i16::from(t.severity)),
+                "first_seen": time(t.first_us),
+                "last_seen": time(t.last_us),
+            })
+        })
+        .collect();
+    let tactics: Vec<Value> = tactics
+        .iter()
+        .map(|t| {
+            json!({
+                "tactic": t.id,
+                "name": t.name,
+                "alerts": t.alerts,
+                "techniques": t.techniques,
+                "assets": t.assets,
+                "first_seen": time(t.first_us),
+                "last_seen": time(t.last_us),
+            })
+        })
+        .collect();
+    json!({"window": window, "source": source, "techniques": techniques, "tactics": tactics})
 }

@@ -494,7 +494,7 @@ fn get_mitre_mapping(ctx: &Ctx) -> ToolDef {
             input: input(props, &[]),
             output: output(vec![
                 ("window", window_out()),
-                ("source", string("live_counters or alerts_table")),
+                ("source", string("live_counters, rollup (every sensor's, from mitre_rollup) or alerts_table")),
                 ("techniques", array("Techniques, most frequent first", technique)),
                 ("tactics", array("Tactics in attack-lifecycle order (live counters only)", any_object("Tactic summary"))),
             ]),
@@ -511,6 +511,11 @@ fn get_mitre_mapping(ctx: &Ctx) -> ToolDef {
                 }
             }
             let mut conn = db(&ctx).await?;
+            if ip.is_none() {
+                if let Some(v) = crate::risk::mitre_rollup(&mut conn, &window, limit as usize).await? {
+                    return Ok(v);
+                }
+            }
             let rows = q::mitre_mapping(&mut conn, window, ip.as_deref(), limit)
                 .await
                 .map_err(db_err)?;

@@ -603,6 +603,7 @@ fn tools_answer_from_real_pcaps_over_http() {
         unseen.to_string().contains("never-seen.example"),
         "{unseen}"
     );
+    mitre_mapping_sums_the_sensors_rollups(&stack, &c);
     let mitre = c.call("get_mitre_mapping", json!({"since": SINCE}));
     let t1558 = mitre["techniques"]
         .as_array()
@@ -936,4 +937,36 @@ fn suppression_tools_answer_from_the_alert_stage(c: &Client) {
     let stats = c.call("get_alert_suppression_stats", json!({}));
     assert_eq!(stats["suppressed_alerts"], json!("drop"));
     assert!(stats["raised"].as_u64().unwrap() > 0, "{stats}");
+}
+
+/// A window older than the live counters, which the rollup of every sensor sharing the
+/// database covers: answered from `mitre_rollup`, the sensors' cells added up.
+fn mitre_mapping_sums_the_sensors_rollups(stack: &Stack, c: &Client) {
+    use diesel::{Connection, RunQueryDsl};
+    let mut conn = diesel::PgConnection::establish(&stack.db.conninfo()).unwrap();
+    let cell = |sensor: &str, alerts: u32, src: &str| {
+        format!(
+            "('2001-01-01T00:00:00Z', 'T1046', '{sensor}', {alerts}, '{{\"alerts\": {alerts}, \"kinds\": [\"port_scan\"], \"severity\": 2, \
+             \"first_us\": 978307200000000, \"last_us\": 978307260000000, \"sources\": [\"{src}\"], \"targets\": [\"10.0.0.1\"]}}')"
+        )
+    };
+    diesel::sql_query(format!(
+        "INSERT INTO mitre_rollup (bucket, technique, sensor, alerts, doc) VALUES {}, {}",
+        cell("sensor-a", 3, "10.0.0.7"),
+        cell("sensor-b", 4, "10.0.0.8")
+    ))
+    .execute(&mut conn)
+    .unwrap();
+    let m = c.call(
+        "get_mitre_mapping",
+        json!({"since": "2001-01-01T00:00:00Z", "until": "2001-01-01T01:00:00Z"}),
+    );
+    assert_eq!(m["source"], json!("rollup"), "{m}");
+    assert_eq!(m["techniques"][0]["technique"], json!("T1046"));
+    assert_eq!(m["techniques"][0]["alerts"], json!(7), "{m}");
+    assert_eq!(m["techniques"][0]["sources"], json!(2));
+    assert_eq!(m["tactics"][0]["name"], json!("Discovery"));
+    diesel::sql_query("DELETE FROM mitre_rollup WHERE bucket < '2002-01-01'")
+        .execute(&mut conn)
+        .unwrap();
 }
