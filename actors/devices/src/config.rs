@@ -27,20 +27,28 @@ pub struct DevicesConfig {
     pub volume_min_bytes: u64,
 }
 
+/// The networks a site's own hosts live in by default: RFC 1918, shared address space,
+/// link-local and unique-local (the device inventory and risk scoring both start from these).
+pub fn default_local_networks() -> Vec<IpNet> {
+    [
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "100.64.0.0/10",
+        "169.254.0.0/16",
+        "fc00::/7",
+        "fe80::/10",
+    ]
+    .iter()
+    .filter_map(|n| n.parse().ok())
+    .collect()
+}
+
 impl Default for DevicesConfig {
     fn default() -> Self {
-        let nets = [
-            "10.0.0.0/8",
-            "172.16.0.0/12",
-            "192.168.0.0/16",
-            "100.64.0.0/10",
-            "169.254.0.0/16",
-            "fc00::/7",
-            "fe80::/10",
-        ];
         DevicesConfig {
             enabled: true,
-            local_networks: nets.iter().filter_map(|n| n.parse().ok()).collect(),
+            local_networks: default_local_networks(),
             save_interval_secs: 10,
             oui_file: None,
             learning_secs: 86_400,

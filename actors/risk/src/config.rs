@@ -76,15 +76,6 @@ impl Default for LevelBounds {
 
 impl Default for RiskConfig {
     fn default() -> Self {
-        let nets = [
-            "10.0.0.0/8",
-            "172.16.0.0/12",
-            "192.168.0.0/16",
-            "100.64.0.0/10",
-            "169.254.0.0/16",
-            "fc00::/7",
-            "fe80::/10",
-        ];
         RiskConfig {
             enabled: true,
             half_life_hours: 24.0,
@@ -120,7 +111,7 @@ impl Default for RiskConfig {
             history_max_assets: 1_000,
             mitre_hours: 168,
             save_interval_secs: 10,
-            local_networks: nets.iter().filter_map(|n| n.parse().ok()).collect(),
+            local_networks: netmonitor_devices::config::default_local_networks(),
         }
     }
 }

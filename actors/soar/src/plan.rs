@@ -6,6 +6,7 @@
 use crate::config::SoarConfig;
 use crate::playbook::{hours, Action, ActionKind, End, Playbook};
 use netmonitor_common::{Alert, Event, EventKind, Timestamp};
+use netmonitor_risk::score::Level;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};
@@ -31,17 +32,12 @@ pub fn triggers(pb: &Playbook, a: &Alert) -> bool {
         return false;
     }
     if let Some(level) = &t.risk_level {
-        let rank = |l: &str| {
-            ["low", "medium", "high", "critical"]
-                .iter()
-                .position(|x| *x == l)
-        };
         let reached = a
             .evidence
             .get("level")
             .and_then(Value::as_str)
-            .and_then(rank);
-        if a.threat_type != "risk_threshold" || reached < rank(level) {
+            .and_then(Level::parse);
+        if a.threat_type != "risk_threshold" || reached < Level::parse(level) {
             return false;
         }
     }

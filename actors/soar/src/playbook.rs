@@ -38,6 +38,8 @@
 //! ```
 
 use crate::config::SoarConfig;
+use netmonitor_devices::templates::CRITICALITIES;
+use netmonitor_risk::score::Level;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -309,7 +311,7 @@ pub fn parse(file: &Path, text: &str, cfg: &SoarConfig) -> Result<Playbook, Load
         }
     }
     if let Some(l) = &t.risk_level {
-        if !["medium", "high", "critical"].contains(&l.as_str()) {
+        if Level::parse(l).is_none_or(|l| l <= Level::Low) {
             return Err(err(
                 line_of_key("risk_level"),
                 "trigger.risk_level",
@@ -327,7 +329,7 @@ pub fn parse(file: &Path, text: &str, cfg: &SoarConfig) -> Result<Playbook, Load
         }
     }
     for c in &pb.conditions.criticality {
-        if !["low", "medium", "high", "critical"].contains(&c.as_str()) {
+        if !CRITICALITIES.contains(&c.as_str()) {
             return Err(err(
                 line_of_key("criticality"),
                 "conditions.criticality",

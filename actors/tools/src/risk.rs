@@ -15,7 +15,6 @@ use serde_json::{json, Value};
 use std::net::IpAddr;
 
 const HOUR_US: i64 = 3_600_000_000;
-const LEVELS: [&str; 4] = ["low", "medium", "high", "critical"];
 
 /// The tools of this module.
 pub(crate) fn tools(ctx: &Ctx) -> Vec<ToolDef> {
@@ -137,7 +136,7 @@ fn get_top_risk_assets(ctx: &Ctx) -> ToolDef {
             input: input(
                 vec![
                     ("limit", limit(1000, 10)),
-                    ("level", enumeration("Only assets at this level or above", &LEVELS)),
+                    ("level", enumeration("Only assets at this level or above", &Level::ALL.map(Level::as_str))),
                     ("kind", enumeration("internal (local networks) or external", &["internal", "external"])),
                     ("sensor", string_len("Only assets whose alerts this sensor saw", 1, 128)),
                 ],

@@ -134,21 +134,27 @@ fn get_pending_approvals(ctx: &Ctx) -> ToolDef {
         },
         |ctx, _t, args| async move {
             core(&ctx)?;
-            let f = ActionFilter {
-                states: vec!["pending".into()],
-                playbook: args.opt_str("playbook")?,
-                target: args.opt_str("target")?,
-                before_id: args.opt_i64("before_id", 1, i64::MAX)?,
-                limit: args.i64_or("limit", 50, 1, 500)?,
-            };
-            page(list(&ctx, f.clone()).await?, f.limit)
+            page(&ctx, &args, vec!["pending".into()]).await
         },
     )
 }
 
-/// A page of actions with its cursor.
-fn page(actions: Vec<Value>, limit: i64) -> Result<Value, ToolError> {
-    let next = (actions.len() as i64 == limit)
+/// One page of actions in `states` (all when empty), filtered by the arguments both listing
+/// tools take (playbook, target, before_id, limit), with the cursor of the next page.
+async fn page(
+    ctx: &Ctx,
+    args: &crate::args::Args,
+    states: Vec<String>,
+) -> Result<Value, ToolError> {
+    let f = ActionFilter {
+        states,
+        playbook: args.opt_str("playbook")?,
+        target: args.opt_str("target")?,
+        before_id: args.opt_i64("before_id", 1, i64::MAX)?,
+        limit: args.i64_or("limit", 50, 1, 500)?,
+    };
+    let actions = list(ctx, f.clone()).await?;
+    let next = (actions.len() as i64 == f.limit)
         .then(|| actions.last().and_then(|a| a["id"].as_i64()))
         .flatten();
     Ok(json!({"count": actions.len(), "next_before_id": next, "actions": actions}))
@@ -221,14 +227,8 @@ fn get_soar_history(ctx: &Ctx) -> ToolDef {
         },
         |ctx, _t, args| async move {
             core(&ctx)?;
-            let f = ActionFilter {
-                states: args.opt_str("state")?.into_iter().collect(),
-                playbook: args.opt_str("playbook")?,
-                target: args.opt_str("target")?,
-                before_id: args.opt_i64("before_id", 1, i64::MAX)?,
-                limit: args.i64_or("limit", 50, 1, 500)?,
-            };
-            page(list(&ctx, f.clone()).await?, f.limit)
+            let states = args.opt_str("state")?.into_iter().collect();
+            page(&ctx, &args, states).await
         },
     )
 }

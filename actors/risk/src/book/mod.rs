@@ -632,9 +632,10 @@ impl RiskBook {
 
     /// Sets or clears an asset's criticality by hand; answers its score after.
     pub fn set_criticality(&mut self, ip: IpAddr, level: Option<&str>) -> Result<Scored, String> {
+        use netmonitor_devices::templates::CRITICALITIES;
         if let Some(l) = level {
-            if !["low", "medium", "high", "critical"].contains(&l) {
-                return Err("criticality: one of low, medium, high, critical".into());
+            if !CRITICALITIES.contains(&l) {
+                return Err(format!("criticality: one of {}", CRITICALITIES.join(", ")));
             }
         }
         let a = self.assets.entry(ip).or_default();
