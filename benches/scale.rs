@@ -49,9 +49,11 @@ fn fill(conn: &mut PgConnection, table: &str, total: u64, select: &str) {
 }
 
 fn per_row(conn: &mut PgConnection, table: &str, rows: u64) -> f64 {
-    let s: Size = diesel::sql_query(format!("SELECT pg_total_relation_size('{table}') AS bytes"))
-        .get_result(conn)
-        .unwrap();
+    let s: Size = diesel::sql_query(format!(
+        "SELECT sum(pg_total_relation_size(relid))::int8 AS bytes FROM pg_partition_tree('{table}')"
+    ))
+    .get_result(conn)
+    .unwrap();
     s.bytes as f64 / rows.max(1) as f64
 }
 
@@ -84,8 +86,15 @@ fn main() {
             days * 86_400
         )
     };
-    let src = "'10.' || (g % 200) || '.' || ((g / 200) % 250) || '.' || (g % 250 + 1)";
-    let dst = "'203.0.' || (g % 250) || '.' || ((g / 250) % 250 + 1)";
+    let src = "('10.' || (g % 200) || '.' || ((g / 200) % 250) || '.' || (g % 250 + 1))::inet";
+    let dst = "('203.0.' || (g % 250) || '.' || ((g / 250) % 250 + 1))::inet";
+    // the days' partitions, as the store writer makes them
+    diesel::sql_query(format!(
+        "SELECT netmonitor_ensure_day(d::date) FROM generate_series(current_date - {}, current_date, interval '1 day') d",
+        days + 1
+    ))
+    .execute(&mut conn)
+    .unwrap();
     let (ts_a, ts_f, ts_t) = (ts(alerts), ts(flows), ts(tls));
     let started = Instant::now();
     fill(
@@ -123,11 +132,14 @@ fn main() {
     );
     diesel::sql_query("ANALYZE").execute(&mut conn).unwrap();
     println!(
-        "  filled in {:.0} s; disk bytes per row: alert {:.0}, flow {:.0}, TLS session {:.0}",
+        "  filled in {:.0} s; disk bytes per row: alert {:.0}, flow {:.0}, TLS session {:.0}; \
+         rollups: alerts {:.0} bytes per alert, talkers {:.0} bytes per flow",
         started.elapsed().as_secs_f64(),
         per_row(&mut conn, "alerts", alerts),
         per_row(&mut conn, "flows", flows),
-        per_row(&mut conn, "tls_sessions", tls)
+        per_row(&mut conn, "tls_sessions", tls),
+        per_row(&mut conn, "alert_rollup", alerts),
+        per_row(&mut conn, "talker_rollup", flows),
     );
 
     // The service on that database.

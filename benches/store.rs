@@ -1,6 +1,9 @@
 //! Store throughput: flow-sized events per second written by the store writer (batched binary
-//! COPY through diesel) into a private PostgreSQL, against `psql \copy ... FROM STDIN` of the
-//! same rows as CSV in the same run. Prints both rates and their ratio.
+//! COPY through diesel) into a private PostgreSQL, with daily partitions and the hourly talker
+//! rollup on, against `psql \copy ... FROM STDIN` of the same rows as CSV in the same run: into
+//! the same table (partitions and rollup maintained alike), and into a plain copy of it with
+//! the same indexes but neither partitions nor rollup (what the rollup costs). Prints the rates
+//! and the ratios.
 //!
 //! Run: `cargo bench --bench store` (EVENTS=N to change the row count).
 
@@ -77,17 +80,14 @@ fn main() {
         )
         .unwrap();
     }
-    let started = Instant::now();
-    let mut psql = Command::new("psql")
-        .arg(db.conninfo())
-        .args(["-q", "-v", "ON_ERROR_STOP=1", "-c",
-            "\\copy flows (sensor, flow_id, ts, start_ts, end_ts, src_ip, src_port, dest_ip, dest_port, proto, app_proto, pkts_toserver, pkts_toclient, bytes_toserver, bytes_toclient, state, reason, tcp_flags, alerted) FROM STDIN WITH (FORMAT csv)"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("psql (PostgreSQL client) on PATH");
-    psql.stdin.take().unwrap().write_all(&csv).unwrap();
-    assert!(psql.wait().unwrap().success(), "psql COPY failed");
-    let copy_secs = started.elapsed().as_secs_f64();
+    psql(
+        &db,
+        "SELECT netmonitor_ensure_day('2023-11-14'); \
+         CREATE TABLE flows_plain (LIKE flows INCLUDING DEFAULTS INCLUDING INDEXES)",
+        &[],
+    );
+    let plain_secs = psql(&db, &copy_into("flows_plain"), &csv);
+    let copy_secs = psql(&db, &copy_into("flows"), &csv);
     assert_eq!(db.count("flows").unwrap(), n as i64);
 
     // NetMonitor's store writer, batches as the pipeline sends them.
@@ -114,10 +114,41 @@ fn main() {
         0
     );
 
+    let plain_rate = n as f64 / plain_secs;
     let copy_rate = n as f64 / copy_secs;
     let store_rate = n as f64 / store_secs;
     println!("store bench: {n} flow events");
-    println!("  psql \\copy (reference): {copy_rate:>12.0} rows/s  ({copy_secs:.3} s)");
-    println!("  netmonitor store:       {store_rate:>12.0} events/s ({store_secs:.3} s)");
-    println!("  ratio store/COPY:       {:>12.2}", store_rate / copy_rate);
+    println!("  psql \\copy, plain table:  {plain_rate:>12.0} rows/s  ({plain_secs:.3} s)");
+    println!("  psql \\copy, real table:   {copy_rate:>12.0} rows/s  ({copy_secs:.3} s)");
+    println!("  netmonitor store:          {store_rate:>12.0} events/s ({store_secs:.3} s)");
+    println!(
+        "  ratio store/COPY (same table):  {:>6.2}",
+        store_rate / copy_rate
+    );
+    println!(
+        "  ratio store/COPY (plain table): {:>6.2}",
+        store_rate / plain_rate
+    );
+}
+
+/// The `\\copy` of the flow columns into `table`.
+fn copy_into(table: &str) -> String {
+    format!(
+        "\\copy {table} (sensor, flow_id, ts, start_ts, end_ts, src_ip, src_port, dest_ip, dest_port, proto, app_proto, pkts_toserver, pkts_toclient, bytes_toserver, bytes_toclient, state, reason, tcp_flags, alerted) FROM STDIN WITH (FORMAT csv)"
+    )
+}
+
+/// Runs `command` in psql with `stdin`; returns the seconds it took.
+fn psql(db: &TestDatabase, command: &str, stdin: &[u8]) -> f64 {
+    let started = Instant::now();
+    let mut psql = Command::new("psql")
+        .arg(db.conninfo())
+        .args(["-q", "-v", "ON_ERROR_STOP=1", "-c", command])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("psql (PostgreSQL client) on PATH");
+    psql.stdin.take().unwrap().write_all(stdin).unwrap();
+    assert!(psql.wait().unwrap().success(), "psql failed: {command}");
+    started.elapsed().as_secs_f64()
 }

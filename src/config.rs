@@ -466,6 +466,7 @@ impl Config {
                 "spool_dir": self.store.spool_dir,
                 "spool_max_bytes": self.store.spool_max_bytes,
                 "dead_letter_dir": self.store.dead_letter_dir,
+                "retention": self.store.retention,
             },
             "ollama": {"base_url": self.ollama.base_url, "model": self.ollama.model},
         })

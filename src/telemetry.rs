@@ -390,6 +390,16 @@ pub const METRICS: &[(&str, &str, &str)] = &[
         "Spooled rows dropped to keep the spool within its bound",
     ),
     (
+        "netmonitor_store_partition_days_total",
+        "counter",
+        "Days whose daily partitions the store writer made (ahead of time or for a batch)",
+    ),
+    (
+        "netmonitor_store_partitions_dropped_total",
+        "counter",
+        "Daily partitions dropped by retention, by table",
+    ),
+    (
         "netmonitor_uptime_seconds",
         "gauge",
         "Seconds since the service started",

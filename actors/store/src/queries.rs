@@ -28,11 +28,23 @@ pub struct Window {
 
 /// Leaves out alerts the alert stage kept as suppressed evidence, and alerts stored before an
 /// address-only whitelist entry that covers them (in its direction) was added.
-const NOT_WHITELISTED: &str = "(NOT (alerts.evidence ? 'suppressed_by') AND NOT EXISTS (\
-     SELECT 1 FROM whitelist w WHERE w.ip_cidr IS NOT NULL AND w.domain IS NULL \
-     AND w.port IS NULL AND w.sensor IS NULL \
-     AND ((w.direction <> 'destination' AND alerts.src_ip::inet <<= w.ip_cidr::inet) \
-       OR (w.direction <> 'source' AND alerts.dest_ip::inet <<= w.ip_cidr::inet))))";
+fn alert_not_whitelisted() -> String {
+    format!(
+        "(NOT (alerts.evidence ? 'suppressed_by') AND {})",
+        not_whitelisted("alerts")
+    )
+}
+
+/// True when no address-only whitelist entry covers the row `rel` (with `src_ip` and
+/// `dest_ip` columns) in its direction.
+pub(crate) fn not_whitelisted(rel: &str) -> String {
+    format!(
+        "NOT EXISTS (SELECT 1 FROM whitelist w WHERE w.ip_cidr IS NOT NULL AND w.domain IS NULL \
+         AND w.port IS NULL AND w.sensor IS NULL \
+         AND ((w.direction <> 'destination' AND {rel}.src_ip <<= w.ip_cidr::inet) \
+           OR (w.direction <> 'source' AND {rel}.dest_ip <<= w.ip_cidr::inet)))"
+    )
+}
 
 /// Escapes `%`, `_` and `\` and wraps the text in `%…%`, for a bound `ILIKE … ESCAPE '\'`
 /// "contains" match.
@@ -61,8 +73,12 @@ pub struct AlertRecord {
     pub sensor: String,
     pub flow_id: i64,
     pub ts: DateTime<Utc>,
+    #[diesel(select_expression = diesel::dsl::sql::<Text>("host(alerts.src_ip)"))]
+    #[diesel(select_expression_type = diesel::expression::SqlLiteral<Text>)]
     pub src_ip: String,
     pub src_port: i32,
+    #[diesel(select_expression = diesel::dsl::sql::<Text>("host(alerts.dest_ip)"))]
+    #[diesel(select_expression_type = diesel::expression::SqlLiteral<Text>)]
     pub dest_ip: String,
     pub dest_port: i32,
     pub proto: i16,
@@ -105,7 +121,13 @@ fn filter_alerts<'a, ST: 'a>(
         .filter(alerts::ts.ge(f.window.since))
         .filter(alerts::ts.le(f.window.until));
     if let Some(ip) = &f.ip {
-        q = q.filter(alerts::src_ip.eq(ip).or(alerts::dest_ip.eq(ip)));
+        q = q.filter(
+            diesel::dsl::sql::<Bool>("(alerts.src_ip = ")
+                .bind::<Text, _>(ip)
+                .sql("::inet OR alerts.dest_ip = ")
+                .bind::<Text, _>(ip)
+                .sql("::inet)"),
+        );
     }
     if !f.threat_types.is_empty() {
         q = q.filter(alerts::threat_type.eq_any(&f.threat_types));
@@ -117,7 +139,7 @@ fn filter_alerts<'a, ST: 'a>(
         q = q.filter(alerts::acknowledged.eq(false));
     }
     if f.hide_whitelisted {
-        q = q.filter(diesel::dsl::sql::<Bool>(NOT_WHITELISTED));
+        q = q.filter(diesel::dsl::sql::<Bool>(&alert_not_whitelisted()));
     }
     if let Some(v) = &f.indicator {
         q = q.filter(
@@ -190,113 +212,6 @@ pub async fn get_alert(
         .optional()?)
 }
 
-/// Alerts of one threat type from one source, summarised.
-#[derive(QueryableByName, Debug, Clone, Serialize)]
-#[allow(missing_docs)]
-pub struct ThreatGroup {
-    #[diesel(sql_type = Text)]
-    pub threat_type: String,
-    #[diesel(sql_type = Text)]
-    pub src_ip: String,
-    #[diesel(sql_type = BigInt)]
-    pub alerts: i64,
-    #[diesel(sql_type = BigInt)]
-    pub unacknowledged: i64,
-    #[diesel(sql_type = BigInt)]
-    pub targets: i64,
-    /// Most severe level among them (1 = high).
-    #[diesel(sql_type = Int2)]
-    pub severity: i16,
-    #[diesel(sql_type = Timestamptz)]
-    pub first_seen: DateTime<Utc>,
-    #[diesel(sql_type = Timestamptz)]
-    pub last_seen: DateTime<Utc>,
-    #[diesel(sql_type = Array<Text>)]
-    pub signatures: Vec<String>,
-}
-
-/// Alerts grouped by threat type and source, largest groups first.
-pub async fn threat_groups(
-    conn: &mut AsyncPgConnection,
-    window: Window,
-    ip: Option<&str>,
-    threat_type: Option<&str>,
-    hide_whitelisted: bool,
-    limit: i64,
-) -> Result<Vec<ThreatGroup>, StoreError> {
-    let sql = format!(
-        "SELECT threat_type, src_ip, count(*) AS alerts, \
-           count(*) FILTER (WHERE NOT acknowledged) AS unacknowledged, \
-           count(DISTINCT dest_ip) AS targets, min(severity) AS severity, \
-           min(ts) AS first_seen, max(ts) AS last_seen, \
-           array_agg(DISTINCT signature) AS signatures \
-         FROM alerts \
-         WHERE ts >= $1 AND ts <= $2 \
-           AND ($3::text IS NULL OR src_ip = $3 OR dest_ip = $3) \
-           AND ($4::text IS NULL OR threat_type = $4) \
-           AND (NOT $5 OR {NOT_WHITELISTED}) \
-         GROUP BY threat_type, src_ip \
-         ORDER BY count(*) DESC, threat_type, src_ip \
-         LIMIT $6"
-    );
-    Ok(diesel::sql_query(sql)
-        .bind::<Timestamptz, _>(window.since)
-        .bind::<Timestamptz, _>(window.until)
-        .bind::<Nullable<Text>, _>(ip)
-        .bind::<Nullable<Text>, _>(threat_type)
-        .bind::<Bool, _>(hide_whitelisted)
-        .bind::<BigInt, _>(limit)
-        .load(conn)
-        .await?)
-}
-
-/// One ATT&CK technique as seen in the alerts.
-#[derive(QueryableByName, Debug, Clone, Serialize)]
-#[allow(missing_docs)]
-pub struct MitreRow {
-    #[diesel(sql_type = Text)]
-    pub technique: String,
-    #[diesel(sql_type = BigInt)]
-    pub alerts: i64,
-    #[diesel(sql_type = BigInt)]
-    pub sources: i64,
-    #[diesel(sql_type = BigInt)]
-    pub assets: i64,
-    #[diesel(sql_type = Array<Text>)]
-    pub threat_types: Vec<String>,
-    #[diesel(sql_type = Int2)]
-    pub severity: i16,
-    #[diesel(sql_type = Timestamptz)]
-    pub first_seen: DateTime<Utc>,
-    #[diesel(sql_type = Timestamptz)]
-    pub last_seen: DateTime<Utc>,
-}
-
-/// Techniques from the alerts' `mitre` arrays, most frequent first.
-pub async fn mitre_mapping(
-    conn: &mut AsyncPgConnection,
-    window: Window,
-    ip: Option<&str>,
-    limit: i64,
-) -> Result<Vec<MitreRow>, StoreError> {
-    Ok(diesel::sql_query(
-        "SELECT m.technique, count(*) AS alerts, count(DISTINCT a.src_ip) AS sources, \
-           (SELECT count(DISTINCT x) FROM unnest(array_agg(a.src_ip) || array_agg(a.dest_ip)) AS x) AS assets, \
-           array_agg(DISTINCT a.threat_type) AS threat_types, min(a.severity) AS severity, \
-           min(a.ts) AS first_seen, max(a.ts) AS last_seen \
-         FROM alerts a CROSS JOIN LATERAL unnest(a.mitre) AS m(technique) \
-         WHERE a.ts >= $1 AND a.ts <= $2 \
-           AND ($3::text IS NULL OR a.src_ip = $3 OR a.dest_ip = $3) \
-         GROUP BY m.technique ORDER BY count(*) DESC, m.technique LIMIT $4",
-    )
-    .bind::<Timestamptz, _>(window.since)
-    .bind::<Timestamptz, _>(window.until)
-    .bind::<Nullable<Text>, _>(ip)
-    .bind::<BigInt, _>(limit)
-    .load(conn)
-    .await?)
-}
-
 /// What acknowledging one alert did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -347,7 +262,7 @@ pub async fn acknowledge_alerts_by_ip(
 ) -> Result<usize, StoreError> {
     Ok(diesel::sql_query(
         "UPDATE alerts SET acknowledged = true, acknowledged_by = $1, acknowledged_at = now() \
-         WHERE NOT acknowledged AND (src_ip = $2 OR dest_ip = $2) \
+         WHERE NOT acknowledged AND (src_ip = $2::inet OR dest_ip = $2::inet) \
            AND ts >= $3 AND ts <= $4 AND ($5::text IS NULL OR threat_type = $5)",
     )
     .bind::<Text, _>(by)
@@ -393,15 +308,15 @@ pub async fn ip_traffic(
     window: Window,
 ) -> Result<IpTraffic, StoreError> {
     Ok(diesel::sql_query(
-        "SELECT count(*) FILTER (WHERE src_ip = $1) AS flows_as_client, \
-           count(*) FILTER (WHERE dest_ip = $1) AS flows_as_server, \
-           COALESCE(sum(CASE WHEN src_ip = $1 THEN bytes_toserver ELSE bytes_toclient END), 0)::int8 AS bytes_sent, \
-           COALESCE(sum(CASE WHEN src_ip = $1 THEN bytes_toclient ELSE bytes_toserver END), 0)::int8 AS bytes_received, \
-           COALESCE(sum(CASE WHEN src_ip = $1 THEN pkts_toserver ELSE pkts_toclient END), 0)::int8 AS packets_sent, \
-           COALESCE(sum(CASE WHEN src_ip = $1 THEN pkts_toclient ELSE pkts_toserver END), 0)::int8 AS packets_received, \
-           count(DISTINCT CASE WHEN src_ip = $1 THEN dest_ip ELSE src_ip END) AS peers, \
+        "SELECT count(*) FILTER (WHERE src_ip = $1::inet) AS flows_as_client, \
+           count(*) FILTER (WHERE dest_ip = $1::inet) AS flows_as_server, \
+           COALESCE(sum(CASE WHEN src_ip = $1::inet THEN bytes_toserver ELSE bytes_toclient END), 0)::int8 AS bytes_sent, \
+           COALESCE(sum(CASE WHEN src_ip = $1::inet THEN bytes_toclient ELSE bytes_toserver END), 0)::int8 AS bytes_received, \
+           COALESCE(sum(CASE WHEN src_ip = $1::inet THEN pkts_toserver ELSE pkts_toclient END), 0)::int8 AS packets_sent, \
+           COALESCE(sum(CASE WHEN src_ip = $1::inet THEN pkts_toclient ELSE pkts_toserver END), 0)::int8 AS packets_received, \
+           count(DISTINCT CASE WHEN src_ip = $1::inet THEN dest_ip ELSE src_ip END) AS peers, \
            min(start_ts) AS first_seen, max(end_ts) AS last_seen \
-         FROM flows WHERE (src_ip = $1 OR dest_ip = $1) AND ts >= $2 AND ts <= $3",
+         FROM flows WHERE (src_ip = $1::inet OR dest_ip = $1::inet) AND ts >= $2 AND ts <= $3",
     )
     .bind::<Text, _>(ip)
     .bind::<Timestamptz, _>(window.since)
@@ -433,10 +348,10 @@ pub async fn ip_peers(
     limit: i64,
 ) -> Result<Vec<PeerRow>, StoreError> {
     Ok(diesel::sql_query(
-        "SELECT CASE WHEN src_ip = $1 THEN dest_ip ELSE src_ip END AS peer, count(*) AS flows, \
-           count(*) FILTER (WHERE src_ip = $1) AS initiated, \
+        "SELECT host(CASE WHEN src_ip = $1::inet THEN dest_ip ELSE src_ip END) AS peer, count(*) AS flows, \
+           count(*) FILTER (WHERE src_ip = $1::inet) AS initiated, \
            COALESCE(sum(bytes_toserver + bytes_toclient), 0)::int8 AS bytes \
-         FROM flows WHERE (src_ip = $1 OR dest_ip = $1) AND ts >= $2 AND ts <= $3 \
+         FROM flows WHERE (src_ip = $1::inet OR dest_ip = $1::inet) AND ts >= $2 AND ts <= $3 \
          GROUP BY 1 ORDER BY 4 DESC, 1 LIMIT $4",
     )
     .bind::<Text, _>(ip)
@@ -474,10 +389,10 @@ pub async fn ip_ports(
     limit: i64,
 ) -> Result<Vec<PortRow>, StoreError> {
     Ok(diesel::sql_query(
-        "SELECT dest_port AS port, proto, (dest_ip = $1) AS served, count(*) AS flows, \
+        "SELECT dest_port AS port, proto, (dest_ip = $1::inet) AS served, count(*) AS flows, \
            COALESCE(sum(bytes_toserver + bytes_toclient), 0)::int8 AS bytes, \
            array_remove(array_agg(DISTINCT app_proto), NULL) AS app_protos \
-         FROM flows WHERE (src_ip = $1 OR dest_ip = $1) AND ts >= $2 AND ts <= $3 \
+         FROM flows WHERE (src_ip = $1::inet OR dest_ip = $1::inet) AND ts >= $2 AND ts <= $3 \
          GROUP BY 1, 2, 3 ORDER BY 4 DESC, 1 LIMIT $4",
     )
     .bind::<Text, _>(ip)
@@ -507,55 +422,12 @@ pub async fn ip_app_protocols(
 ) -> Result<Vec<NameCount>, StoreError> {
     Ok(diesel::sql_query(
         "SELECT COALESCE(app_proto, 'unknown') AS name, count(*) AS count \
-         FROM flows WHERE (src_ip = $1 OR dest_ip = $1) AND ts >= $2 AND ts <= $3 \
+         FROM flows WHERE (src_ip = $1::inet OR dest_ip = $1::inet) AND ts >= $2 AND ts <= $3 \
          GROUP BY 1 ORDER BY 2 DESC, 1",
     )
     .bind::<Text, _>(ip)
     .bind::<Timestamptz, _>(window.since)
     .bind::<Timestamptz, _>(window.until)
-    .load(conn)
-    .await?)
-}
-
-/// One address among the top talkers.
-#[derive(QueryableByName, Debug, Clone, Serialize)]
-#[allow(missing_docs)]
-pub struct TalkerRow {
-    #[diesel(sql_type = Text)]
-    pub ip: String,
-    #[diesel(sql_type = BigInt)]
-    pub bytes_sent: i64,
-    #[diesel(sql_type = BigInt)]
-    pub bytes_received: i64,
-    #[diesel(sql_type = BigInt)]
-    pub bytes_total: i64,
-    #[diesel(sql_type = BigInt)]
-    pub flows_as_client: i64,
-    #[diesel(sql_type = BigInt)]
-    pub flows_as_server: i64,
-}
-
-/// Addresses by bytes sent plus received over `window`.
-pub async fn top_talkers(
-    conn: &mut AsyncPgConnection,
-    window: Window,
-    limit: i64,
-) -> Result<Vec<TalkerRow>, StoreError> {
-    Ok(diesel::sql_query(
-        "SELECT ip, sum(sent)::int8 AS bytes_sent, sum(recv)::int8 AS bytes_received, \
-           (sum(sent) + sum(recv))::int8 AS bytes_total, \
-           sum(fc)::int8 AS flows_as_client, sum(fs)::int8 AS flows_as_server \
-         FROM ( \
-           SELECT src_ip AS ip, bytes_toserver AS sent, bytes_toclient AS recv, 1 AS fc, 0 AS fs \
-             FROM flows WHERE ts >= $1 AND ts <= $2 \
-           UNION ALL \
-           SELECT dest_ip, bytes_toclient, bytes_toserver, 0, 1 \
-             FROM flows WHERE ts >= $1 AND ts <= $2 \
-         ) t GROUP BY ip ORDER BY 4 DESC, ip LIMIT $3",
-    )
-    .bind::<Timestamptz, _>(window.since)
-    .bind::<Timestamptz, _>(window.until)
-    .bind::<BigInt, _>(limit)
     .load(conn)
     .await?)
 }
@@ -640,7 +512,8 @@ pub async fn tls_sessions(
     limit: i64,
 ) -> Result<Vec<TlsSessionRecord>, StoreError> {
     Ok(diesel::sql_query(
-        "SELECT t.id, t.ts, t.flow_id, t.src_ip, t.src_port, t.dest_ip, t.dest_port, \
+        "SELECT t.id, t.ts, t.flow_id, host(t.src_ip) AS src_ip, t.src_port, \
+           host(t.dest_ip) AS dest_ip, t.dest_port, \
            t.transport, t.sni, t.version, t.ja3, t.ja3s, t.ja4, t.alpn, t.cipher_selected, \
            t.cert_fingerprint, c.subject AS cert_subject, c.issuer AS cert_issuer, \
            c.serial AS cert_serial, c.not_before AS cert_not_before, \
@@ -650,7 +523,7 @@ pub async fn tls_sessions(
            LEFT JOIN certificates c ON c.fingerprint = t.cert_fingerprint \
            LEFT JOIN ja3_blocklist b ON b.ja3 = t.ja3 \
          WHERE t.ts >= $1 AND t.ts <= $2 \
-           AND ($3::text IS NULL OR t.src_ip = $3 OR t.dest_ip = $3) \
+           AND ($3::text IS NULL OR t.src_ip = $3::inet OR t.dest_ip = $3::inet) \
            AND ($4::text IS NULL OR t.sni ILIKE $4 ESCAPE '\\') \
            AND ($5::text IS NULL OR t.ja3 = $5) \
            AND ($6::text IS NULL OR t.ja4 = $6) \
@@ -821,7 +694,7 @@ pub async fn ja3_sightings(
     Ok(diesel::sql_query(
         "SELECT count(*) AS sessions, count(DISTINCT src_ip) AS clients, \
            min(ts) AS first_seen, max(ts) AS last_seen, max(ja3_string) AS ja3_string, \
-           COALESCE((array_agg(DISTINCT src_ip))[1:20], '{}') AS client_ips, \
+           COALESCE((array_agg(DISTINCT host(src_ip)))[1:20], '{}') AS client_ips, \
            COALESCE((array_remove(array_agg(DISTINCT sni), NULL))[1:20], '{}') AS snis, \
            COALESCE((array_remove(array_agg(DISTINCT ja4), NULL))[1:20], '{}') AS ja4s \
          FROM tls_sessions WHERE ja3 = $1",
@@ -907,7 +780,7 @@ pub async fn krb_totals(
            count(*) FILTER (WHERE weak_encryption) AS weak_encryption, \
            min(ts) AS first_seen, max(ts) AS last_seen \
          FROM kerberos_events WHERE ts >= $1 AND ts <= $2 \
-           AND ($3::text IS NULL OR src_ip = $3 OR dest_ip = $3)",
+           AND ($3::text IS NULL OR src_ip = $3::inet OR dest_ip = $3::inet)",
     )
     .bind::<Timestamptz, _>(window.since)
     .bind::<Timestamptz, _>(window.until)
@@ -941,7 +814,7 @@ pub async fn krb_top(
 ) -> Result<Vec<NameCount>, StoreError> {
     let col = match key {
         KrbKey::MsgType => "msg_type",
-        KrbKey::Client => "src_ip",
+        KrbKey::Client => "host(src_ip)",
         KrbKey::Cname => "cname",
         KrbKey::Sname => "sname",
         KrbKey::Realm => "realm",
@@ -950,7 +823,7 @@ pub async fn krb_top(
     let sql = format!(
         "SELECT {col} AS name, count(*) AS count FROM kerberos_events \
          WHERE {col} IS NOT NULL AND ts >= $1 AND ts <= $2 \
-           AND ($3::text IS NULL OR src_ip = $3 OR dest_ip = $3) \
+           AND ($3::text IS NULL OR src_ip = $3::inet OR dest_ip = $3::inet) \
          GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT $4"
     );
     Ok(diesel::sql_query(sql)
@@ -1000,7 +873,7 @@ pub async fn krb_codes(
     let sql = format!(
         "SELECT {col} AS code, count(*) AS count FROM kerberos_events \
          WHERE {col} IS NOT NULL AND ts >= $1 AND ts <= $2 \
-           AND ($3::text IS NULL OR src_ip = $3 OR dest_ip = $3) \
+           AND ($3::text IS NULL OR src_ip = $3::inet OR dest_ip = $3::inet) \
          GROUP BY 1 ORDER BY 2 DESC, 1"
     );
     Ok(diesel::sql_query(sql)
@@ -1047,11 +920,11 @@ pub async fn krb_weak_groups(
     limit: i64,
 ) -> Result<Vec<KrbEtypeGroup>, StoreError> {
     Ok(diesel::sql_query(
-        "SELECT src_ip, cname, realm, msg_type, encryption, ticket_encryption, \
+        "SELECT host(src_ip) AS src_ip, cname, realm, msg_type, encryption, ticket_encryption, \
            requested_etypes, count(*) AS messages, min(ts) AS first_seen, max(ts) AS last_seen \
          FROM kerberos_events \
          WHERE ts >= $1 AND ts <= $2 \
-           AND ($3::text IS NULL OR src_ip = $3 OR dest_ip = $3) \
+           AND ($3::text IS NULL OR src_ip = $3::inet OR dest_ip = $3::inet) \
            AND ((encryption IS NOT NULL AND NOT (encryption = ANY($4))) \
              OR (ticket_encryption IS NOT NULL AND NOT (ticket_encryption = ANY($4))) \
              OR (cardinality(requested_etypes) > 0 AND NOT (requested_etypes && $4))) \

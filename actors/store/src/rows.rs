@@ -3,6 +3,7 @@
 
 use crate::audit::AuditRecord;
 use crate::copy::CopyBuf;
+use crate::partitions::day_of_us;
 use crate::writer::StoreItem;
 use chrono::{DateTime, Utc};
 use diesel::pg::CopyFormat;
@@ -42,6 +43,8 @@ pub struct TableCopies {
     audit: CopyBuf,
     /// Latest use of each token among the audit rows, for `api_tokens.last_used_at`.
     token_use: std::collections::HashMap<i64, DateTime<Utc>>,
+    /// The UTC days (since 1970) the rows fall on, whose partitions must exist.
+    days: std::collections::BTreeSet<i32>,
 }
 
 impl TableCopies {
@@ -51,6 +54,12 @@ impl TableCopies {
             b.clear();
         }
         self.token_use.clear();
+        self.days.clear();
+    }
+
+    /// The UTC days the encoded rows fall on.
+    pub fn days(&self) -> &std::collections::BTreeSet<i32> {
+        &self.days
     }
 
     /// Advances `api_tokens.last_used_at` once per token per batch, not once per request.
@@ -86,8 +95,12 @@ impl TableCopies {
     /// Encodes one item into the streams of the tables it fills.
     pub fn push(&mut self, sensor: &str, item: &StoreItem) {
         match item {
-            StoreItem::Event(e) => self.push_event(sensor, e),
+            StoreItem::Event(e) => {
+                self.days.insert(day_of_us(e.header.ts.0));
+                self.push_event(sensor, e)
+            }
             StoreItem::Audit(a) => {
+                self.days.insert(day_of_us(a.ts.timestamp_micros()));
                 a.encode(&mut self.audit);
                 if let Some(id) = a.token_id {
                     let t = self.token_use.entry(id).or_insert(a.ts);
@@ -353,8 +366,8 @@ impl TableCopies {
                 b.int8(h.flow_id as i64);
                 b.timestamptz_us(h.ts.0);
                 b.text(event.kind.event_type());
-                b.text(&h.key.src_ip.to_string());
-                b.text(&h.key.dst_ip.to_string());
+                b.inet(h.key.src_ip);
+                b.inet(h.key.dst_ip);
                 b.jsonb(&to_eve(event));
             }
         }
@@ -363,9 +376,9 @@ impl TableCopies {
 
 /// `src_ip, src_port, dest_ip, dest_port` as every event table has them.
 fn endpoints(b: &mut CopyBuf, h: &EventHeader) {
-    b.text(&h.key.src_ip.to_string());
+    b.inet(h.key.src_ip);
     b.int4(i32::from(h.key.src_port));
-    b.text(&h.key.dst_ip.to_string());
+    b.inet(h.key.dst_ip);
     b.int4(i32::from(h.key.dst_port));
 }
 

@@ -14,6 +14,7 @@
 
 use crate::audit::AuditRecord;
 use crate::deadletter::DeadLetters;
+use crate::partitions::{PartitionKeeper, Retention};
 use crate::rows::{TableCopies, SESSION_SETUP};
 use crate::spool::{Oldest, Spool};
 use crate::StoreError;
@@ -59,6 +60,8 @@ pub struct StoreConfig {
     pub dead_letter_dir: PathBuf,
     /// How often to retry the database during an outage.
     pub retry_interval_ms: u64,
+    /// Days kept per event table, and partitions made ahead.
+    pub retention: Retention,
 }
 
 /// The spool's default bound: a day of a busy sensor (about 500 events a second at the ~390
@@ -76,6 +79,7 @@ impl Default for StoreConfig {
             spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
             dead_letter_dir: PathBuf::new(),
             retry_interval_ms: 1000,
+            retention: Retention::default(),
         }
     }
 }
@@ -95,7 +99,7 @@ impl StoreConfig {
         if self.spool_max_bytes < 1 << 20 {
             return Err("store.spool_max_bytes must be at least 1048576 (1 MiB)".into());
         }
-        Ok(())
+        self.retention.validate()
     }
 
     /// The dead-letter directory, defaulting to `deadletter` beside the spool.
@@ -163,6 +167,8 @@ impl StoreHandle {
             stats: stats.clone(),
             next_attempt: Instant::now(),
             copies: TableCopies::default(),
+            partitions: PartitionKeeper::default(),
+            next_upkeep: Instant::now(),
         };
         let join = std::thread::Builder::new()
             .name("store-writer".into())
@@ -246,7 +252,14 @@ struct Writer {
     next_attempt: Instant,
     /// Encoding buffers, kept between batches.
     copies: TableCopies,
+    /// Which days have partitions; creates them ahead and applies retention.
+    partitions: PartitionKeeper,
+    /// When partitions are next made ahead and expired ones dropped.
+    next_upkeep: Instant,
 }
+
+/// How often partitions are made ahead and retention applied.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// How a write ended when it did not end well.
 enum Failure {
@@ -550,6 +563,24 @@ impl Writer {
         }
     }
 
+    /// Hourly: partitions for today and the days ahead, and retention. A failure is logged and
+    /// retried at the next batch; it never holds up the rows.
+    fn upkeep(&mut self) {
+        if Instant::now() < self.next_upkeep {
+            return;
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        match self.partitions.upkeep(conn, &self.config.retention) {
+            Ok(_) => self.next_upkeep = Instant::now() + UPKEEP_INTERVAL,
+            Err(e) => {
+                tracing::warn!(error = %e, "partition upkeep failed; retrying with the next batch");
+                metrics::counter!("netmonitor_store_errors_total", "error_type" => "partition_upkeep").increment(1);
+            }
+        }
+    }
+
     /// Writes one batch in one transaction; returns the number of items.
     fn write(&mut self, batch: &[StoreItem]) -> Result<usize, StoreError> {
         let started = Instant::now();
@@ -558,13 +589,19 @@ impl Writer {
         for item in batch {
             copies.push(&self.config.sensor_name, item);
         }
-        let result = match self.ensure_connected() {
-            Ok(conn) => conn
-                .transaction::<_, DieselError, _>(|c| copies.write(c))
-                .map_err(StoreError::from),
-            Err(e) => Err(e),
-        };
+        let result = self.ensure_connected().map(|_| ()).and_then(|()| {
+            self.upkeep();
+            let conn = self
+                .conn
+                .as_mut()
+                .ok_or_else(|| StoreError::Invalid("not connected".into()))?;
+            self.partitions.ensure(conn, copies.days())?;
+            Ok(conn.transaction::<_, DieselError, _>(|c| copies.write(c))?)
+        });
         self.copies = copies;
+        if result.is_err() {
+            self.partitions.forget();
+        }
         result?;
         metrics::histogram!("netmonitor_store_batch_seconds")
             .record(started.elapsed().as_secs_f64());

@@ -8,7 +8,6 @@ use crate::args::Args;
 use crate::schema::*;
 use crate::support::*;
 use netmonitor_mcp::{Scope, ToolAnnotations, ToolDef, ToolError};
-use netmonitor_store::queries as q;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -119,9 +118,16 @@ async fn recommend(ctx: &Ctx, args: &Args) -> Result<Value, ToolError> {
     let ip = args.opt_ip("ip")?.map(|i| i.to_string());
     let use_model = args.bool_or("use_model", true)?;
     let mut conn = db(ctx).await?;
-    let groups = q::threat_groups(&mut conn, window, ip.as_deref(), None, true, 500)
-        .await
-        .map_err(db_err)?;
+    let groups = netmonitor_store::summaries::threat_groups(
+        &mut conn,
+        window,
+        ip.as_deref(),
+        None,
+        true,
+        500,
+    )
+    .await
+    .map_err(db_err)?;
     drop(conn);
     // Fold the per-source groups into one finding per kind.
     let mut findings: Vec<(String, i64, i64, i16, chrono::DateTime<chrono::Utc>)> = Vec::new();

@@ -256,7 +256,7 @@ fn get_top_talkers(ctx: &Ctx) -> ToolDef {
             }
             let window = args.window(24)?;
             let mut conn = db(&ctx).await?;
-            let rows = q::top_talkers(&mut conn, window, limit)
+            let rows = netmonitor_store::summaries::top_talkers(&mut conn, window, limit)
                 .await
                 .map_err(db_err)?;
             Ok(json!({"source": "database", "window": window_json(&window), "talkers": json(&rows)?}))

@@ -33,6 +33,7 @@ mod risk;
 mod schema;
 mod sensor;
 mod soar;
+mod storage;
 mod support;
 mod suppression;
 mod threats;
@@ -153,6 +154,7 @@ pub fn build_registry(ctx: Arc<ToolContext>) -> Result<Registry, RegistryError> 
     for tool in threats::tools(&ctx)
         .into_iter()
         .chain(sensor::tools(&ctx))
+        .chain(storage::tools(&ctx))
         .chain(config::tools(&ctx))
         .chain(commands::tools(&ctx))
         .chain(devices::tools(&ctx))

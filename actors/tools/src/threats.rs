@@ -244,7 +244,7 @@ fn get_threat_detections(ctx: &Ctx) -> ToolDef {
             let limit = args.i64_or("limit", 100, 1, 500)?;
             let hide = !args.bool_or("include_whitelisted", false)?;
             let mut conn = db(&ctx).await?;
-            let groups = q::threat_groups(
+            let groups = netmonitor_store::summaries::threat_groups(
                 &mut conn,
                 window,
                 ip.as_deref(),
@@ -516,7 +516,7 @@ fn get_mitre_mapping(ctx: &Ctx) -> ToolDef {
                     return Ok(v);
                 }
             }
-            let rows = q::mitre_mapping(&mut conn, window, ip.as_deref(), limit)
+            let rows = netmonitor_store::summaries::mitre_mapping(&mut conn, window, ip.as_deref(), limit)
                 .await
                 .map_err(db_err)?;
             let mut list = Vec::with_capacity(rows.len());
@@ -598,7 +598,7 @@ fn analyze_ip(ctx: &Ctx) -> ToolDef {
             let total = q::count_alerts(&mut conn, &all).await.map_err(db_err)?;
             let unack = q::count_alerts(&mut conn, &open).await.map_err(db_err)?;
             let recent = q::list_alerts(&mut conn, &all, 10).await.map_err(db_err)?;
-            let groups = q::threat_groups(&mut conn, window, Some(&ip), None, false, 20)
+            let groups = netmonitor_store::summaries::threat_groups(&mut conn, window, Some(&ip), None, false, 20)
                 .await
                 .map_err(db_err)?;
             let highest = groups.iter().map(|g| g.severity).min();

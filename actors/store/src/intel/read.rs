@@ -149,7 +149,7 @@ pub async fn sightings(
 ) -> Result<Vec<Sighting>, StoreError> {
     const AGG: &str =
         "count(*) AS events, count(DISTINCT src_ip) AS clients, min(ts) AS first_seen, \
-        max(ts) AS last_seen, (array_agg(DISTINCT src_ip))[1:10] AS sample_clients";
+        max(ts) AS last_seen, (array_agg(DISTINCT host(src_ip)))[1:10] AS sample_clients";
     let mut queries: Vec<String> = Vec::new();
     match kind {
         "domain" => {
@@ -182,10 +182,15 @@ pub async fn sightings(
         )),
         _ => {}
     }
+    // addresses are `inet`: only an address can be compared with them
+    let as_address = if value.parse::<std::net::IpAddr>().is_ok() {
+        " OR src_ip = $1::inet OR dest_ip = $1::inet"
+    } else {
+        ""
+    };
     queries.push(format!(
         "SELECT 'alerts' AS source, {AGG} FROM alerts WHERE ts BETWEEN $2 AND $3 \
-         AND (evidence->>'indicator' = $1 OR evidence->>'matched_value' = $1 \
-              OR src_ip = $1 OR dest_ip = $1)"
+         AND (evidence->>'indicator' = $1 OR evidence->>'matched_value' = $1{as_address})"
     ));
     let mut out = Vec::new();
     for q in queries {

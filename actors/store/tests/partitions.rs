@@ -1,0 +1,412 @@
+//! Daily partitions, retention by dropping them, and the hourly rollups, against a real
+//! PostgreSQL: rows land in their day's partition, retention removes whole days (and their
+//! rollup rows), and every rollup-backed summary equals the same summary computed from the rows.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+use netmonitor_common::{Alert, Event, EventHeader, EventKind, FlowKey, FlowRecord, Timestamp};
+use netmonitor_store::partitions::{PartitionKeeper, Retention, MAX_NEW_DAYS_PER_BATCH};
+use netmonitor_store::queries::{acknowledge_alerts_by_ip, Window};
+use netmonitor_store::summaries::{mitre_mapping, threat_groups, top_talkers};
+use netmonitor_store::testing::TestDatabase;
+use netmonitor_store::{StoreConfig, StoreHandle};
+
+/// 2026-11-01T00:00:00Z.
+const DAY0: i64 = 1_793_491_200;
+
+fn header(at_secs: i64, i: u64, src: &str, dst: &str) -> EventHeader {
+    EventHeader {
+        ts: Timestamp::from_secs_micros(at_secs, 0),
+        flow_id: i,
+        key: FlowKey {
+            src_ip: src.parse().unwrap(),
+            src_port: 40000 + (i % 1000) as u16,
+            dst_ip: dst.parse().unwrap(),
+            dst_port: 443,
+            proto: 6,
+        },
+    }
+}
+
+fn flow(at_secs: i64, i: u64, src: &str, dst: &str, up: u64, down: u64) -> Event {
+    Event {
+        header: header(at_secs, i, src, dst),
+        kind: EventKind::Flow(FlowRecord {
+            pkts_toserver: 1,
+            pkts_toclient: 1,
+            bytes_toserver: up,
+            bytes_toclient: down,
+            state: "closed".into(),
+            reason: "timeout".into(),
+            ..FlowRecord::default()
+        }),
+    }
+}
+
+fn alert(at_secs: i64, i: u64, src: &str, dst: &str, kind: &str, severity: u8) -> Event {
+    Event {
+        header: header(at_secs, i, src, dst),
+        kind: EventKind::Alert(Alert {
+            signature_id: 9_000_000 + u32::from(severity),
+            signature: format!("{kind} signature {severity}"),
+            category: "test".into(),
+            severity,
+            threat_type: kind.into(),
+            mitre: vec![format!("T10{}", kind.len())],
+            evidence: serde_json::json!({}),
+        }),
+    }
+}
+
+fn config(t: &TestDatabase) -> StoreConfig {
+    StoreConfig {
+        spool_dir: t.dir().join("spool"),
+        batch_size: 5000,
+        flush_interval_ms: 20,
+        retry_interval_ms: 100,
+        ..StoreConfig::default()
+    }
+}
+
+#[derive(QueryableByName)]
+struct Name {
+    #[diesel(sql_type = Text)]
+    name: String,
+}
+
+#[derive(QueryableByName)]
+struct N {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+fn partitions(c: &mut PgConnection, table: &str) -> Vec<String> {
+    diesel::sql_query(
+        "SELECT c.relname::text AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+         WHERE i.inhparent = $1::regclass ORDER BY 1",
+    )
+    .bind::<Text, _>(table)
+    .load::<Name>(c)
+    .unwrap()
+    .into_iter()
+    .map(|n| n.name)
+    .collect()
+}
+
+fn count(c: &mut PgConnection, sql: &str) -> i64 {
+    diesel::sql_query(sql).get_result::<N>(c).unwrap().n
+}
+
+#[test]
+fn rows_land_in_day_partitions_and_retention_drops_whole_days() {
+    let t = TestDatabase::start().expect("test database");
+    let store = StoreHandle::spawn(t.conninfo(), config(&t)).unwrap();
+    // ten days of flows, 100 a day, and one day of alerts
+    let flows = (0..1000u64).map(|i| {
+        let day = (i / 100) as i64;
+        flow(
+            DAY0 + day * 86_400 + (i % 100) as i64,
+            i,
+            "10.0.0.1",
+            "10.0.0.2",
+            10,
+            20,
+        )
+    });
+    store.send_events(flows).unwrap();
+    store
+        .send_events([alert(DAY0, 1, "10.0.0.1", "10.0.0.2", "port_scan", 2)])
+        .unwrap();
+    store.flush().unwrap();
+
+    let mut c = PgConnection::establish(&t.conninfo()).unwrap();
+    let days: Vec<String> = partitions(&mut c, "flows")
+        .into_iter()
+        .filter(|p| p.starts_with("flows_p202611"))
+        .collect();
+    assert_eq!(days.len(), 10, "{days:?}");
+    assert_eq!(
+        count(&mut c, "SELECT count(*) AS n FROM flows_p20261103"),
+        100
+    );
+    assert_eq!(count(&mut c, "SELECT count(*) AS n FROM flows_default"), 0);
+    assert!(partitions(&mut c, "alerts").contains(&"alerts_p20261101".to_string()));
+
+    // keep three days of flows (counted back from the newest row), every alert
+    let mut keeper = PartitionKeeper::default();
+    let retention = Retention {
+        flows_days: 3,
+        alerts_days: 0,
+        ..Retention::default()
+    };
+    let dropped = keeper.upkeep(&mut c, &retention).unwrap();
+    assert_eq!(dropped, 7);
+    assert_eq!(count(&mut c, "SELECT count(*) AS n FROM flows"), 300);
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT min((ts AT TIME ZONE 'UTC')::date - '2026-11-01'::date)::int8 AS n FROM flows"
+        ),
+        7
+    );
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) AS n FROM talker_rollup WHERE bucket < '2026-11-08'"
+        ),
+        0,
+        "the rollup leaves with its days"
+    );
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT sum(flows_as_client)::int8 AS n FROM talker_rollup"
+        ),
+        300
+    );
+    assert_eq!(count(&mut c, "SELECT count(*) AS n FROM alerts"), 1);
+    // today and the days ahead exist before any traffic reaches them
+    let today = format!("flows_p{}", Utc::now().format("%Y%m%d"));
+    assert!(partitions(&mut c, "flows").contains(&today), "{today}");
+    // a row for a dropped day is still kept
+    store
+        .send_events([flow(DAY0, 5000, "10.0.0.1", "10.0.0.2", 1, 1)])
+        .unwrap();
+    store.flush().unwrap();
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) AS n FROM flows WHERE ts < '2026-11-02'"
+        ),
+        1
+    );
+    assert_eq!(
+        load(&store.stats().rows_rejected),
+        0,
+        "nothing was refused on the way"
+    );
+}
+
+fn load(a: &std::sync::atomic::AtomicU64) -> u64 {
+    a.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+#[test]
+fn a_batch_with_scrambled_dates_opens_a_bounded_number_of_days() {
+    let t = TestDatabase::start().expect("test database");
+    let store = StoreHandle::spawn(t.conninfo(), config(&t)).unwrap();
+    // forty different years in one batch
+    let flows = (0..40u64).map(|i| {
+        flow(
+            DAY0 - (i as i64) * 366 * 86_400,
+            i,
+            "10.0.0.1",
+            "10.0.0.2",
+            1,
+            1,
+        )
+    });
+    store.send_events(flows).unwrap();
+    store.flush().unwrap();
+    let mut c = PgConnection::establish(&t.conninfo()).unwrap();
+    assert_eq!(
+        count(&mut c, "SELECT count(*) AS n FROM flows"),
+        40,
+        "no row lost"
+    );
+    let outside = count(&mut c, "SELECT count(*) AS n FROM flows_default");
+    assert_eq!(outside, 40 - MAX_NEW_DAYS_PER_BATCH as i64);
+    // days are opened oldest first; a later row for a day the default partition holds stays
+    // there with its day
+    store
+        .send_events([flow(DAY0, 99, "10.0.0.1", "10.0.0.2", 1, 1)])
+        .unwrap();
+    store.flush().unwrap();
+    assert_eq!(
+        count(&mut c, "SELECT count(*) AS n FROM flows_default"),
+        outside + 1
+    );
+    assert_eq!(load(&store.stats().rows_rejected), 0);
+}
+
+/// The same summaries straight from the rows.
+fn raw_groups(c: &mut PgConnection, w: Window) -> Vec<(String, String, i64, i64, i64, i16)> {
+    #[derive(QueryableByName)]
+    struct G {
+        #[diesel(sql_type = Text)]
+        threat_type: String,
+        #[diesel(sql_type = Text)]
+        src: String,
+        #[diesel(sql_type = BigInt)]
+        alerts: i64,
+        #[diesel(sql_type = BigInt)]
+        open: i64,
+        #[diesel(sql_type = BigInt)]
+        targets: i64,
+        #[diesel(sql_type = diesel::sql_types::Int2)]
+        severity: i16,
+    }
+    diesel::sql_query(
+        "SELECT threat_type, host(src_ip) AS src, count(*) AS alerts, \
+           count(*) FILTER (WHERE NOT acknowledged) AS open, count(DISTINCT dest_ip) AS targets, \
+           min(severity) AS severity FROM alerts WHERE ts >= $1 AND ts <= $2 \
+         GROUP BY 1, src_ip ORDER BY 3 DESC, 1, src_ip",
+    )
+    .bind::<diesel::sql_types::Timestamptz, _>(w.since)
+    .bind::<diesel::sql_types::Timestamptz, _>(w.until)
+    .load::<G>(c)
+    .unwrap()
+    .into_iter()
+    .map(|g| {
+        (
+            g.threat_type,
+            g.src,
+            g.alerts,
+            g.open,
+            g.targets,
+            g.severity,
+        )
+    })
+    .collect()
+}
+
+fn raw_talkers(c: &mut PgConnection, w: Window) -> Vec<(String, i64, i64)> {
+    #[derive(QueryableByName)]
+    struct T {
+        #[diesel(sql_type = Text)]
+        ip: String,
+        #[diesel(sql_type = BigInt)]
+        sent: i64,
+        #[diesel(sql_type = BigInt)]
+        flows: i64,
+    }
+    diesel::sql_query(
+        "SELECT host(ip) AS ip, sum(sent)::int8 AS sent, count(*) AS flows FROM ( \
+           SELECT src_ip AS ip, bytes_toserver AS sent FROM flows WHERE ts >= $1 AND ts <= $2 \
+           UNION ALL SELECT dest_ip, bytes_toclient FROM flows WHERE ts >= $1 AND ts <= $2) x \
+         GROUP BY x.ip ORDER BY x.ip",
+    )
+    .bind::<diesel::sql_types::Timestamptz, _>(w.since)
+    .bind::<diesel::sql_types::Timestamptz, _>(w.until)
+    .load::<T>(c)
+    .unwrap()
+    .into_iter()
+    .map(|t| (t.ip, t.sent, t.flows))
+    .collect()
+}
+
+#[test]
+fn rollup_summaries_equal_the_rows_for_any_window() {
+    let t = TestDatabase::start().expect("test database");
+    let store = StoreHandle::spawn(t.conninfo(), config(&t)).unwrap();
+    let base = DAY0 + 10 * 3600; // 10:00
+    let kinds = ["port_scan", "brute_force", "dns_tunneling"];
+    let mut events = Vec::new();
+    // six hours, an alert every 37 s and a flow every 23 s, from a few sources to many targets
+    for i in 0..(6 * 3600 / 37) as u64 {
+        let at = base + i as i64 * 37;
+        let src = format!("10.0.0.{}", i % 5);
+        let dst = format!("192.0.2.{}", i % 23);
+        events.push(alert(
+            at,
+            i,
+            &src,
+            &dst,
+            kinds[(i % 3) as usize],
+            1 + (i % 4) as u8,
+        ));
+    }
+    for i in 0..(6 * 3600 / 23) as u64 {
+        let at = base + i as i64 * 23;
+        let src = format!("10.0.0.{}", i % 7);
+        let dst = format!("2001:db8::{:x}", i % 11);
+        events.push(flow(at, i, &src, &dst, 100 + i, 1000 + i));
+    }
+    store.send_events(events).unwrap();
+    store.flush().unwrap();
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let pool = netmonitor_store::db::query_pool(&t.conninfo(), 1, 10_000).unwrap();
+    let mut c = PgConnection::establish(&t.conninfo()).unwrap();
+    let at = |secs: i64| DateTime::<Utc>::from_timestamp(secs, 0).unwrap();
+    let windows = [
+        (base, base + 6 * 3600),             // aligned, all whole hours
+        (base + 1234, base + 5 * 3600 - 77), // ragged both ends
+        (base + 600, base + 1800),           // inside one hour
+        (base - 86_400, base + 86_400),      // wider than the data
+        (base + 3600, base + 2 * 3600 - 1),  // one hour but its last second
+    ];
+    rt.block_on(async {
+        let mut q = pool.get().await.unwrap();
+        // acknowledging moves counts in the rollup as in the rows
+        let acked = acknowledge_alerts_by_ip(
+            &mut q,
+            "10.0.0.3",
+            Window {
+                since: at(base),
+                until: at(base + 3 * 3600 + 5),
+            },
+            None,
+            "analyst",
+        )
+        .await
+        .unwrap();
+        assert!(acked > 50, "{acked}");
+        for (a, b) in windows {
+            let w = Window {
+                since: at(a),
+                until: at(b),
+            };
+            let got: Vec<_> = threat_groups(&mut q, w, None, None, false, 1000)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|g| {
+                    (
+                        g.threat_type,
+                        g.src_ip,
+                        g.alerts,
+                        g.unacknowledged,
+                        g.targets,
+                        g.severity,
+                    )
+                })
+                .collect();
+            assert_eq!(got, raw_groups(&mut c, w), "threat groups over {w:?}");
+
+            let mut talkers: Vec<_> = top_talkers(&mut q, w, 1000)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| (r.ip, r.bytes_sent, r.flows_as_client + r.flows_as_server))
+                .collect();
+            talkers.sort();
+            let mut raw = raw_talkers(&mut c, w);
+            raw.sort();
+            assert_eq!(talkers, raw, "top talkers over {w:?}");
+
+            let techniques = mitre_mapping(&mut q, w, None, 100).await.unwrap();
+            let total: i64 = techniques.iter().map(|m| m.alerts).sum();
+            let expected = raw_groups(&mut c, w).iter().map(|g| g.2).sum::<i64>();
+            assert_eq!(total, expected, "one technique per alert over {w:?}");
+            let one_ip = mitre_mapping(&mut q, w, Some("192.0.2.4"), 100)
+                .await
+                .unwrap();
+            let n: i64 = one_ip.iter().map(|m| m.alerts).sum();
+            let raw_n = count(
+                &mut c,
+                &format!(
+                    "SELECT count(*) AS n FROM alerts WHERE dest_ip = '192.0.2.4' \
+                     AND ts >= '{}' AND ts <= '{}'",
+                    w.since.to_rfc3339(),
+                    w.until.to_rfc3339()
+                ),
+            );
+            assert_eq!(n, raw_n, "one address over {w:?}");
+        }
+    });
+}
