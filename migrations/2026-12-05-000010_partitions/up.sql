@@ -136,7 +136,12 @@ CREATE TABLE alert_rollup (
     PRIMARY KEY (bucket, sensor, threat_type, signature, src_ip, dest_ip, suppressed)
 );
 
--- Bytes and flows per hour, sensor and address (each flow counts for both ends).
+-- Bytes and flows per hour, sensor and address (each flow counts for both ends). Flows are
+-- many and never change, so the store writer sums them in memory and adds its sums every few
+-- seconds, in the transaction of a batch; `rollup_watermarks` says up to which flow id a
+-- sensor's flows are counted, so that flows written just before a crash are summed at the
+-- next start (`netmonitor_rollup_flows`). Alerts are few and change (acknowledgement), so the
+-- database keeps their rollup itself.
 CREATE TABLE talker_rollup (
     bucket          TIMESTAMPTZ NOT NULL,
     sensor          TEXT        NOT NULL,
@@ -147,6 +152,49 @@ CREATE TABLE talker_rollup (
     flows_as_server BIGINT      NOT NULL,
     PRIMARY KEY (bucket, sensor, ip)
 );
+
+CREATE TABLE rollup_watermarks (
+    sensor   TEXT   NOT NULL,
+    rollup   TEXT   NOT NULL,
+    last_id  BIGINT NOT NULL,
+    PRIMARY KEY (sensor, rollup)
+);
+
+-- Adds the flows of `for_sensor` above its watermark to `talker_rollup` and moves the
+-- watermark; returns the flows added. Run by the writer at start and after a lost flush.
+CREATE FUNCTION netmonitor_rollup_flows(for_sensor text) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    mark bigint;
+    newest bigint;
+    added bigint;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('talker_rollup:' || for_sensor));
+    SELECT last_id INTO mark FROM rollup_watermarks
+     WHERE sensor = for_sensor AND rollup = 'talker';
+    mark := COALESCE(mark, 0);
+    SELECT max(id), count(*) INTO newest, added FROM flows WHERE sensor = for_sensor AND id > mark;
+    IF newest IS NULL THEN
+        RETURN 0;
+    END IF;
+    INSERT INTO talker_rollup
+    SELECT bucket, for_sensor, ip, sum(sent), sum(recv), sum(fc), sum(fs)
+      FROM (SELECT date_trunc('hour', ts, 'UTC') AS bucket, src_ip AS ip,
+                   bytes_toserver AS sent, bytes_toclient AS recv, 1 AS fc, 0 AS fs
+              FROM flows WHERE sensor = for_sensor AND id > mark AND id <= newest
+            UNION ALL
+            SELECT date_trunc('hour', ts, 'UTC'), dest_ip, bytes_toclient, bytes_toserver, 0, 1
+              FROM flows WHERE sensor = for_sensor AND id > mark AND id <= newest) x
+     GROUP BY 1, 3 ORDER BY 1, 3
+    ON CONFLICT (bucket, sensor, ip) DO UPDATE SET
+        bytes_sent = talker_rollup.bytes_sent + EXCLUDED.bytes_sent,
+        bytes_received = talker_rollup.bytes_received + EXCLUDED.bytes_received,
+        flows_as_client = talker_rollup.flows_as_client + EXCLUDED.flows_as_client,
+        flows_as_server = talker_rollup.flows_as_server + EXCLUDED.flows_as_server;
+    INSERT INTO rollup_watermarks VALUES (for_sensor, 'talker', newest)
+    ON CONFLICT (sensor, rollup) DO UPDATE SET last_id = EXCLUDED.last_id;
+    RETURN added;
+END $$;
 
 -- Rows are inserted in key order so that two writers touching the same keys lock them in the
 -- same order.
@@ -184,33 +232,12 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE FUNCTION netmonitor_talker_rollup_insert() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO talker_rollup
-    SELECT bucket, sensor, ip, sum(sent), sum(recv), sum(fc), sum(fs)
-      FROM (SELECT date_trunc('hour', ts, 'UTC') AS bucket, sensor, src_ip AS ip,
-                   bytes_toserver AS sent, bytes_toclient AS recv, 1 AS fc, 0 AS fs FROM new_rows
-            UNION ALL
-            SELECT date_trunc('hour', ts, 'UTC'), sensor, dest_ip,
-                   bytes_toclient, bytes_toserver, 0, 1 FROM new_rows) x
-     GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-    ON CONFLICT (bucket, sensor, ip) DO UPDATE SET
-        bytes_sent = talker_rollup.bytes_sent + EXCLUDED.bytes_sent,
-        bytes_received = talker_rollup.bytes_received + EXCLUDED.bytes_received,
-        flows_as_client = talker_rollup.flows_as_client + EXCLUDED.flows_as_client,
-        flows_as_server = talker_rollup.flows_as_server + EXCLUDED.flows_as_server;
-    RETURN NULL;
-END $$;
-
 CREATE TRIGGER alerts_rollup_insert AFTER INSERT ON alerts
     REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION netmonitor_alert_rollup_insert();
 CREATE TRIGGER alerts_rollup_update AFTER UPDATE ON alerts
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION netmonitor_alert_rollup_update();
-CREATE TRIGGER flows_rollup_insert AFTER INSERT ON flows
-    REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION netmonitor_talker_rollup_insert();
 
 -- The rows already stored.
 INSERT INTO alert_rollup
@@ -218,11 +245,4 @@ SELECT date_trunc('hour', ts, 'UTC'), sensor, threat_type, signature, src_ip, de
        evidence ? 'suppressed_by', count(*), count(*) FILTER (WHERE NOT acknowledged),
        min(severity), max(mitre), min(ts), max(ts)
   FROM alerts GROUP BY 1, 2, 3, 4, 5, 6, 7;
-INSERT INTO talker_rollup
-SELECT bucket, sensor, ip, sum(sent), sum(recv), sum(fc), sum(fs)
-  FROM (SELECT date_trunc('hour', ts, 'UTC') AS bucket, sensor, src_ip AS ip,
-               bytes_toserver AS sent, bytes_toclient AS recv, 1 AS fc, 0 AS fs FROM flows
-        UNION ALL
-        SELECT date_trunc('hour', ts, 'UTC'), sensor, dest_ip,
-               bytes_toclient, bytes_toserver, 0, 1 FROM flows) x
- GROUP BY 1, 2, 3;
+SELECT netmonitor_rollup_flows(sensor) FROM (SELECT DISTINCT sensor FROM flows) s;

@@ -15,6 +15,7 @@ pub mod intel;
 pub mod partitions;
 pub mod queries;
 pub mod risk;
+pub mod rollup;
 pub mod rows;
 pub mod schema;
 pub mod soar;

@@ -20,10 +20,12 @@ pub fn ts(t: Timestamp) -> DateTime<Utc> {
 /// Bytes handed to libpq per call.
 const COPY_CHUNK: usize = 64 * 1024;
 
-/// Statements run once per writer connection: certificates are upserted through this
-/// per-session staging table, which `COPY` can fill (an upsert cannot be a `COPY`).
+/// Statements run once per writer connection: certificates and the talker rollup are upserted
+/// through these per-session staging tables, which `COPY` can fill (an upsert cannot be a
+/// `COPY`).
 pub const SESSION_SETUP: &str = "CREATE TEMP TABLE IF NOT EXISTS certificates_stage \
-     (LIKE certificates) ON COMMIT DELETE ROWS";
+     (LIKE certificates) ON COMMIT DELETE ROWS; \
+     CREATE TEMP TABLE IF NOT EXISTS talker_stage (LIKE talker_rollup) ON COMMIT DELETE ROWS";
 
 /// Moves the staged certificates into `certificates`: one row per fingerprint, first seen kept,
 /// last seen advanced.
@@ -382,7 +384,7 @@ fn endpoints(b: &mut CopyBuf, h: &EventHeader) {
     b.int4(i32::from(h.key.dst_port));
 }
 
-fn clamp_u64(v: u64) -> i64 {
+pub(crate) fn clamp_u64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 

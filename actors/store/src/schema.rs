@@ -112,6 +112,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// Per-session staging table of the talker rollup (see `rollup.rs`).
+    talker_stage (bucket, sensor, ip) {
+        bucket -> Timestamptz,
+        sensor -> Text,
+        ip -> diesel::pg::sql_types::Inet,
+        bytes_sent -> Int8,
+        bytes_received -> Int8,
+        flows_as_client -> Int8,
+        flows_as_server -> Int8,
+    }
+}
+
+diesel::table! {
     ja3_blocklist (ja3) {
         ja3 -> Text,
         reason -> Text,

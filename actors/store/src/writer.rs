@@ -15,6 +15,7 @@
 use crate::audit::AuditRecord;
 use crate::deadletter::DeadLetters;
 use crate::partitions::{PartitionKeeper, Retention};
+use crate::rollup::TalkerSums;
 use crate::rows::{TableCopies, SESSION_SETUP};
 use crate::spool::{Oldest, Spool};
 use crate::StoreError;
@@ -169,6 +170,7 @@ impl StoreHandle {
             copies: TableCopies::default(),
             partitions: PartitionKeeper::default(),
             next_upkeep: Instant::now(),
+            talkers: TalkerSums::default(),
         };
         let join = std::thread::Builder::new()
             .name("store-writer".into())
@@ -256,6 +258,8 @@ struct Writer {
     partitions: PartitionKeeper,
     /// When partitions are next made ahead and expired ones dropped.
     next_upkeep: Instant,
+    /// Committed flows summed for `talker_rollup`, written every few seconds.
+    talkers: TalkerSums,
 }
 
 /// How often partitions are made ahead and retention applied.
@@ -289,6 +293,7 @@ impl Writer {
                     self.persist(&buf);
                     buf.clear();
                     oldest = None;
+                    self.write_rollups(true);
                     let _ = ack.send(());
                 }
                 Err(RecvTimeoutError::Timeout) => {
@@ -298,9 +303,11 @@ impl Writer {
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     self.persist(&buf);
+                    self.write_rollups(true);
                     break;
                 }
             }
+            self.write_rollups(false);
         }
     }
 
@@ -581,6 +588,22 @@ impl Writer {
         }
     }
 
+    /// Writes the in-memory rollup sums when due (or now, with `force`). A failure keeps them
+    /// for the next attempt; an outage is noticed by the next batch.
+    fn write_rollups(&mut self, force: bool) {
+        if !(self.talkers.due() || force) {
+            return;
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        if let Err(e) = self.talkers.flush(conn, &self.config.sensor_name) {
+            tracing::warn!(error = %e, "talker rollup not written; retrying");
+            metrics::counter!("netmonitor_store_errors_total", "error_type" => "rollup")
+                .increment(1);
+        }
+    }
+
     /// Writes one batch in one transaction; returns the number of items.
     fn write(&mut self, batch: &[StoreItem]) -> Result<usize, StoreError> {
         let started = Instant::now();
@@ -595,6 +618,7 @@ impl Writer {
                 .conn
                 .as_mut()
                 .ok_or_else(|| StoreError::Invalid("not connected".into()))?;
+            self.talkers.recover(conn, &self.config.sensor_name)?;
             self.partitions.ensure(conn, copies.days())?;
             Ok(conn.transaction::<_, DieselError, _>(|c| copies.write(c))?)
         });
@@ -603,6 +627,7 @@ impl Writer {
             self.partitions.forget();
         }
         result?;
+        self.talkers.add(batch);
         metrics::histogram!("netmonitor_store_batch_seconds")
             .record(started.elapsed().as_secs_f64());
         Ok(batch.len())

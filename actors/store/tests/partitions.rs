@@ -410,3 +410,53 @@ fn rollup_summaries_equal_the_rows_for_any_window() {
         }
     });
 }
+
+#[test]
+fn talker_sums_survive_a_crash_and_are_never_counted_twice() {
+    let t = TestDatabase::start().expect("test database");
+    let mut c = PgConnection::establish(&t.conninfo()).unwrap();
+    let flows_in_rollup = |c: &mut PgConnection| {
+        count(
+            c,
+            "SELECT COALESCE(sum(flows_as_client), 0)::int8 AS n FROM talker_rollup",
+        )
+    };
+    {
+        let store = StoreHandle::spawn(t.conninfo(), config(&t)).unwrap();
+        store
+            .send_events((0..50).map(|i| flow(DAY0 + i, i as u64, "10.0.0.1", "10.0.0.2", 5, 7)))
+            .unwrap();
+        store.flush().unwrap();
+    }
+    assert_eq!(flows_in_rollup(&mut c), 50);
+    // a writer that committed flows and died before adding their sums
+    diesel::sql_query(
+        "INSERT INTO flows (sensor, flow_id, ts, start_ts, end_ts, src_ip, src_port, dest_ip, \
+           dest_port, proto, pkts_toserver, pkts_toclient, bytes_toserver, bytes_toclient, state, \
+           reason, tcp_flags, alerted) \
+         SELECT 'netmonitor', g, '2026-11-01T05:00:00Z', now(), now(), '10.0.0.9', 1, '10.0.0.2', \
+           443, 6, 1, 1, 100, 200, 'closed', 'timeout', 0, false FROM generate_series(1, 30) g",
+    )
+    .execute(&mut c)
+    .unwrap();
+    assert_eq!(flows_in_rollup(&mut c), 50, "not yet counted");
+    for restart in 0..2 {
+        let store = StoreHandle::spawn(t.conninfo(), config(&t)).unwrap();
+        store
+            .send_events([flow(DAY0 + 99, 900 + restart, "10.0.0.1", "10.0.0.2", 5, 7)])
+            .unwrap();
+        store.flush().unwrap();
+    }
+    assert_eq!(
+        flows_in_rollup(&mut c),
+        82,
+        "50 + the 30 recovered + 2, once each"
+    );
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT bytes_sent AS n FROM talker_rollup WHERE ip = '10.0.0.9'"
+        ),
+        3000
+    );
+}

@@ -1,0 +1,186 @@
+//! The talker rollup (bytes and flows per hour, sensor and address), summed in memory by the
+//! store writer and added to `talker_rollup` every few seconds, not per batch: a per-batch
+//! upsert of every address a batch touches costs about as much as the batch itself.
+//!
+//! Nothing is counted twice or lost across a crash: sums are added, in one transaction with
+//! the sensor's watermark (the highest flow id they cover), only after their flows committed;
+//! at start the writer adds whatever flows lie above the watermark (`netmonitor_rollup_flows`).
+
+use crate::copy::CopyBuf;
+use crate::rows::{clamp_u64, copy_into};
+use crate::writer::StoreItem;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+use netmonitor_common::EventKind;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+/// How long sums wait in memory. Summaries read the current hour from the rows, so only an
+/// hour that has just ended could miss sums; they are written as soon as the clock passes an
+/// hour boundary too.
+pub const FLUSH_EVERY: Duration = Duration::from_secs(30);
+/// Addresses × hours held before a flush is forced.
+const MAX_CELLS: usize = 200_000;
+const HOUR_US: i64 = 3_600_000_000;
+
+#[derive(Default, Clone, Copy, Debug)]
+struct Cell {
+    sent: i64,
+    received: i64,
+    as_client: i64,
+    as_server: i64,
+}
+
+/// Sums of committed flows not yet in `talker_rollup`.
+#[derive(Debug)]
+pub struct TalkerSums {
+    cells: HashMap<(i64, IpAddr), Cell>,
+    since: Instant,
+    /// The wall-clock hour of the last write.
+    hour: i64,
+    /// True until the flows above the watermark have been added (at start, or after sums
+    /// had to be dropped).
+    recover: bool,
+    stage: CopyBuf,
+}
+
+impl Default for TalkerSums {
+    fn default() -> Self {
+        TalkerSums {
+            cells: HashMap::new(),
+            since: Instant::now(),
+            hour: wall_hour(),
+            recover: true,
+            stage: CopyBuf::default(),
+        }
+    }
+}
+
+fn wall_hour() -> i64 {
+    chrono::Utc::now().timestamp().div_euclid(3600)
+}
+
+#[derive(QueryableByName)]
+struct Added {
+    #[diesel(sql_type = BigInt)]
+    added: i64,
+}
+
+impl TalkerSums {
+    /// Counts the flows of a batch that has just committed.
+    pub fn add(&mut self, items: &[StoreItem]) {
+        for item in items {
+            let StoreItem::Event(e) = item else { continue };
+            let EventKind::Flow(f) = &e.kind else {
+                continue;
+            };
+            let bucket = e.header.ts.0.div_euclid(HOUR_US) * HOUR_US;
+            let (up, down) = (clamp_u64(f.bytes_toserver), clamp_u64(f.bytes_toclient));
+            let c = self.cells.entry((bucket, e.header.key.src_ip)).or_default();
+            c.sent = c.sent.saturating_add(up);
+            c.received = c.received.saturating_add(down);
+            c.as_client += 1;
+            let c = self.cells.entry((bucket, e.header.key.dst_ip)).or_default();
+            c.sent = c.sent.saturating_add(down);
+            c.received = c.received.saturating_add(up);
+            c.as_server += 1;
+        }
+    }
+
+    /// True when the sums should be written now.
+    pub fn due(&self) -> bool {
+        !self.cells.is_empty()
+            && (self.since.elapsed() >= FLUSH_EVERY
+                || self.cells.len() >= MAX_CELLS
+                || wall_hour() != self.hour)
+    }
+
+    /// Adds the flows above the sensor's watermark, once after start. Must run before the
+    /// first batch is counted in memory.
+    pub fn recover(&mut self, conn: &mut PgConnection, sensor: &str) -> QueryResult<()> {
+        if !self.recover {
+            return Ok(());
+        }
+        let a: Added = diesel::sql_query("SELECT netmonitor_rollup_flows($1) AS added")
+            .bind::<Text, _>(sensor)
+            .get_result(conn)?;
+        if a.added > 0 {
+            tracing::info!(
+                flows = a.added,
+                "talker rollup caught up with flows written before a restart"
+            );
+        }
+        self.recover = false;
+        Ok(())
+    }
+
+    /// Writes the sums and the watermark in one transaction; on failure they stay in memory
+    /// (or, past the cap, are dropped and recounted from the rows at the next recovery).
+    pub fn flush(&mut self, conn: &mut PgConnection, sensor: &str) -> QueryResult<()> {
+        if self.cells.is_empty() {
+            return Ok(());
+        }
+        self.stage.clear();
+        for (&(bucket, ip), c) in &self.cells {
+            let b = &mut self.stage;
+            b.row(7);
+            b.timestamptz_us(bucket);
+            b.text(sensor);
+            b.inet(ip);
+            b.int8(c.sent);
+            b.int8(c.received);
+            b.int8(c.as_client);
+            b.int8(c.as_server);
+        }
+        let stage = &mut self.stage;
+        let result = conn.transaction::<_, diesel::result::Error, _>(|c| {
+            {
+                use crate::schema::talker_stage::dsl::*;
+                let columns = (
+                    bucket,
+                    sensor,
+                    ip,
+                    bytes_sent,
+                    bytes_received,
+                    flows_as_client,
+                    flows_as_server,
+                );
+                copy_into(c, talker_stage, columns, stage)?;
+            }
+            diesel::sql_query(
+                "INSERT INTO talker_rollup SELECT * FROM talker_stage ORDER BY bucket, sensor, ip \
+                 ON CONFLICT (bucket, sensor, ip) DO UPDATE SET \
+                   bytes_sent = talker_rollup.bytes_sent + EXCLUDED.bytes_sent, \
+                   bytes_received = talker_rollup.bytes_received + EXCLUDED.bytes_received, \
+                   flows_as_client = talker_rollup.flows_as_client + EXCLUDED.flows_as_client, \
+                   flows_as_server = talker_rollup.flows_as_server + EXCLUDED.flows_as_server",
+            )
+            .execute(c)?;
+            diesel::sql_query(
+                "INSERT INTO rollup_watermarks (sensor, rollup, last_id) \
+                 SELECT $1, 'talker', max(id) FROM flows WHERE sensor = $1 HAVING max(id) IS NOT NULL \
+                 ON CONFLICT (sensor, rollup) DO UPDATE SET last_id = EXCLUDED.last_id",
+            )
+            .bind::<Text, _>(sensor)
+            .execute(c)?;
+            Ok(())
+        });
+        match result {
+            Ok(()) => {
+                self.cells.clear();
+                self.since = Instant::now();
+                self.hour = wall_hour();
+                Ok(())
+            }
+            Err(e) => {
+                if self.cells.len() >= MAX_CELLS {
+                    tracing::warn!(error = %e, "talker rollup sums dropped; they are recounted from the flows");
+                    self.cells.clear();
+                    self.recover = true;
+                }
+                Err(e)
+            }
+        }
+    }
+}
