@@ -116,8 +116,8 @@ CREATE INDEX kerberos_events_cname_idx ON kerberos_events (cname);
 CREATE INDEX app_events_ts_idx ON app_events (event_type, ts);
 CREATE INDEX api_token_usage_ts_brin ON api_token_usage USING brin (ts);
 
--- Alerts per hour, sensor, kind, signature, source, destination and whether the alert stage
--- kept it as suppressed evidence. `open` counts the unacknowledged ones. Whitelists apply per
+-- Alerts per hour, sensor, kind, signature, severity, source, destination and whether the
+-- alert stage kept it as suppressed evidence. `open` counts the unacknowledged ones. Whitelists apply per
 -- (source, destination), so they filter rollup rows exactly as they filter alerts.
 CREATE TABLE alert_rollup (
     bucket       TIMESTAMPTZ NOT NULL,
@@ -127,13 +127,13 @@ CREATE TABLE alert_rollup (
     src_ip       INET        NOT NULL,
     dest_ip      INET        NOT NULL,
     suppressed   BOOLEAN     NOT NULL,
+    severity     SMALLINT    NOT NULL,
     alerts       BIGINT      NOT NULL,
     open         BIGINT      NOT NULL,
-    severity     SMALLINT    NOT NULL,
     mitre        TEXT[]      NOT NULL,
     first_seen   TIMESTAMPTZ NOT NULL,
     last_seen    TIMESTAMPTZ NOT NULL,
-    PRIMARY KEY (bucket, sensor, threat_type, signature, src_ip, dest_ip, suppressed)
+    PRIMARY KEY (bucket, sensor, threat_type, signature, src_ip, dest_ip, suppressed, severity)
 );
 
 -- Bytes and flows per hour, sensor and address (each flow counts for both ends). Flows are
@@ -202,13 +202,13 @@ CREATE FUNCTION netmonitor_alert_rollup_insert() RETURNS trigger LANGUAGE plpgsq
 BEGIN
     INSERT INTO alert_rollup
     SELECT date_trunc('hour', ts, 'UTC'), sensor, threat_type, signature, src_ip, dest_ip,
-           evidence ? 'suppressed_by', count(*), count(*) FILTER (WHERE NOT acknowledged),
-           min(severity), max(mitre), min(ts), max(ts)
-      FROM new_rows GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7
-    ON CONFLICT (bucket, sensor, threat_type, signature, src_ip, dest_ip, suppressed) DO UPDATE SET
+           evidence ? 'suppressed_by', severity, count(*), count(*) FILTER (WHERE NOT acknowledged),
+           max(mitre), min(ts), max(ts)
+      FROM new_rows GROUP BY 1, 2, 3, 4, 5, 6, 7, 8 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8
+    ON CONFLICT (bucket, sensor, threat_type, signature, src_ip, dest_ip, suppressed, severity)
+    DO UPDATE SET
         alerts = alert_rollup.alerts + EXCLUDED.alerts,
         open = alert_rollup.open + EXCLUDED.open,
-        severity = LEAST(alert_rollup.severity, EXCLUDED.severity),
         first_seen = LEAST(alert_rollup.first_seen, EXCLUDED.first_seen),
         last_seen = GREATEST(alert_rollup.last_seen, EXCLUDED.last_seen);
     RETURN NULL;
@@ -220,15 +220,16 @@ CREATE FUNCTION netmonitor_alert_rollup_update() RETURNS trigger LANGUAGE plpgsq
 BEGIN
     UPDATE alert_rollup r SET open = r.open + d.delta
       FROM (SELECT date_trunc('hour', ts, 'UTC') AS bucket, sensor, threat_type, signature,
-                   src_ip, dest_ip, evidence ? 'suppressed_by' AS suppressed,
+                   src_ip, dest_ip, evidence ? 'suppressed_by' AS suppressed, severity,
                    sum(CASE WHEN n THEN 1 ELSE -1 END) AS delta
               FROM (SELECT *, true AS n FROM new_rows WHERE NOT acknowledged
                     UNION ALL
                     SELECT *, false FROM old_rows WHERE NOT acknowledged) x
-             GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7) d
+             GROUP BY 1, 2, 3, 4, 5, 6, 7, 8 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8) d
      WHERE d.delta <> 0 AND r.bucket = d.bucket AND r.sensor = d.sensor
        AND r.threat_type = d.threat_type AND r.signature = d.signature
-       AND r.src_ip = d.src_ip AND r.dest_ip = d.dest_ip AND r.suppressed = d.suppressed;
+       AND r.src_ip = d.src_ip AND r.dest_ip = d.dest_ip AND r.suppressed = d.suppressed
+       AND r.severity = d.severity;
     RETURN NULL;
 END $$;
 
@@ -242,7 +243,7 @@ CREATE TRIGGER alerts_rollup_update AFTER UPDATE ON alerts
 -- The rows already stored.
 INSERT INTO alert_rollup
 SELECT date_trunc('hour', ts, 'UTC'), sensor, threat_type, signature, src_ip, dest_ip,
-       evidence ? 'suppressed_by', count(*), count(*) FILTER (WHERE NOT acknowledged),
-       min(severity), max(mitre), min(ts), max(ts)
-  FROM alerts GROUP BY 1, 2, 3, 4, 5, 6, 7;
+       evidence ? 'suppressed_by', severity, count(*), count(*) FILTER (WHERE NOT acknowledged),
+       max(mitre), min(ts), max(ts)
+  FROM alerts GROUP BY 1, 2, 3, 4, 5, 6, 7, 8;
 SELECT netmonitor_rollup_flows(sensor) FROM (SELECT DISTINCT sensor FROM flows) s;

@@ -272,9 +272,11 @@ pub async fn table_storage(
 ) -> Result<Vec<TableStorage>, StoreError> {
     Ok(diesel_async::RunQueryDsl::load(diesel::sql_query(
         "SELECT t.name AS table, \
-           COALESCE((SELECT sum(pg_total_relation_size(p.relid)) FROM pg_partition_tree(t.name::regclass) p), 0)::int8 AS bytes, \
+           COALESCE((SELECT sum(pg_total_relation_size(p.relid)) FROM pg_partition_tree(t.name::regclass) p), \
+                    pg_total_relation_size(t.name::regclass))::int8 AS bytes, \
            COALESCE((SELECT sum(GREATEST(c.reltuples, 0)) FROM pg_partition_tree(t.name::regclass) p \
-                       JOIN pg_class c ON c.oid = p.relid WHERE p.isleaf), 0)::int8 AS rows_estimate, \
+                       JOIN pg_class c ON c.oid = p.relid WHERE p.isleaf), \
+                    (SELECT GREATEST(c.reltuples, 0) FROM pg_class c WHERE c.oid = t.name::regclass))::int8 AS rows_estimate, \
            (SELECT count(*) FROM pg_partition_tree(t.name::regclass) p \
               WHERE p.isleaf AND p.level > 0 AND p.relid::text ~ '_p[0-9]{8}$') AS partitions, \
            (SELECT min(substring(p.relid::text from '_p([0-9]{8})$')) FROM pg_partition_tree(t.name::regclass) p) AS oldest_partition, \

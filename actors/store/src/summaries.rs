@@ -6,7 +6,7 @@
 //! The answers equal those computed from the rows: every rollup column is a sum, a minimum or
 //! a maximum, and distinct counts are taken over the rollup keys, which carry the addresses.
 
-use crate::queries::{not_whitelisted, Window};
+use crate::queries::{self, not_whitelisted, AlertFilter, Window};
 use crate::StoreError;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use diesel::prelude::*;
@@ -33,6 +33,67 @@ pub fn whole_hours(w: Window) -> (DateTime<Utc>, DateTime<Utc>) {
 
 /// The rows outside the whole hours, with `$1`/`$2` the window and `$3`/`$4` its whole hours.
 const EDGES: &str = "((ts >= $1 AND ts < $3) OR (ts >= $4 AND ts <= $2))";
+
+/// Number of alerts matching `f`. A filter on an indicator (text in the evidence) reads the
+/// rows throughout.
+pub async fn count_alerts(
+    conn: &mut AsyncPgConnection,
+    f: &AlertFilter,
+) -> Result<i64, StoreError> {
+    if f.indicator.is_some() {
+        return queries::count_alerts(conn, f).await;
+    }
+    let w = f.window;
+    let (lo, hi) = whole_hours(w);
+    let mut n = 0;
+    if hi > lo {
+        #[derive(QueryableByName)]
+        struct N {
+            #[diesel(sql_type = BigInt)]
+            n: i64,
+        }
+        let sql = format!(
+            "SELECT COALESCE(sum(CASE WHEN $5 THEN alerts ELSE open END), 0)::int8 AS n \
+             FROM alert_rollup r WHERE bucket >= $1 AND bucket < $2 \
+               AND ($3::text IS NULL OR r.src_ip = $3::inet OR r.dest_ip = $3::inet) \
+               AND (cardinality($4::text[]) = 0 OR r.threat_type = ANY($4)) \
+               AND ($6::int2 IS NULL OR r.severity <= $6) \
+               AND (NOT $7 OR (NOT r.suppressed AND {}))",
+            not_whitelisted("r")
+        );
+        let rolled: N = diesel::sql_query(sql)
+            .bind::<Timestamptz, _>(lo)
+            .bind::<Timestamptz, _>(hi)
+            .bind::<Nullable<Text>, _>(f.ip.as_deref())
+            .bind::<Array<Text>, _>(&f.threat_types)
+            .bind::<Bool, _>(f.include_acknowledged)
+            .bind::<Nullable<Int2>, _>(f.max_severity)
+            .bind::<Bool, _>(f.hide_whitelisted)
+            .get_result(conn)
+            .await?;
+        n += rolled.n;
+    }
+    let edges = [
+        Window {
+            since: w.since,
+            until: lo - TimeDelta::microseconds(1),
+        },
+        Window {
+            since: hi.max(w.since),
+            until: w.until,
+        },
+    ];
+    for edge in edges {
+        if edge.until >= edge.since {
+            let part = AlertFilter {
+                window: edge,
+                ..f.clone()
+            };
+            n += queries::count_alerts(conn, &part).await?;
+        }
+    }
+    Ok(n)
+}
 
 /// Alerts of one threat type from one source, summarised.
 #[derive(QueryableByName, Debug, Clone, Serialize)]

@@ -7,8 +7,8 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use netmonitor_common::{Alert, Event, EventHeader, EventKind, FlowKey, FlowRecord, Timestamp};
 use netmonitor_store::partitions::{PartitionKeeper, Retention, MAX_NEW_DAYS_PER_BATCH};
-use netmonitor_store::queries::{acknowledge_alerts_by_ip, Window};
-use netmonitor_store::summaries::{mitre_mapping, threat_groups, top_talkers};
+use netmonitor_store::queries::{self, acknowledge_alerts_by_ip, AlertFilter, Window};
+use netmonitor_store::summaries::{count_alerts, mitre_mapping, threat_groups, top_talkers};
 use netmonitor_store::testing::TestDatabase;
 use netmonitor_store::{StoreConfig, StoreHandle};
 
@@ -332,6 +332,13 @@ fn rollup_summaries_equal_the_rows_for_any_window() {
         .unwrap();
     let pool = netmonitor_store::db::query_pool(&t.conninfo(), 1, 10_000).unwrap();
     let mut c = PgConnection::establish(&t.conninfo()).unwrap();
+    // a whitelist entry added after the alerts hides one source's alerts and those to one target
+    diesel::sql_query(
+        "INSERT INTO whitelist (ip_cidr, direction) VALUES ('10.0.0.4/32', 'source'), \
+         ('192.0.2.16/30', 'destination')",
+    )
+    .execute(&mut c)
+    .unwrap();
     let at = |secs: i64| DateTime::<Utc>::from_timestamp(secs, 0).unwrap();
     let windows = [
         (base, base + 6 * 3600),             // aligned, all whole hours
@@ -388,6 +395,63 @@ fn rollup_summaries_equal_the_rows_for_any_window() {
             let mut raw = raw_talkers(&mut c, w);
             raw.sort();
             assert_eq!(talkers, raw, "top talkers over {w:?}");
+
+            for (ip, kinds, sev, acked) in [
+                (None, vec![], None, false),
+                (None, vec![], None, true),
+                (Some("10.0.0.4"), vec![], None, true),
+                (Some("10.0.0.3"), vec![], None, false),
+                (
+                    Some("192.0.2.7"),
+                    vec!["port_scan".to_string()],
+                    Some(2),
+                    true,
+                ),
+                (
+                    None,
+                    vec!["brute_force".into(), "dns_tunneling".into()],
+                    Some(3),
+                    false,
+                ),
+            ] {
+                for hide_whitelisted in [true, false] {
+                    let f = AlertFilter {
+                        window: w,
+                        ip: ip.map(str::to_owned),
+                        threat_types: kinds.clone(),
+                        max_severity: sev,
+                        include_acknowledged: acked,
+                        hide_whitelisted,
+                        indicator: None,
+                    };
+                    assert_eq!(
+                        count_alerts(&mut q, &f).await.unwrap(),
+                        queries::count_alerts(&mut q, &f).await.unwrap(),
+                        "count over {w:?} of {f:?}"
+                    );
+                }
+            }
+
+            // detections without whitelisted alerts add up to the rows that are not
+            let shown: i64 = threat_groups(&mut q, w, None, None, true, 1000)
+                .await
+                .unwrap()
+                .iter()
+                .map(|g| g.alerts)
+                .sum();
+            let visible = AlertFilter {
+                window: w,
+                ip: None,
+                threat_types: vec![],
+                max_severity: None,
+                include_acknowledged: true,
+                hide_whitelisted: true,
+                indicator: None,
+            };
+            assert_eq!(
+                shown,
+                queries::count_alerts(&mut q, &visible).await.unwrap()
+            );
 
             let techniques = mitre_mapping(&mut q, w, None, 100).await.unwrap();
             let total: i64 = techniques.iter().map(|m| m.alerts).sum();
@@ -459,4 +523,86 @@ fn talker_sums_survive_a_crash_and_are_never_counted_twice() {
         ),
         3000
     );
+}
+
+/// The plan of `sql` with sequential scans priced out: what remains a `Seq Scan` has no
+/// index that can answer it.
+fn plan(c: &mut PgConnection, sql: &str) -> String {
+    #[derive(QueryableByName)]
+    struct Line {
+        #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
+        line: String,
+    }
+    diesel::sql_query(format!("EXPLAIN {sql}"))
+        .load::<Line>(c)
+        .unwrap()
+        .into_iter()
+        .map(|l| l.line)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn lookups_use_indexes_and_read_only_their_days() {
+    let t = TestDatabase::start().expect("test database");
+    let store = StoreHandle::spawn(t.conninfo(), config(&t)).unwrap();
+    let mut events = Vec::new();
+    for i in 0..3000u64 {
+        let at = DAY0 + (i as i64) * 86; // three days
+        let src = format!("10.0.{}.{}", i % 7, i % 200);
+        events.push(flow(at, i, &src, "198.51.100.1", 10, 10));
+        events.push(alert(at, i, &src, "198.51.100.1", "port_scan", 2));
+    }
+    store.send_events(events).unwrap();
+    store.flush().unwrap();
+    let mut c = PgConnection::establish(&t.conninfo()).unwrap();
+    diesel::sql_query("ANALYZE").execute(&mut c).unwrap();
+    diesel::sql_query("SET enable_seqscan = off")
+        .execute(&mut c)
+        .unwrap();
+    let day2 = "ts >= '2026-11-02T10:00:00Z' AND ts <= '2026-11-02T12:00:00Z'";
+    for (what, sql, partition) in [
+        (
+            "one address's alerts",
+            format!("SELECT * FROM alerts WHERE (src_ip = '10.0.1.1' OR dest_ip = '10.0.1.1') AND {day2}"),
+            "alerts_p20261102",
+        ),
+        (
+            "one address's flows",
+            format!("SELECT * FROM flows WHERE (src_ip = '10.0.1.1' OR dest_ip = '10.0.1.1') AND {day2}"),
+            "flows_p20261102",
+        ),
+        (
+            "newest alerts of a window",
+            format!("SELECT * FROM alerts WHERE {day2} ORDER BY ts DESC LIMIT 50"),
+            "alerts_p20261102",
+        ),
+        (
+            "one client's Kerberos messages",
+            format!("SELECT * FROM kerberos_events WHERE src_ip = '10.0.1.1' AND {day2}"),
+            "kerberos_events_p20261102",
+        ),
+        (
+            "one JA3's TLS sessions",
+            format!("SELECT * FROM tls_sessions WHERE ja3 = 'x' AND {day2}"),
+            "tls_sessions_p20261102",
+        ),
+        (
+            "alert rollup hours",
+            "SELECT * FROM alert_rollup WHERE bucket >= '2026-11-02' AND bucket < '2026-11-03'".into(),
+            "alert_rollup",
+        ),
+        (
+            "talker rollup hours",
+            "SELECT * FROM talker_rollup WHERE bucket >= '2026-11-02' AND bucket < '2026-11-03'".into(),
+            "talker_rollup",
+        ),
+    ] {
+        let p = plan(&mut c, &sql);
+        assert!(!p.contains("Seq Scan"), "{what}: no index answers it:\n{p}");
+        assert!(p.contains(partition), "{what}: reads {partition}:\n{p}");
+        for other in ["_p20261101", "_p20261103", "_default"] {
+            assert!(!p.contains(other), "{what}: reads {other} too:\n{p}");
+        }
+    }
 }

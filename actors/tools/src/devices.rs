@@ -160,8 +160,8 @@ fn get_device_by_ip(ctx: &Ctx) -> ToolDef {
                 hide_whitelisted: false,
                 indicator: None,
             };
-            let total = q::count_alerts(&mut conn, &all).await.map_err(db_err)?;
-            let open = q::count_alerts(
+            let total = netmonitor_store::summaries::count_alerts(&mut conn, &all).await.map_err(db_err)?;
+            let open = netmonitor_store::summaries::count_alerts(
                 &mut conn,
                 &AlertFilter {
                     include_acknowledged: false,

@@ -202,11 +202,11 @@ fn get_kerberos_attacks(ctx: &Ctx) -> ToolDef {
                 };
                 let limit = args.i64_or("limit", 100, 1, 500)?;
                 let mut conn = db(&ctx).await?;
-                let total = q::count_alerts(&mut conn, &f).await.map_err(db_err)?;
+                let total = netmonitor_store::summaries::count_alerts(&mut conn, &f).await.map_err(db_err)?;
                 let alerts = q::list_alerts(&mut conn, &f, limit).await.map_err(db_err)?;
                 let mut by_type = Vec::new();
                 for t in &wanted {
-                    let n = q::count_alerts(
+                    let n = netmonitor_store::summaries::count_alerts(
                         &mut conn,
                         &AlertFilter {
                             threat_types: vec![t.clone()],

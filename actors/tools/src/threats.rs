@@ -169,13 +169,13 @@ fn get_recent_threats(ctx: &Ctx) -> ToolDef {
             let limit = args.i64_or("limit", 50, 1, 500)?;
             let mut conn = db(&ctx).await?;
             let alerts = q::list_alerts(&mut conn, &f, limit).await.map_err(db_err)?;
-            let total = q::count_alerts(&mut conn, &f).await.map_err(db_err)?;
+            let total = netmonitor_store::summaries::count_alerts(&mut conn, &f).await.map_err(db_err)?;
             let suppressed = if f.hide_whitelisted {
                 let all = AlertFilter {
                     hide_whitelisted: false,
                     ..f.clone()
                 };
-                q::count_alerts(&mut conn, &all).await.map_err(db_err)? - total
+                netmonitor_store::summaries::count_alerts(&mut conn, &all).await.map_err(db_err)? - total
             } else {
                 0
             };
@@ -321,7 +321,7 @@ fn export_alerts_csv(ctx: &Ctx) -> ToolDef {
             };
             let max_rows = args.i64_or("max_rows", 10_000, 1, MAX_CSV_ROWS)?;
             let mut conn = db(&ctx).await?;
-            let matching = q::count_alerts(&mut conn, &f).await.map_err(db_err)?;
+            let matching = netmonitor_store::summaries::count_alerts(&mut conn, &f).await.map_err(db_err)?;
             let total = matching.min(max_rows);
             let mut out = String::new();
             csv::push_record(&mut out, &CSV_COLUMNS);
@@ -595,8 +595,8 @@ fn analyze_ip(ctx: &Ctx) -> ToolDef {
                 include_acknowledged: false,
                 ..all.clone()
             };
-            let total = q::count_alerts(&mut conn, &all).await.map_err(db_err)?;
-            let unack = q::count_alerts(&mut conn, &open).await.map_err(db_err)?;
+            let total = netmonitor_store::summaries::count_alerts(&mut conn, &all).await.map_err(db_err)?;
+            let unack = netmonitor_store::summaries::count_alerts(&mut conn, &open).await.map_err(db_err)?;
             let recent = q::list_alerts(&mut conn, &all, 10).await.map_err(db_err)?;
             let groups = netmonitor_store::summaries::threat_groups(&mut conn, window, Some(&ip), None, false, 20)
                 .await

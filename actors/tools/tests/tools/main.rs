@@ -226,6 +226,24 @@ fn tools_answer_from_real_pcaps_over_http() {
     assert!(mem["inventory"]["hosts"].as_u64().unwrap_or(0) >= 5);
     let ring = c.call("get_packet_buffer_summary", json!({}));
     assert!(ring["packets"].as_u64().unwrap_or(0) > 200);
+    // the replayed days have their partitions, sizes come from the catalog, retention is shown
+    let storage = c.call("get_storage_status", json!({}));
+    let table = |name: &str| {
+        storage["tables"]
+            .as_array()
+            .and_then(|t| t.iter().find(|x| x["table"] == json!(name)).cloned())
+            .unwrap_or_else(|| panic!("{name} in {storage}"))
+    };
+    let flows = table("flows");
+    assert!(flows["partitions"].as_u64().unwrap_or(0) >= 2, "{flows}");
+    assert!(flows["bytes"].as_u64().unwrap_or(0) > 8192, "{flows}");
+    assert_eq!(flows["retention_days"], json!(30));
+    assert!(table("talker_rollup")["bytes"].as_u64().unwrap_or(0) > 0);
+    assert_eq!(table("certificates")["retention_days"], Value::Null);
+    assert!(
+        storage["database_bytes"].as_u64().unwrap_or(0)
+            >= storage["total_bytes"].as_u64().unwrap_or(u64::MAX)
+    );
     assert!(ring["oldest"].as_str().is_some_and(|s| s.starts_with("20")));
 
     // --- Kerberos: the AS-REQ count agrees with the live counter and with tshark
