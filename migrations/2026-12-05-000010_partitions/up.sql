@@ -135,6 +135,10 @@ CREATE TABLE alert_rollup (
     last_seen    TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (bucket, sensor, threat_type, signature, src_ip, dest_ip, suppressed, severity)
 );
+-- Filters of the alert tools: one kind, one address.
+CREATE INDEX alert_rollup_threat_idx ON alert_rollup (threat_type, bucket);
+CREATE INDEX alert_rollup_src_idx ON alert_rollup (src_ip, bucket);
+CREATE INDEX alert_rollup_dest_idx ON alert_rollup (dest_ip, bucket);
 
 -- Bytes and flows per hour, sensor and address (each flow counts for both ends). Flows are
 -- many and never change, so the store writer sums them in memory and adds its sums every few
