@@ -3,6 +3,9 @@
 DROP TRIGGER IF EXISTS alerts_rollup_update ON alerts;
 DROP TRIGGER IF EXISTS alerts_rollup_insert ON alerts;
 DROP FUNCTION IF EXISTS netmonitor_rollup_flows(text);
+DROP FUNCTION IF EXISTS netmonitor_add_talkers(text);
+DROP TABLE IF EXISTS talker_rollup_daily;
+DROP TABLE IF EXISTS alert_rollup_daily;
 DROP TABLE IF EXISTS rollup_watermarks;
 DROP FUNCTION IF EXISTS netmonitor_alert_rollup_update();
 DROP FUNCTION IF EXISTS netmonitor_alert_rollup_insert();

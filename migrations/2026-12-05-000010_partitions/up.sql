@@ -157,12 +157,38 @@ CREATE TABLE talker_rollup (
     PRIMARY KEY (bucket, sensor, ip)
 );
 
+-- The same per UTC day, so that a week is read as days, not 168 hours.
+CREATE TABLE alert_rollup_daily (LIKE alert_rollup INCLUDING ALL);
+CREATE TABLE talker_rollup_daily (LIKE talker_rollup INCLUDING ALL);
+
 CREATE TABLE rollup_watermarks (
     sensor   TEXT   NOT NULL,
     rollup   TEXT   NOT NULL,
     last_id  BIGINT NOT NULL,
     PRIMARY KEY (sensor, rollup)
 );
+
+-- Adds hourly talker sums staged in `stage` (a table shaped like talker_rollup) to the hourly
+-- and the daily rollup, in key order.
+CREATE FUNCTION netmonitor_add_talkers(stage text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format('INSERT INTO talker_rollup SELECT * FROM %I ORDER BY bucket, sensor, ip
+        ON CONFLICT (bucket, sensor, ip) DO UPDATE SET
+            bytes_sent = talker_rollup.bytes_sent + EXCLUDED.bytes_sent,
+            bytes_received = talker_rollup.bytes_received + EXCLUDED.bytes_received,
+            flows_as_client = talker_rollup.flows_as_client + EXCLUDED.flows_as_client,
+            flows_as_server = talker_rollup.flows_as_server + EXCLUDED.flows_as_server', stage);
+    EXECUTE format('INSERT INTO talker_rollup_daily
+        SELECT date_trunc(''day'', bucket, ''UTC''), sensor, ip, sum(bytes_sent),
+               sum(bytes_received), sum(flows_as_client), sum(flows_as_server)
+          FROM %I GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+        ON CONFLICT (bucket, sensor, ip) DO UPDATE SET
+            bytes_sent = talker_rollup_daily.bytes_sent + EXCLUDED.bytes_sent,
+            bytes_received = talker_rollup_daily.bytes_received + EXCLUDED.bytes_received,
+            flows_as_client = talker_rollup_daily.flows_as_client + EXCLUDED.flows_as_client,
+            flows_as_server = talker_rollup_daily.flows_as_server + EXCLUDED.flows_as_server', stage);
+END $$;
 
 -- Adds the flows of `for_sensor` above its watermark to `talker_rollup` and moves the
 -- watermark; returns the flows added. Run by the writer at start and after a lost flush.
@@ -181,7 +207,8 @@ BEGIN
     IF newest IS NULL THEN
         RETURN 0;
     END IF;
-    INSERT INTO talker_rollup
+    CREATE TEMP TABLE talker_recount (LIKE talker_rollup);
+    INSERT INTO talker_recount
     SELECT bucket, for_sensor, ip, sum(sent), sum(recv), sum(fc), sum(fs)
       FROM (SELECT date_trunc('hour', ts, 'UTC') AS bucket, src_ip AS ip,
                    bytes_toserver AS sent, bytes_toclient AS recv, 1 AS fc, 0 AS fs
@@ -189,12 +216,9 @@ BEGIN
             UNION ALL
             SELECT date_trunc('hour', ts, 'UTC'), dest_ip, bytes_toclient, bytes_toserver, 0, 1
               FROM flows WHERE sensor = for_sensor AND id > mark AND id <= newest) x
-     GROUP BY 1, 3 ORDER BY 1, 3
-    ON CONFLICT (bucket, sensor, ip) DO UPDATE SET
-        bytes_sent = talker_rollup.bytes_sent + EXCLUDED.bytes_sent,
-        bytes_received = talker_rollup.bytes_received + EXCLUDED.bytes_received,
-        flows_as_client = talker_rollup.flows_as_client + EXCLUDED.flows_as_client,
-        flows_as_server = talker_rollup.flows_as_server + EXCLUDED.flows_as_server;
+     GROUP BY 1, 3;
+    PERFORM netmonitor_add_talkers('talker_recount');
+    DROP TABLE talker_recount;
     INSERT INTO rollup_watermarks VALUES (for_sensor, 'talker', newest)
     ON CONFLICT (sensor, rollup) DO UPDATE SET last_id = EXCLUDED.last_id;
     RETURN added;
@@ -203,37 +227,45 @@ END $$;
 -- Rows are inserted in key order so that two writers touching the same keys lock them in the
 -- same order.
 CREATE FUNCTION netmonitor_alert_rollup_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    tier record;
 BEGIN
-    INSERT INTO alert_rollup
-    SELECT date_trunc('hour', ts, 'UTC'), sensor, threat_type, signature, src_ip, dest_ip,
-           evidence ? 'suppressed_by', severity, count(*), count(*) FILTER (WHERE NOT acknowledged),
-           max(mitre), min(ts), max(ts)
-      FROM new_rows GROUP BY 1, 2, 3, 4, 5, 6, 7, 8 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8
-    ON CONFLICT (bucket, sensor, threat_type, signature, src_ip, dest_ip, suppressed, severity)
-    DO UPDATE SET
-        alerts = alert_rollup.alerts + EXCLUDED.alerts,
-        open = alert_rollup.open + EXCLUDED.open,
-        first_seen = LEAST(alert_rollup.first_seen, EXCLUDED.first_seen),
-        last_seen = GREATEST(alert_rollup.last_seen, EXCLUDED.last_seen);
+    FOR tier IN SELECT * FROM (VALUES ('alert_rollup', 'hour'), ('alert_rollup_daily', 'day')) v(tbl, unit) LOOP
+        EXECUTE format('INSERT INTO %1$I
+        SELECT date_trunc(%2$L, ts, ''UTC''), sensor, threat_type, signature, src_ip, dest_ip,
+               evidence ? ''suppressed_by'', severity, count(*),
+               count(*) FILTER (WHERE NOT acknowledged), max(mitre), min(ts), max(ts)
+          FROM new_rows GROUP BY 1, 2, 3, 4, 5, 6, 7, 8 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8
+        ON CONFLICT (bucket, sensor, threat_type, signature, src_ip, dest_ip, suppressed, severity)
+        DO UPDATE SET
+            alerts = %1$I.alerts + EXCLUDED.alerts,
+            open = %1$I.open + EXCLUDED.open,
+            first_seen = LEAST(%1$I.first_seen, EXCLUDED.first_seen),
+            last_seen = GREATEST(%1$I.last_seen, EXCLUDED.last_seen)', tier.tbl, tier.unit);
+    END LOOP;
     RETURN NULL;
 END $$;
 
 -- Acknowledging (or reopening) moves counts between open and acknowledged; key columns of an
 -- alert never change.
 CREATE FUNCTION netmonitor_alert_rollup_update() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    tier record;
 BEGIN
-    UPDATE alert_rollup r SET open = r.open + d.delta
-      FROM (SELECT date_trunc('hour', ts, 'UTC') AS bucket, sensor, threat_type, signature,
-                   src_ip, dest_ip, evidence ? 'suppressed_by' AS suppressed, severity,
-                   sum(CASE WHEN n THEN 1 ELSE -1 END) AS delta
-              FROM (SELECT *, true AS n FROM new_rows WHERE NOT acknowledged
-                    UNION ALL
-                    SELECT *, false FROM old_rows WHERE NOT acknowledged) x
-             GROUP BY 1, 2, 3, 4, 5, 6, 7, 8 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8) d
-     WHERE d.delta <> 0 AND r.bucket = d.bucket AND r.sensor = d.sensor
-       AND r.threat_type = d.threat_type AND r.signature = d.signature
-       AND r.src_ip = d.src_ip AND r.dest_ip = d.dest_ip AND r.suppressed = d.suppressed
-       AND r.severity = d.severity;
+    FOR tier IN SELECT * FROM (VALUES ('alert_rollup', 'hour'), ('alert_rollup_daily', 'day')) v(tbl, unit) LOOP
+        EXECUTE format('UPDATE %1$I r SET open = r.open + d.delta
+          FROM (SELECT date_trunc(%2$L, ts, ''UTC'') AS bucket, sensor, threat_type, signature,
+                       src_ip, dest_ip, evidence ? ''suppressed_by'' AS suppressed, severity,
+                       sum(CASE WHEN n THEN 1 ELSE -1 END) AS delta
+                  FROM (SELECT *, true AS n FROM new_rows WHERE NOT acknowledged
+                        UNION ALL
+                        SELECT *, false FROM old_rows WHERE NOT acknowledged) x
+                 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8) d
+         WHERE d.delta <> 0 AND r.bucket = d.bucket AND r.sensor = d.sensor
+           AND r.threat_type = d.threat_type AND r.signature = d.signature
+           AND r.src_ip = d.src_ip AND r.dest_ip = d.dest_ip AND r.suppressed = d.suppressed
+           AND r.severity = d.severity', tier.tbl, tier.unit);
+    END LOOP;
     RETURN NULL;
 END $$;
 
@@ -250,4 +282,8 @@ SELECT date_trunc('hour', ts, 'UTC'), sensor, threat_type, signature, src_ip, de
        evidence ? 'suppressed_by', severity, count(*), count(*) FILTER (WHERE NOT acknowledged),
        max(mitre), min(ts), max(ts)
   FROM alerts GROUP BY 1, 2, 3, 4, 5, 6, 7, 8;
+INSERT INTO alert_rollup_daily
+SELECT date_trunc('day', bucket, 'UTC'), sensor, threat_type, signature, src_ip, dest_ip,
+       suppressed, severity, sum(alerts), sum(open), max(mitre), min(first_seen), max(last_seen)
+  FROM alert_rollup GROUP BY 1, 2, 3, 4, 5, 6, 7, 8;
 SELECT netmonitor_rollup_flows(sensor) FROM (SELECT DISTINCT sensor FROM flows) s;

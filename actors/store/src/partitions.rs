@@ -172,12 +172,12 @@ impl PartitionKeeper {
     }
 }
 
-/// The hourly rollup kept for as long as `table`'s rows.
-fn rollup_of(table: &str) -> Option<&'static str> {
+/// The rollups kept for as long as `table`'s rows.
+fn rollups_of(table: &str) -> &'static [&'static str] {
     match table {
-        "alerts" => Some("alert_rollup"),
-        "flows" => Some("talker_rollup"),
-        _ => None,
+        "alerts" => &["alert_rollup", "alert_rollup_daily"],
+        "flows" => &["talker_rollup", "talker_rollup_daily"],
+        _ => &[],
     }
 }
 
@@ -198,11 +198,11 @@ fn drop_expired(
     // a capture stamped in the future must not expire today's traffic
     let newest = newest.min(Utc::now() + Duration::days(1));
     let first_kept = newest.date_naive() - Duration::days(i64::from(keep_days) - 1);
-    if let Some(rollup) = rollup_of(table) {
-        let cutoff = first_kept
-            .and_hms_opt(0, 0, 0)
-            .unwrap_or_default()
-            .and_utc();
+    let cutoff = first_kept
+        .and_hms_opt(0, 0, 0)
+        .unwrap_or_default()
+        .and_utc();
+    for rollup in rollups_of(table) {
         diesel::sql_query(format!("DELETE FROM {rollup} WHERE bucket < $1"))
             .bind::<Timestamptz, _>(cutoff)
             .execute(conn)?;
@@ -307,7 +307,7 @@ pub async fn database_bytes(conn: &mut diesel_async::AsyncPgConnection) -> Resul
 }
 
 /// The tables [`table_storage`] reports, event tables first.
-pub const STORAGE_TABLES: [&str; 14] = [
+pub const STORAGE_TABLES: [&str; 16] = [
     "flows",
     "alerts",
     "tls_sessions",
@@ -315,7 +315,9 @@ pub const STORAGE_TABLES: [&str; 14] = [
     "app_events",
     "api_token_usage",
     "alert_rollup",
+    "alert_rollup_daily",
     "talker_rollup",
+    "talker_rollup_daily",
     "mitre_rollup",
     "certificates",
     "indicators",

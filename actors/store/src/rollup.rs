@@ -1,5 +1,6 @@
-//! The talker rollup (bytes and flows per hour, sensor and address), summed in memory by the
-//! store writer and added to `talker_rollup` every few seconds, not per batch: a per-batch
+//! The talker rollup (bytes and flows per hour or day, sensor and address), summed in memory by
+//! the store writer and added to `talker_rollup` and `talker_rollup_daily` every few seconds,
+//! not per batch: a per-batch
 //! upsert of every address a batch touches costs about as much as the batch itself.
 //!
 //! Nothing is counted twice or lost across a crash: sums are added, in one transaction with
@@ -148,15 +149,7 @@ impl TalkerSums {
                 );
                 copy_into(c, talker_stage, columns, stage)?;
             }
-            diesel::sql_query(
-                "INSERT INTO talker_rollup SELECT * FROM talker_stage ORDER BY bucket, sensor, ip \
-                 ON CONFLICT (bucket, sensor, ip) DO UPDATE SET \
-                   bytes_sent = talker_rollup.bytes_sent + EXCLUDED.bytes_sent, \
-                   bytes_received = talker_rollup.bytes_received + EXCLUDED.bytes_received, \
-                   flows_as_client = talker_rollup.flows_as_client + EXCLUDED.flows_as_client, \
-                   flows_as_server = talker_rollup.flows_as_server + EXCLUDED.flows_as_server",
-            )
-            .execute(c)?;
+            diesel::sql_query("SELECT netmonitor_add_talkers('talker_stage')").execute(c)?;
             diesel::sql_query(
                 "INSERT INTO rollup_watermarks (sensor, rollup, last_id) \
                  SELECT $1, 'talker', max(id) FROM flows WHERE sensor = $1 HAVING max(id) IS NOT NULL \

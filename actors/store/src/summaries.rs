@@ -1,7 +1,7 @@
-//! Summaries over long windows, read from the hourly rollups the database keeps as batches land
-//! (`alert_rollup`, `talker_rollup`; see the `partitions` migration) for the whole hours of a
-//! window, and from the rows themselves only for its ragged edges. A week of alerts is then a
-//! few thousand rollup rows plus at most two partial hours of alerts, whatever the table holds.
+//! Summaries over long windows, read from the rollups kept as batches land (`alert_rollup`,
+//! `talker_rollup` per hour and their `_daily` twins per day; see the `partitions` migration):
+//! the whole days of a window from the daily rollup, its other whole hours from the hourly one,
+//! and only the partial hours at its edges from the rows themselves.
 //!
 //! The answers equal those computed from the rows: every rollup column is a sum, a minimum or
 //! a maximum, and distinct counts are taken over the rollup keys, which carry the addresses.
@@ -31,8 +31,56 @@ pub fn whole_hours(w: Window) -> (DateTime<Utc>, DateTime<Utc>) {
     }
 }
 
+/// How a window is read: the rows for `[since, lo)` and `[hi, until]`, the hourly rollup for
+/// `[lo, d1)` and `[d2, hi)`, the daily rollup for `[d1, d2)` (empty when `d1 == d2`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tiers {
+    /// Start of the whole hours.
+    pub lo: DateTime<Utc>,
+    /// Start of the whole days.
+    pub d1: DateTime<Utc>,
+    /// End of the whole days.
+    pub d2: DateTime<Utc>,
+    /// End of the whole hours.
+    pub hi: DateTime<Utc>,
+}
+
+/// The tiers of `w`.
+pub fn tiers(w: Window) -> Tiers {
+    let (lo, hi) = whole_hours(w);
+    let day = TimeDelta::days(1);
+    let trunc = |t: DateTime<Utc>| t.duration_trunc(day).unwrap_or(t);
+    let d1 = match trunc(lo) {
+        t if t == lo => t,
+        t => t + day,
+    };
+    let d2 = trunc(hi);
+    if d2 > d1 {
+        Tiers { lo, d1, d2, hi }
+    } else {
+        Tiers {
+            lo,
+            d1: hi,
+            d2: hi,
+            hi,
+        }
+    }
+}
+
 /// The rows outside the whole hours, with `$1`/`$2` the window and `$3`/`$4` its whole hours.
 const EDGES: &str = "((ts >= $1 AND ts < $3) OR (ts >= $4 AND ts <= $2))";
+
+/// `columns` of the rollup `table` over the whole hours and days, with `$3`–`$6` the
+/// [`Tiers`] (`lo`, `hi`, `d1`, `d2`) and `filter` (starting with AND, over alias `r`) applied to
+/// both tiers.
+fn rolled(columns: &str, table: &str, filter: &str) -> String {
+    format!(
+        "SELECT {columns} FROM {table} r \
+           WHERE ((r.bucket >= $3 AND r.bucket < $5) OR (r.bucket >= $6 AND r.bucket < $4)) {filter} \
+         UNION ALL \
+         SELECT {columns} FROM {table}_daily r WHERE r.bucket >= $5 AND r.bucket < $6 {filter}"
+    )
+}
 
 /// Number of alerts matching `f`. A filter on an indicator (text in the evidence) reads the
 /// rows throughout.
@@ -44,7 +92,8 @@ pub async fn count_alerts(
         return queries::count_alerts(conn, f).await;
     }
     let w = f.window;
-    let (lo, hi) = whole_hours(w);
+    let t = tiers(w);
+    let (lo, hi) = (t.lo, t.hi);
     let mut n = 0;
     if hi > lo {
         #[derive(QueryableByName)]
@@ -52,18 +101,24 @@ pub async fn count_alerts(
             #[diesel(sql_type = BigInt)]
             n: i64,
         }
-        let sql = format!(
-            "SELECT COALESCE(sum(CASE WHEN $5 THEN alerts ELSE open END), 0)::int8 AS n \
-             FROM alert_rollup r WHERE bucket >= $1 AND bucket < $2 \
-               AND ($3::text IS NULL OR r.src_ip = $3::inet OR r.dest_ip = $3::inet) \
-               AND (cardinality($4::text[]) = 0 OR r.threat_type = ANY($4)) \
-               AND ($6::int2 IS NULL OR r.severity <= $6) \
-               AND (NOT $7 OR (NOT r.suppressed AND {}))",
+        let filter = format!(
+            "AND ($7::text IS NULL OR r.src_ip = $7::inet OR r.dest_ip = $7::inet) \
+             AND (cardinality($8::text[]) = 0 OR r.threat_type = ANY($8)) \
+             AND ($10::int2 IS NULL OR r.severity <= $10) \
+             AND (NOT $11 OR (NOT r.suppressed AND {}))",
             not_whitelisted("r")
         );
+        let sql = format!(
+            "SELECT COALESCE(sum(CASE WHEN $9 THEN alerts ELSE open END), 0)::int8 AS n FROM ({}) x",
+            rolled("alerts, open", "alert_rollup", &filter)
+        );
         let rolled: N = diesel::sql_query(sql)
-            .bind::<Timestamptz, _>(lo)
-            .bind::<Timestamptz, _>(hi)
+            .bind::<Timestamptz, _>(w.since)
+            .bind::<Timestamptz, _>(w.until)
+            .bind::<Timestamptz, _>(t.lo)
+            .bind::<Timestamptz, _>(t.hi)
+            .bind::<Timestamptz, _>(t.d1)
+            .bind::<Timestamptz, _>(t.d2)
             .bind::<Nullable<Text>, _>(f.ip.as_deref())
             .bind::<Array<Text>, _>(&f.threat_types)
             .bind::<Bool, _>(f.include_acknowledged)
@@ -131,34 +186,39 @@ pub async fn threat_groups(
     hide_whitelisted: bool,
     limit: i64,
 ) -> Result<Vec<ThreatGroup>, StoreError> {
-    let (lo, hi) = whole_hours(window);
+    let t = tiers(window);
     let sql = format!(
         "WITH r AS ( \
-           SELECT threat_type, src_ip, dest_ip, signature, alerts AS n, open, severity, \
-                  first_seen, last_seen \
-             FROM alert_rollup WHERE bucket >= $3 AND bucket < $4 AND (NOT $7 OR NOT suppressed) \
+           {} \
            UNION ALL \
            SELECT threat_type, src_ip, dest_ip, signature, 1, (NOT acknowledged)::int::int8, severity, ts, ts \
-             FROM alerts WHERE {EDGES} AND (NOT $7 OR NOT (evidence ? 'suppressed_by')) \
+             FROM alerts WHERE {EDGES} AND (NOT $9 OR NOT (evidence ? 'suppressed_by')) \
          ) \
          SELECT threat_type, host(src_ip) AS src_ip, sum(n)::int8 AS alerts, \
            sum(open)::int8 AS unacknowledged, count(DISTINCT dest_ip) AS targets, \
            min(severity) AS severity, min(first_seen) AS first_seen, max(last_seen) AS last_seen, \
            array_agg(DISTINCT signature) AS signatures \
          FROM r \
-         WHERE ($5::text IS NULL OR r.src_ip = $5::inet OR r.dest_ip = $5::inet) \
-           AND ($6::text IS NULL OR r.threat_type = $6) \
-           AND (NOT $7 OR {}) \
+         WHERE ($7::text IS NULL OR r.src_ip = $7::inet OR r.dest_ip = $7::inet) \
+           AND ($8::text IS NULL OR r.threat_type = $8) \
+           AND (NOT $9 OR {}) \
          GROUP BY threat_type, r.src_ip \
          ORDER BY sum(n) DESC, threat_type, r.src_ip \
-         LIMIT $8",
+         LIMIT $10",
+        rolled(
+            "threat_type, src_ip, dest_ip, signature, alerts AS n, open, severity, first_seen, last_seen",
+            "alert_rollup",
+            "AND (NOT $9 OR NOT r.suppressed)"
+        ),
         not_whitelisted("r")
     );
     Ok(diesel::sql_query(sql)
         .bind::<Timestamptz, _>(window.since)
         .bind::<Timestamptz, _>(window.until)
-        .bind::<Timestamptz, _>(lo)
-        .bind::<Timestamptz, _>(hi)
+        .bind::<Timestamptz, _>(t.lo)
+        .bind::<Timestamptz, _>(t.hi)
+        .bind::<Timestamptz, _>(t.d1)
+        .bind::<Timestamptz, _>(t.d2)
         .bind::<Nullable<Text>, _>(ip)
         .bind::<Nullable<Text>, _>(threat_type)
         .bind::<Bool, _>(hide_whitelisted)
@@ -196,11 +256,10 @@ pub async fn mitre_mapping(
     ip: Option<&str>,
     limit: i64,
 ) -> Result<Vec<MitreRow>, StoreError> {
-    let (lo, hi) = whole_hours(window);
+    let t = tiers(window);
     let sql = format!(
         "WITH r AS ( \
-           SELECT mitre, threat_type, src_ip, dest_ip, alerts AS n, severity, first_seen, last_seen \
-             FROM alert_rollup WHERE bucket >= $3 AND bucket < $4 \
+           {} \
            UNION ALL \
            SELECT mitre, threat_type, src_ip, dest_ip, 1, severity, ts, ts \
              FROM alerts WHERE {EDGES} \
@@ -210,14 +269,21 @@ pub async fn mitre_mapping(
            array_agg(DISTINCT r.threat_type) AS threat_types, min(r.severity) AS severity, \
            min(r.first_seen) AS first_seen, max(r.last_seen) AS last_seen \
          FROM r CROSS JOIN LATERAL unnest(r.mitre) AS m(technique) \
-         WHERE ($5::text IS NULL OR r.src_ip = $5::inet OR r.dest_ip = $5::inet) \
-         GROUP BY m.technique ORDER BY sum(r.n) DESC, m.technique LIMIT $6"
+         WHERE ($7::text IS NULL OR r.src_ip = $7::inet OR r.dest_ip = $7::inet) \
+         GROUP BY m.technique ORDER BY sum(r.n) DESC, m.technique LIMIT $8",
+        rolled(
+            "mitre, threat_type, src_ip, dest_ip, alerts AS n, severity, first_seen, last_seen",
+            "alert_rollup",
+            ""
+        )
     );
     Ok(diesel::sql_query(sql)
         .bind::<Timestamptz, _>(window.since)
         .bind::<Timestamptz, _>(window.until)
-        .bind::<Timestamptz, _>(lo)
-        .bind::<Timestamptz, _>(hi)
+        .bind::<Timestamptz, _>(t.lo)
+        .bind::<Timestamptz, _>(t.hi)
+        .bind::<Timestamptz, _>(t.d1)
+        .bind::<Timestamptz, _>(t.d2)
         .bind::<Nullable<Text>, _>(ip)
         .bind::<BigInt, _>(limit)
         .load(conn)
@@ -248,26 +314,31 @@ pub async fn top_talkers(
     window: Window,
     limit: i64,
 ) -> Result<Vec<TalkerRow>, StoreError> {
-    let (lo, hi) = whole_hours(window);
+    let t = tiers(window);
     let sql = format!(
         "SELECT host(ip) AS ip, sum(sent)::int8 AS bytes_sent, sum(recv)::int8 AS bytes_received, \
            (sum(sent) + sum(recv))::int8 AS bytes_total, \
            sum(fc)::int8 AS flows_as_client, sum(fs)::int8 AS flows_as_server \
          FROM ( \
-           SELECT ip, bytes_sent AS sent, bytes_received AS recv, flows_as_client AS fc, \
-                  flows_as_server AS fs \
-             FROM talker_rollup WHERE bucket >= $3 AND bucket < $4 \
+           {} \
            UNION ALL \
            SELECT src_ip, bytes_toserver, bytes_toclient, 1, 0 FROM flows WHERE {EDGES} \
            UNION ALL \
            SELECT dest_ip, bytes_toclient, bytes_toserver, 0, 1 FROM flows WHERE {EDGES} \
-         ) t GROUP BY t.ip ORDER BY 4 DESC, t.ip LIMIT $5"
+         ) t GROUP BY t.ip ORDER BY 4 DESC, t.ip LIMIT $7",
+        rolled(
+            "ip, bytes_sent AS sent, bytes_received AS recv, flows_as_client AS fc, flows_as_server AS fs",
+            "talker_rollup",
+            ""
+        )
     );
     Ok(diesel::sql_query(sql)
         .bind::<Timestamptz, _>(window.since)
         .bind::<Timestamptz, _>(window.until)
-        .bind::<Timestamptz, _>(lo)
-        .bind::<Timestamptz, _>(hi)
+        .bind::<Timestamptz, _>(t.lo)
+        .bind::<Timestamptz, _>(t.hi)
+        .bind::<Timestamptz, _>(t.d1)
+        .bind::<Timestamptz, _>(t.d2)
         .bind::<BigInt, _>(limit)
         .load(conn)
         .await?)
@@ -303,5 +374,31 @@ mod tests {
         // no whole hour: everything from the rows
         let short = w("2026-12-05T10:20:00Z", "2026-12-05T11:10:00Z");
         assert_eq!(whole_hours(short), (short.since, short.since));
+    }
+
+    #[test]
+    fn whole_days_come_from_the_daily_rollup() {
+        let w = |a, b| Window {
+            since: at(a),
+            until: at(b),
+        };
+        let t = tiers(w("2026-12-01T10:20:00Z", "2026-12-05T13:05:00Z"));
+        assert_eq!(
+            (t.lo, t.d1, t.d2, t.hi),
+            (
+                at("2026-12-01T11:00:00Z"),
+                at("2026-12-02T00:00:00Z"),
+                at("2026-12-05T00:00:00Z"),
+                at("2026-12-05T13:00:00Z")
+            )
+        );
+        // within one day: the hourly rollup alone ([lo, d1) ∪ [d2, hi) = [lo, hi))
+        let t = tiers(w("2026-12-05T10:20:00Z", "2026-12-05T23:05:00Z"));
+        assert_eq!((t.d1, t.d2), (t.hi, t.hi));
+        assert_eq!(t.lo, at("2026-12-05T11:00:00Z"));
+        // exactly one whole day
+        let t = tiers(w("2026-12-05T00:00:00Z", "2026-12-05T23:59:59.999999Z"));
+        assert_eq!((t.lo, t.d1, t.d2, t.hi), (t.lo, t.lo, t.hi, t.hi));
+        assert_eq!(t.hi - t.lo, TimeDelta::days(1));
     }
 }
