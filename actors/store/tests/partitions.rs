@@ -613,6 +613,21 @@ fn lookups_use_indexes_and_read_only_their_days() {
             "tls_sessions_p20261102",
         ),
         (
+            "alerts naming an indicator",
+            format!("SELECT * FROM alerts WHERE (evidence->>'indicator' = 'x' OR evidence->>'matched_value' = 'x') AND {day2}"),
+            "alerts_p20261102",
+        ),
+        (
+            "a domain and its subdomains in TLS",
+            format!("SELECT * FROM tls_sessions WHERE (reverse(lower(sni)) = 'elpmaxe' OR reverse(lower(sni)) LIKE 'elpmaxe.%') AND {day2}"),
+            "tls_sessions_p20261102",
+        ),
+        (
+            "a domain and its subdomains in DNS",
+            format!("SELECT * FROM app_events WHERE event_type = 'dns' AND reverse(lower(eve->'dns'->>'rrname')) LIKE 'elpmaxe.%' AND {day2}"),
+            "app_events_p20261102",
+        ),
+        (
             "alert rollup hours",
             "SELECT * FROM alert_rollup WHERE bucket >= '2026-11-02' AND bucket < '2026-11-03'".into(),
             "alert_rollup",
@@ -630,4 +645,65 @@ fn lookups_use_indexes_and_read_only_their_days() {
             assert!(!p.contains(other), "{what}: reads {other} too:\n{p}");
         }
     }
+}
+
+#[test]
+fn domain_sightings_find_the_name_and_its_subdomains_only() {
+    use netmonitor_common::{DnsRecord, TlsHandshake};
+    let t = TestDatabase::start().expect("test database");
+    let store = StoreHandle::spawn(t.conninfo(), config(&t)).unwrap();
+    let at = DAY0 + 3600;
+    let tls = |i: u64, sni: &str| Event {
+        header: header(at + i as i64, i, "10.0.0.1", "192.0.2.1"),
+        kind: EventKind::Tls(TlsHandshake {
+            sni: Some(sni.into()),
+            ..TlsHandshake::default()
+        }),
+    };
+    let dns = |i: u64, name: &str| Event {
+        header: header(at + i as i64, i, "10.0.0.2", "10.0.0.53"),
+        kind: EventKind::Dns(DnsRecord {
+            kind: "query".into(),
+            rrname: name.into(),
+            rrtype: "A".into(),
+            ..DnsRecord::default()
+        }),
+    };
+    store
+        .send_events([
+            tls(1, "evil_1.example"),
+            tls(2, "WWW.Evil_1.Example"),
+            tls(3, "notevil_1.example"),
+            tls(4, "evilx1.example"),
+            dns(5, "a.b.evil_1.example"),
+            dns(6, "evil_1.example.org"),
+        ])
+        .unwrap();
+    store.flush().unwrap();
+    let pool = netmonitor_store::db::query_pool(&t.conninfo(), 1, 10_000).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let since = DateTime::<Utc>::from_timestamp(DAY0, 0).unwrap();
+    let until = since + chrono::TimeDelta::days(1);
+    rt.block_on(async {
+        let mut c = pool.get().await.unwrap();
+        let seen = |v: Vec<netmonitor_store::intel::Sighting>| {
+            let mut s: Vec<(String, i64)> = v.into_iter().map(|s| (s.source, s.events)).collect();
+            s.sort();
+            s
+        };
+        let found =
+            netmonitor_store::intel::sightings(&mut c, "domain", "evil_1.example", since, until)
+                .await
+                .unwrap();
+        // `_` is no wildcard, and only whole labels count
+        assert_eq!(seen(found), vec![("dns".into(), 1), ("tls".into(), 2)]);
+        let none =
+            netmonitor_store::intel::sightings(&mut c, "domain", "vil_1.example", since, until)
+                .await
+                .unwrap();
+        assert_eq!(seen(none), vec![]);
+    });
 }

@@ -134,7 +134,24 @@ pub struct Sighting {
 
 /// `name` or a name below it, in SQL over the lower-cased text expression `col` ($1 = name).
 fn under(col: &str) -> String {
-    format!("(lower({col}) = $1 OR right(lower({col}), length($1) + 1) = '.' || $1)")
+    // the reversed-name indexes answer both: `$4` is the name reversed, `$5` the reversed
+    // `.name` as a LIKE prefix
+    format!("(reverse(lower({col})) = $4 OR reverse(lower({col})) LIKE $5)")
+}
+
+/// `value` reversed, and reversed with a leading dot as an escaped LIKE prefix: the binds of
+/// [`under`].
+fn reversed_name(value: &str) -> (String, String) {
+    let reversed: String = value.chars().rev().collect();
+    let mut prefix = String::with_capacity(reversed.len() + 3);
+    for c in reversed.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            prefix.push('\\');
+        }
+        prefix.push(c);
+    }
+    prefix.push_str(".%");
+    (reversed, prefix)
 }
 
 /// What the records in the window say about an indicator of `kind` (`domain`, `url`, `ja3`,
@@ -192,6 +209,7 @@ pub async fn sightings(
         "SELECT 'alerts' AS source, {AGG} FROM alerts WHERE ts BETWEEN $2 AND $3 \
          AND (evidence->>'indicator' = $1 OR evidence->>'matched_value' = $1{as_address})"
     ));
+    let (reversed, reversed_prefix) = reversed_name(value);
     let mut out = Vec::new();
     for q in queries {
         // No matching row must be no sighting, not one row of NULL aggregates.
@@ -199,9 +217,22 @@ pub async fn sightings(
             .bind::<Text, _>(value)
             .bind::<Timestamptz, _>(since)
             .bind::<Timestamptz, _>(until)
+            .bind::<Text, _>(&reversed)
+            .bind::<Text, _>(&reversed_prefix)
             .load(conn)
             .await?;
         out.extend(rows.into_iter().filter(|s| s.events > 0));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reversed_names_match_the_name_and_its_subdomains_only() {
+        let (exact, prefix) = super::reversed_name("evil_x.example");
+        assert_eq!(exact, "elpmaxe.x_live");
+        // `_` is literal, and the dot keeps "notevil_x.example"-style names out
+        assert_eq!(prefix, "elpmaxe.x\\_live.%");
+    }
 }
