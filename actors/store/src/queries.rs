@@ -159,10 +159,28 @@ pub async fn list_alerts(
     f: &AlertFilter,
     limit: i64,
 ) -> Result<Vec<AlertRecord>, StoreError> {
-    let q = filter_alerts(
+    list_alerts_before(conn, f, None, limit).await
+}
+
+/// Alerts matching `f`, newest first, that come after `before` (the time and id of the last
+/// alert of the previous page) in that order, at most `limit`.
+pub async fn list_alerts_before(
+    conn: &mut AsyncPgConnection,
+    f: &AlertFilter,
+    before: Option<(DateTime<Utc>, i64)>,
+    limit: i64,
+) -> Result<Vec<AlertRecord>, StoreError> {
+    let mut q = filter_alerts(
         alerts::table.select(AlertRecord::as_select()).into_boxed(),
         f,
     );
+    if let Some((ts, id)) = before {
+        q = q.filter(
+            alerts::ts
+                .lt(ts)
+                .or(alerts::ts.eq(ts).and(alerts::id.lt(id))),
+        );
+    }
     Ok(q.order((alerts::ts.desc(), alerts::id.desc()))
         .limit(limit)
         .load(conn)

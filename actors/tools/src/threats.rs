@@ -145,13 +145,21 @@ fn get_recent_threats(ctx: &Ctx) -> ToolDef {
             "include_whitelisted",
             boolean("Also list alerts of whitelisted addresses", Some(false)),
         ),
+        (
+            "cursor",
+            string_len(
+                "next_cursor of the previous page, for the alerts after it",
+                3,
+                64,
+            ),
+        ),
     ]);
     tool(
         ctx,
         Spec {
             name: "get_recent_threats",
             title: "Recent threats",
-            description: "Lists the most recent security alerts (newest first) from the alerts table over the last `hours` (default 24) or a since/until window, optionally only at least a given severity, of one threat type or touching one address. Open alerts only unless include_acknowledged; alerts of whitelisted addresses are counted in suppressed_by_whitelist instead of listed.",
+            description: "Lists the most recent security alerts (newest first) from the alerts table over the last `hours` (default 24) or a since/until window, optionally only at least a given severity, of one threat type or touching one address. Open alerts only unless include_acknowledged; alerts of whitelisted addresses are counted in suppressed_by_whitelist instead of listed. Page with `cursor` (the previous answer's next_cursor): the pages together list every matching alert once, in order.",
             input: input(props, &[]),
             output: output(vec![
                 ("window", window_out()),
@@ -159,6 +167,7 @@ fn get_recent_threats(ctx: &Ctx) -> ToolDef {
                 ("returned", count("Alerts in this answer")),
                 ("suppressed_by_whitelist", count("Matching alerts hidden because an endpoint is whitelisted")),
                 ("alerts", array("Alerts, newest first", alert())),
+                ("next_cursor", opt_string("Pass as `cursor` for the next page; null on the last page")),
             ]),
             annotations: ToolAnnotations::READ_ONLY,
             scope: Scope::ReadOnly,
@@ -167,8 +176,17 @@ fn get_recent_threats(ctx: &Ctx) -> ToolDef {
             let window = args.window(24)?;
             let f = filter_from(&args, window, false)?;
             let limit = args.i64_or("limit", 50, 1, 500)?;
+            let before = args
+                .opt_str("cursor")?
+                .map(|c| parse_cursor(&c).ok_or_else(|| invalid("cursor", "is not a next_cursor this tool returned")))
+                .transpose()?;
             let mut conn = db(&ctx).await?;
-            let alerts = q::list_alerts(&mut conn, &f, limit).await.map_err(db_err)?;
+            let alerts = q::list_alerts_before(&mut conn, &f, before, limit)
+                .await
+                .map_err(db_err)?;
+            let next_cursor = (alerts.len() as i64 == limit)
+                .then(|| alerts.last().map(|a| format!("{}:{}", a.ts.timestamp_micros(), a.id)))
+                .flatten();
             let total = netmonitor_store::summaries::count_alerts(&mut conn, &f).await.map_err(db_err)?;
             let suppressed = if f.hide_whitelisted {
                 let all = AlertFilter {
@@ -186,9 +204,17 @@ fn get_recent_threats(ctx: &Ctx) -> ToolDef {
                 ("returned", list.len().into()),
                 ("suppressed_by_whitelist", suppressed.into()),
                 ("alerts", Value::Array(list)),
+                ("next_cursor", next_cursor.map_or(Value::Null, Value::from)),
             ]))
         },
     )
+}
+
+/// The (time, id) a `next_cursor` of `get_recent_threats` names: `<microseconds>:<id>`.
+fn parse_cursor(c: &str) -> Option<(chrono::DateTime<chrono::Utc>, i64)> {
+    let (us, id) = c.split_once(':')?;
+    let ts = chrono::DateTime::from_timestamp_micros(us.parse().ok()?)?;
+    Some((ts, id.parse().ok()?))
 }
 
 fn get_threat_detections(ctx: &Ctx) -> ToolDef {

@@ -546,6 +546,32 @@ fn tools_answer_from_real_pcaps_over_http() {
     let recent = c.call("get_recent_threats", json!({"since": SINCE, "limit": 500}));
     assert_eq!(recent["total"].as_i64(), Some(live_alerts));
     assert_eq!(recent["suppressed_by_whitelist"], json!(0));
+    assert_eq!(
+        recent["next_cursor"],
+        Value::Null,
+        "one page holds them all"
+    );
+    // pages of three, by cursor, list the same alerts in the same order
+    let mut paged = Vec::new();
+    let mut cursor = Value::Null;
+    loop {
+        let mut args = json!({"since": SINCE, "limit": 3});
+        if !cursor.is_null() {
+            args["cursor"] = cursor.clone();
+        }
+        let page = c.call("get_recent_threats", args);
+        paged.extend(page["alerts"].as_array().cloned().unwrap_or_default());
+        cursor = page["next_cursor"].clone();
+        if cursor.is_null() {
+            break;
+        }
+        assert!(paged.len() < 1000, "the cursor advances");
+    }
+    let ids = |a: &[Value]| a.iter().map(|x| x["id"].clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&paged), ids(recent["alerts"].as_array().unwrap()));
+    assert!(c
+        .call_err("get_recent_threats", json!({"cursor": "not-a-cursor"}))
+        .contains("cursor"));
     let tls_alerts = recent["alerts"]
         .as_array()
         .map(|a| {
