@@ -165,9 +165,6 @@ impl PartitionKeeper {
         for table in PARTITIONED {
             dropped += drop_expired(conn, table, retention.days(table))?;
         }
-        if dropped > 0 {
-            self.forget();
-        }
         Ok(dropped)
     }
 }

@@ -9,7 +9,9 @@
 use crate::queries::{self, not_whitelisted, AlertFilter, Window};
 use crate::StoreError;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel::sql_types::{Array, BigInt, Bool, Int2, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
@@ -67,6 +69,19 @@ pub fn tiers(w: Window) -> Tiers {
     }
 }
 
+/// `sql` with `$1`–`$6` bound to the window (`since`, `until`) and its tiers (`lo`, `hi`, `d1`,
+/// `d2`), as [`EDGES`] and [`rolled`] expect; the caller binds from `$7` on.
+fn tiered(sql: String, w: Window, t: Tiers) -> BoxedSqlQuery<'static, Pg, SqlQuery> {
+    diesel::sql_query(sql)
+        .into_boxed()
+        .bind::<Timestamptz, _>(w.since)
+        .bind::<Timestamptz, _>(w.until)
+        .bind::<Timestamptz, _>(t.lo)
+        .bind::<Timestamptz, _>(t.hi)
+        .bind::<Timestamptz, _>(t.d1)
+        .bind::<Timestamptz, _>(t.d2)
+}
+
 /// The rows outside the whole hours, with `$1`/`$2` the window and `$3`/`$4` its whole hours.
 const EDGES: &str = "((ts >= $1 AND ts < $3) OR (ts >= $4 AND ts <= $2))";
 
@@ -112,13 +127,7 @@ pub async fn count_alerts(
             "SELECT COALESCE(sum(CASE WHEN $9 THEN alerts ELSE open END), 0)::int8 AS n FROM ({}) x",
             rolled("alerts, open", "alert_rollup", &filter)
         );
-        let rolled: N = diesel::sql_query(sql)
-            .bind::<Timestamptz, _>(w.since)
-            .bind::<Timestamptz, _>(w.until)
-            .bind::<Timestamptz, _>(t.lo)
-            .bind::<Timestamptz, _>(t.hi)
-            .bind::<Timestamptz, _>(t.d1)
-            .bind::<Timestamptz, _>(t.d2)
+        let rolled: N = tiered(sql, w, t)
             .bind::<Nullable<Text>, _>(f.ip.as_deref())
             .bind::<Array<Text>, _>(&f.threat_types)
             .bind::<Bool, _>(f.include_acknowledged)
@@ -212,13 +221,7 @@ pub async fn threat_groups(
         ),
         not_whitelisted("r")
     );
-    Ok(diesel::sql_query(sql)
-        .bind::<Timestamptz, _>(window.since)
-        .bind::<Timestamptz, _>(window.until)
-        .bind::<Timestamptz, _>(t.lo)
-        .bind::<Timestamptz, _>(t.hi)
-        .bind::<Timestamptz, _>(t.d1)
-        .bind::<Timestamptz, _>(t.d2)
+    Ok(tiered(sql, window, t)
         .bind::<Nullable<Text>, _>(ip)
         .bind::<Nullable<Text>, _>(threat_type)
         .bind::<Bool, _>(hide_whitelisted)
@@ -277,13 +280,7 @@ pub async fn mitre_mapping(
             ""
         )
     );
-    Ok(diesel::sql_query(sql)
-        .bind::<Timestamptz, _>(window.since)
-        .bind::<Timestamptz, _>(window.until)
-        .bind::<Timestamptz, _>(t.lo)
-        .bind::<Timestamptz, _>(t.hi)
-        .bind::<Timestamptz, _>(t.d1)
-        .bind::<Timestamptz, _>(t.d2)
+    Ok(tiered(sql, window, t)
         .bind::<Nullable<Text>, _>(ip)
         .bind::<BigInt, _>(limit)
         .load(conn)
@@ -332,13 +329,7 @@ pub async fn top_talkers(
             ""
         )
     );
-    Ok(diesel::sql_query(sql)
-        .bind::<Timestamptz, _>(window.since)
-        .bind::<Timestamptz, _>(window.until)
-        .bind::<Timestamptz, _>(t.lo)
-        .bind::<Timestamptz, _>(t.hi)
-        .bind::<Timestamptz, _>(t.d1)
-        .bind::<Timestamptz, _>(t.d2)
+    Ok(tiered(sql, window, t)
         .bind::<BigInt, _>(limit)
         .load(conn)
         .await?)
