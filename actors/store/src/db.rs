@@ -129,8 +129,13 @@ impl Drop for Database {
     }
 }
 
+/// Settings of every tool connection, for short analytic reads: no JIT (compiling a plan costs
+/// more than these queries run), room for their hash aggregates in memory, and index scans
+/// priced for SSDs (the rollups' day ranges are then read through their indexes).
+const QUERY_SESSION: &str = "SET jit = off; SET work_mem = '64MB'; SET random_page_cost = 1.1";
+
 /// The async pool the tools query through: every connection gets `statement_timeout` (0 = none),
-/// so that no tool call can hold a connection or the database for long.
+/// so that no tool call can hold a connection or the database for long, and [`QUERY_SESSION`].
 pub fn query_pool(
     conninfo: &str,
     max_size: usize,
@@ -143,9 +148,11 @@ pub fn query_pool(
         let url = url.to_owned();
         Box::pin(async move {
             let mut c = AsyncPgConnection::establish(&url).await?;
-            c.batch_execute(&format!("SET statement_timeout = {statement_timeout_ms}"))
-                .await
-                .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+            c.batch_execute(&format!(
+                "SET statement_timeout = {statement_timeout_ms}; {QUERY_SESSION}"
+            ))
+            .await
+            .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
             Ok(c)
         })
     });

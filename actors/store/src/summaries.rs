@@ -196,24 +196,38 @@ pub async fn threat_groups(
     limit: i64,
 ) -> Result<Vec<ThreatGroup>, StoreError> {
     let t = tiers(window);
+    // Hash aggregation in two steps (per target, then per source) instead of DISTINCT
+    // aggregates, which sort; the signatures are collected for the chosen groups only.
     let sql = format!(
         "WITH r AS ( \
-           {} \
-           UNION ALL \
-           SELECT threat_type, src_ip, dest_ip, signature, 1, (NOT acknowledged)::int::int8, severity, ts, ts \
-             FROM alerts WHERE {EDGES} AND (NOT $9 OR NOT (evidence ? 'suppressed_by')) \
+           SELECT * FROM ( \
+             {} \
+             UNION ALL \
+             SELECT threat_type, src_ip, dest_ip, signature, 1, (NOT acknowledged)::int::int8, severity, ts, ts \
+               FROM alerts WHERE {EDGES} AND (NOT $9 OR NOT (evidence ? 'suppressed_by')) \
+           ) r \
+           WHERE ($7::text IS NULL OR r.src_ip = $7::inet OR r.dest_ip = $7::inet) \
+             AND ($8::text IS NULL OR r.threat_type = $8) \
+             AND (NOT $9 OR {}) \
+         ), per_target AS ( \
+           SELECT threat_type, src_ip, dest_ip, sum(n) AS n, sum(open) AS open, \
+             min(severity) AS severity, min(first_seen) AS first_seen, max(last_seen) AS last_seen \
+           FROM r GROUP BY 1, 2, 3 \
+         ), top AS MATERIALIZED ( \
+           SELECT threat_type, src_ip, sum(n) AS n, sum(open) AS open, count(*) AS targets, \
+             min(severity) AS severity, min(first_seen) AS first_seen, max(last_seen) AS last_seen \
+           FROM per_target GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 LIMIT $10 \
+         ), sigs AS ( \
+           SELECT threat_type, src_ip, array_agg(signature ORDER BY signature) AS signatures \
+           FROM (SELECT threat_type, src_ip, signature FROM r \
+                 WHERE (threat_type, src_ip) IN (SELECT threat_type, src_ip FROM top) GROUP BY 1, 2, 3) s \
+           GROUP BY 1, 2 \
          ) \
-         SELECT threat_type, host(src_ip) AS src_ip, sum(n)::int8 AS alerts, \
-           sum(open)::int8 AS unacknowledged, count(DISTINCT dest_ip) AS targets, \
-           min(severity) AS severity, min(first_seen) AS first_seen, max(last_seen) AS last_seen, \
-           array_agg(DISTINCT signature) AS signatures \
-         FROM r \
-         WHERE ($7::text IS NULL OR r.src_ip = $7::inet OR r.dest_ip = $7::inet) \
-           AND ($8::text IS NULL OR r.threat_type = $8) \
-           AND (NOT $9 OR {}) \
-         GROUP BY threat_type, r.src_ip \
-         ORDER BY sum(n) DESC, threat_type, r.src_ip \
-         LIMIT $10",
+         SELECT top.threat_type, host(top.src_ip) AS src_ip, top.n::int8 AS alerts, \
+           top.open::int8 AS unacknowledged, top.targets, top.severity, top.first_seen, top.last_seen, \
+           sigs.signatures \
+         FROM top JOIN sigs USING (threat_type, src_ip) \
+         ORDER BY top.n DESC, top.threat_type, top.src_ip",
         rolled(
             "threat_type, src_ip, dest_ip, signature, alerts AS n, open, severity, first_seen, last_seen",
             "alert_rollup",
@@ -252,7 +266,8 @@ pub struct MitreRow {
     pub last_seen: DateTime<Utc>,
 }
 
-/// Techniques from the alerts' `mitre` arrays, most frequent first.
+/// Techniques from the alerts' `mitre` arrays, most frequent first. The rows are first summed
+/// per address pair, so that the distinct counts are hash aggregates over those sums.
 pub async fn mitre_mapping(
     conn: &mut AsyncPgConnection,
     window: Window,
@@ -266,14 +281,32 @@ pub async fn mitre_mapping(
            UNION ALL \
            SELECT mitre, threat_type, src_ip, dest_ip, 1, severity, ts, ts \
              FROM alerts WHERE {EDGES} \
+         ), pairs AS ( \
+           SELECT mitre, threat_type, src_ip, dest_ip, sum(n) AS n, min(severity) AS severity, \
+             min(first_seen) AS first_seen, max(last_seen) AS last_seen \
+           FROM r WHERE ($7::text IS NULL OR r.src_ip = $7::inet OR r.dest_ip = $7::inet) \
+           GROUP BY 1, 2, 3, 4 \
+         ), p AS MATERIALIZED ( \
+           SELECT m.technique, threat_type, src_ip, dest_ip, n, severity, first_seen, last_seen \
+           FROM pairs CROSS JOIN LATERAL unnest(pairs.mitre) AS m(technique) \
+         ), totals AS ( \
+           SELECT technique, sum(n)::int8 AS alerts, min(severity) AS severity, \
+             min(first_seen) AS first_seen, max(last_seen) AS last_seen \
+           FROM p GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT $8 \
+         ), sources AS ( \
+           SELECT technique, count(*) AS sources FROM (SELECT technique, src_ip FROM p GROUP BY 1, 2) x GROUP BY 1 \
+         ), assets AS ( \
+           SELECT technique, count(*) AS assets \
+           FROM (SELECT technique, ip FROM p, LATERAL (VALUES (src_ip), (dest_ip)) v(ip) GROUP BY 1, 2) x GROUP BY 1 \
+         ), kinds AS ( \
+           SELECT technique, array_agg(threat_type ORDER BY threat_type) AS threat_types \
+           FROM (SELECT technique, threat_type FROM p GROUP BY 1, 2) x GROUP BY 1 \
          ) \
-         SELECT m.technique, sum(r.n)::int8 AS alerts, count(DISTINCT r.src_ip) AS sources, \
-           (SELECT count(DISTINCT x) FROM unnest(array_agg(r.src_ip) || array_agg(r.dest_ip)) AS x) AS assets, \
-           array_agg(DISTINCT r.threat_type) AS threat_types, min(r.severity) AS severity, \
-           min(r.first_seen) AS first_seen, max(r.last_seen) AS last_seen \
-         FROM r CROSS JOIN LATERAL unnest(r.mitre) AS m(technique) \
-         WHERE ($7::text IS NULL OR r.src_ip = $7::inet OR r.dest_ip = $7::inet) \
-         GROUP BY m.technique ORDER BY sum(r.n) DESC, m.technique LIMIT $8",
+         SELECT t.technique, t.alerts, s.sources, a.assets, k.threat_types, t.severity, \
+           t.first_seen, t.last_seen \
+         FROM totals t JOIN sources s USING (technique) JOIN assets a USING (technique) \
+           JOIN kinds k USING (technique) \
+         ORDER BY t.alerts DESC, t.technique",
         rolled(
             "mitre, threat_type, src_ip, dest_ip, alerts AS n, severity, first_seen, last_seen",
             "alert_rollup",

@@ -231,7 +231,9 @@ fn a_batch_with_scrambled_dates_opens_a_bounded_number_of_days() {
 }
 
 /// The same summaries straight from the rows.
-fn raw_groups(c: &mut PgConnection, w: Window) -> Vec<(String, String, i64, i64, i64, i16)> {
+type Group = (String, String, i64, i64, i64, i16, Vec<String>);
+
+fn raw_groups(c: &mut PgConnection, w: Window) -> Vec<Group> {
     #[derive(QueryableByName)]
     struct G {
         #[diesel(sql_type = Text)]
@@ -246,11 +248,14 @@ fn raw_groups(c: &mut PgConnection, w: Window) -> Vec<(String, String, i64, i64,
         targets: i64,
         #[diesel(sql_type = diesel::sql_types::Int2)]
         severity: i16,
+        #[diesel(sql_type = diesel::sql_types::Array<Text>)]
+        signatures: Vec<String>,
     }
     diesel::sql_query(
         "SELECT threat_type, host(src_ip) AS src, count(*) AS alerts, \
            count(*) FILTER (WHERE NOT acknowledged) AS open, count(DISTINCT dest_ip) AS targets, \
-           min(severity) AS severity FROM alerts WHERE ts >= $1 AND ts <= $2 \
+           min(severity) AS severity, array_agg(DISTINCT signature ORDER BY signature) AS signatures \
+         FROM alerts WHERE ts >= $1 AND ts <= $2 \
          GROUP BY 1, src_ip ORDER BY 3 DESC, 1, src_ip",
     )
     .bind::<diesel::sql_types::Timestamptz, _>(w.since)
@@ -266,8 +271,42 @@ fn raw_groups(c: &mut PgConnection, w: Window) -> Vec<(String, String, i64, i64,
             g.open,
             g.targets,
             g.severity,
+            g.signatures,
         )
     })
+    .collect()
+}
+
+type Technique = (String, i64, i64, i64, Vec<String>, i16);
+
+fn raw_mitre(c: &mut PgConnection, w: Window) -> Vec<Technique> {
+    #[derive(QueryableByName)]
+    struct M {
+        #[diesel(sql_type = Text)]
+        technique: String,
+        #[diesel(sql_type = BigInt)]
+        alerts: i64,
+        #[diesel(sql_type = BigInt)]
+        sources: i64,
+        #[diesel(sql_type = BigInt)]
+        assets: i64,
+        #[diesel(sql_type = diesel::sql_types::Array<Text>)]
+        kinds: Vec<String>,
+        #[diesel(sql_type = diesel::sql_types::Int2)]
+        severity: i16,
+    }
+    diesel::sql_query(
+        "SELECT m AS technique, count(*) AS alerts, count(DISTINCT src_ip) AS sources, \
+           (SELECT count(DISTINCT x) FROM unnest(array_agg(src_ip) || array_agg(dest_ip)) x) AS assets, \
+           array_agg(DISTINCT threat_type ORDER BY threat_type) AS kinds, min(severity) AS severity \
+         FROM alerts, unnest(mitre) m WHERE ts >= $1 AND ts <= $2 GROUP BY m ORDER BY 2 DESC, 1",
+    )
+    .bind::<diesel::sql_types::Timestamptz, _>(w.since)
+    .bind::<diesel::sql_types::Timestamptz, _>(w.until)
+    .load::<M>(c)
+    .unwrap()
+    .into_iter()
+    .map(|m| (m.technique, m.alerts, m.sources, m.assets, m.kinds, m.severity))
     .collect()
 }
 
@@ -405,6 +444,7 @@ fn rollup_summaries_equal_the_rows_for_any_window() {
                         g.unacknowledged,
                         g.targets,
                         g.severity,
+                        g.signatures,
                     )
                 })
                 .collect();
@@ -482,6 +522,22 @@ fn rollup_summaries_equal_the_rows_for_any_window() {
             let total: i64 = techniques.iter().map(|m| m.alerts).sum();
             let expected = raw_groups(&mut c, w).iter().map(|g| g.2).sum::<i64>();
             assert_eq!(total, expected, "one technique per alert over {w:?}");
+            let techniques: Vec<Technique> = techniques
+                .into_iter()
+                .map(|m| {
+                    let mut kinds = m.threat_types;
+                    kinds.sort();
+                    (
+                        m.technique,
+                        m.alerts,
+                        m.sources,
+                        m.assets,
+                        kinds,
+                        m.severity,
+                    )
+                })
+                .collect();
+            assert_eq!(techniques, raw_mitre(&mut c, w), "techniques over {w:?}");
             let one_ip = mitre_mapping(&mut q, w, Some("192.0.2.4"), 100)
                 .await
                 .unwrap();
