@@ -174,6 +174,7 @@ fn rollups_of(table: &str) -> &'static [&'static str] {
     match table {
         "alerts" => &["alert_rollup", "alert_rollup_daily"],
         "flows" => &["talker_rollup", "talker_rollup_daily"],
+        "tls_sessions" => &["tls_rollup", "tls_rollup_daily"],
         _ => &[],
     }
 }
@@ -304,7 +305,7 @@ pub async fn database_bytes(conn: &mut diesel_async::AsyncPgConnection) -> Resul
 }
 
 /// The tables [`table_storage`] reports, event tables first.
-pub const STORAGE_TABLES: [&str; 16] = [
+pub const STORAGE_TABLES: [&str; 18] = [
     "flows",
     "alerts",
     "tls_sessions",
@@ -315,6 +316,8 @@ pub const STORAGE_TABLES: [&str; 16] = [
     "alert_rollup_daily",
     "talker_rollup",
     "talker_rollup_daily",
+    "tls_rollup",
+    "tls_rollup_daily",
     "mitre_rollup",
     "certificates",
     "indicators",

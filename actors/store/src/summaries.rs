@@ -368,6 +368,139 @@ pub async fn top_talkers(
         .await?)
 }
 
+/// Totals over TLS sessions in a window.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[allow(missing_docs)]
+pub struct TlsTotals {
+    pub sessions: i64,
+    pub clients: i64,
+    pub servers: i64,
+    pub without_sni: i64,
+    pub quic: i64,
+    pub distinct_ja3: i64,
+    pub distinct_ja4: i64,
+    pub blocklisted_ja3_sessions: i64,
+    pub certificates: i64,
+    pub self_signed_certificates: i64,
+    pub expired_certificates: i64,
+}
+
+/// TLS totals and the most frequent versions, fingerprints and server names over a window.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[allow(missing_docs)]
+pub struct TlsStats {
+    pub totals: TlsTotals,
+    pub versions: Vec<queries::NameCount>,
+    pub ja3: Vec<queries::NameCount>,
+    pub ja3s: Vec<queries::NameCount>,
+    pub ja4: Vec<queries::NameCount>,
+    pub sni: Vec<queries::NameCount>,
+}
+
+/// One line of [`tls_stats`]' answer: a top value of `kind`, or a total (`kind` = "total",
+/// `value` its name).
+#[derive(QueryableByName)]
+struct TlsLine {
+    #[diesel(sql_type = Text)]
+    kind: String,
+    #[diesel(sql_type = Text)]
+    value: String,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// TLS statistics over `window` from `tls_rollup` (counts per attribute value, see the
+/// `tls_rollup` migration) in one statement: the `limit` most frequent values of each
+/// attribute, and totals, with blocklisted JA3 and certificate flags judged now.
+pub async fn tls_stats(
+    conn: &mut AsyncPgConnection,
+    window: Window,
+    limit: i64,
+) -> Result<TlsStats, StoreError> {
+    let t = tiers(window);
+    let sql = format!(
+        "WITH r AS ( \
+           {} \
+           UNION ALL \
+           SELECT v.kind, v.value, 1 FROM tls_sessions t, netmonitor_tls_values(t) v WHERE {EDGES} \
+         ), g AS MATERIALIZED ( \
+           SELECT kind, value, sum(n)::int8 AS n FROM r GROUP BY 1, 2 \
+         ), certs AS ( \
+           SELECT count(*) AS seen, count(*) FILTER (WHERE c.self_signed) AS self_signed, \
+             count(*) FILTER (WHERE c.not_after < now()) AS expired \
+           FROM g LEFT JOIN certificates c ON c.fingerprint = g.value WHERE g.kind = 'certificate' \
+         ), totals AS ( \
+           SELECT COALESCE(sum(n) FILTER (WHERE kind = 'transport'), 0) AS sessions, \
+             count(*) FILTER (WHERE kind = 'client') AS clients, \
+             count(*) FILTER (WHERE kind = 'server') AS servers, \
+             COALESCE(sum(n) FILTER (WHERE kind = 'sni'), 0) AS with_sni, \
+             COALESCE(sum(n) FILTER (WHERE kind = 'transport' AND value = 'quic'), 0) AS quic, \
+             count(*) FILTER (WHERE kind = 'ja3') AS distinct_ja3, \
+             count(*) FILTER (WHERE kind = 'ja4') AS distinct_ja4, \
+             COALESCE(sum(n) FILTER (WHERE kind = 'ja3' \
+               AND value IN (SELECT ja3 FROM ja3_blocklist)), 0) AS blocklisted \
+           FROM g \
+         ) \
+         SELECT kind, value, n FROM ( \
+           SELECT kind, value, n, row_number() OVER (PARTITION BY kind ORDER BY n DESC, value) AS rank \
+           FROM g WHERE kind IN ('version', 'ja3', 'ja3s', 'ja4', 'sni') \
+         ) top WHERE rank <= $7 \
+         UNION ALL \
+         SELECT 'total', x.name, x.n::int8 FROM totals, certs, LATERAL (VALUES \
+           ('sessions', totals.sessions), ('clients', totals.clients), ('servers', totals.servers), \
+           ('without_sni', totals.sessions - totals.with_sni), ('quic', totals.quic), \
+           ('distinct_ja3', totals.distinct_ja3), ('distinct_ja4', totals.distinct_ja4), \
+           ('blocklisted_ja3_sessions', totals.blocklisted), ('certificates', certs.seen), \
+           ('self_signed_certificates', certs.self_signed), \
+           ('expired_certificates', certs.expired)) x(name, n)",
+        rolled("kind, value, sessions AS n", "tls_rollup", "")
+    );
+    let lines: Vec<TlsLine> = tiered(sql, window, t)
+        .bind::<BigInt, _>(limit)
+        .load(conn)
+        .await?;
+    let mut stats = TlsStats::default();
+    for line in lines {
+        let top = |list: &mut Vec<queries::NameCount>| {
+            list.push(queries::NameCount {
+                name: line.value.clone(),
+                count: line.n,
+            })
+        };
+        let totals = &mut stats.totals;
+        match (line.kind.as_str(), line.value.as_str()) {
+            ("version", _) => top(&mut stats.versions),
+            ("ja3", _) => top(&mut stats.ja3),
+            ("ja3s", _) => top(&mut stats.ja3s),
+            ("ja4", _) => top(&mut stats.ja4),
+            ("sni", _) => top(&mut stats.sni),
+            (_, "sessions") => totals.sessions = line.n,
+            (_, "clients") => totals.clients = line.n,
+            (_, "servers") => totals.servers = line.n,
+            (_, "without_sni") => totals.without_sni = line.n,
+            (_, "quic") => totals.quic = line.n,
+            (_, "distinct_ja3") => totals.distinct_ja3 = line.n,
+            (_, "distinct_ja4") => totals.distinct_ja4 = line.n,
+            (_, "blocklisted_ja3_sessions") => totals.blocklisted_ja3_sessions = line.n,
+            (_, "certificates") => totals.certificates = line.n,
+            (_, "self_signed_certificates") => totals.self_signed_certificates = line.n,
+            (_, "expired_certificates") => totals.expired_certificates = line.n,
+            _ => {}
+        }
+    }
+    // the window function ranks within a kind; the lines of a kind arrive in any order
+    for list in [
+        &mut stats.versions,
+        &mut stats.ja3,
+        &mut stats.ja3s,
+        &mut stats.ja4,
+        &mut stats.sni,
+    ] {
+        list.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
+    }
+    Ok(stats)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

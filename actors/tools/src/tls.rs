@@ -6,7 +6,7 @@ use crate::args::{invalid, Args};
 use crate::schema::*;
 use crate::support::*;
 use netmonitor_mcp::{Scope, ToolAnnotations, ToolDef, ToolError};
-use netmonitor_store::queries::{self as q, TlsFilter, TlsKey};
+use netmonitor_store::queries::{self as q, TlsFilter};
 use serde_json::{json, Value};
 
 /// Length of a JA3 MD5 in hex.
@@ -187,22 +187,17 @@ fn get_tls_stats(ctx: &Ctx) -> ToolDef {
                 Err(_) => Value::Null,
             };
             let mut conn = db(&ctx).await?;
-            let totals = q::tls_totals(&mut conn, window).await.map_err(db_err)?;
-            let mut tops = Vec::new();
-            for key in [TlsKey::Version, TlsKey::Ja3, TlsKey::Ja3s, TlsKey::Ja4, TlsKey::Sni] {
-                tops.push(q::tls_top(&mut conn, key, window, limit).await.map_err(db_err)?);
-            }
-            let [versions, ja3, ja3s, ja4, sni]: [Vec<q::NameCount>; 5] = tops
-                .try_into()
-                .map_err(|_| ToolError::Failed("internal: statistics incomplete".into()))?;
+            let stats = netmonitor_store::summaries::tls_stats(&mut conn, window, limit)
+                .await
+                .map_err(db_err)?;
             Ok(json!({
                 "window": window_json(&window),
-                "totals": json(&totals)?,
-                "versions": json(&versions)?,
-                "top_ja3": json(&ja3)?,
-                "top_ja3s": json(&ja3s)?,
-                "top_ja4": json(&ja4)?,
-                "top_sni": json(&sni)?,
+                "totals": json(&stats.totals)?,
+                "versions": json(&stats.versions)?,
+                "top_ja3": json(&stats.ja3)?,
+                "top_ja3s": json(&stats.ja3s)?,
+                "top_ja4": json(&stats.ja4)?,
+                "top_sni": json(&stats.sni)?,
                 "live": live,
             }))
         },

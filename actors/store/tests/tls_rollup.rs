@@ -1,0 +1,246 @@
+//! The TLS rollup against a real PostgreSQL: TLS sessions written by the store writer over three
+//! days, and `tls_stats` over many windows (ragged, aligned, under an hour, several days, wider
+//! than the data) equal to the same statistics computed from the rows.
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text, Timestamptz};
+use netmonitor_common::{
+    Certificate, Event, EventHeader, EventKind, Fingerprint, FlowKey, Timestamp, TlsHandshake,
+};
+use netmonitor_store::queries::{NameCount, Window};
+use netmonitor_store::summaries::{tls_stats, TlsTotals};
+use netmonitor_store::testing::TestDatabase;
+use netmonitor_store::{StoreConfig, StoreHandle};
+
+/// 2026-11-01T00:00:00Z.
+const DAY0: i64 = 1_793_491_200;
+
+fn fingerprint(n: u64) -> Fingerprint {
+    Fingerprint {
+        hash: format!("{n:032x}"),
+        string: format!("771,{n},0-1,29,0"),
+    }
+}
+
+/// Session `i`: eight clients, thirteen servers, five JA3, three JA4, a name on most, a QUIC
+/// one in seven and a certificate (self-signed or expired for some) on every fourth.
+fn session(at_secs: i64, i: u64) -> Event {
+    let certificates = if i.is_multiple_of(4) {
+        vec![Certificate {
+            subject: format!("CN=server{}", i % 6),
+            issuer: if i.is_multiple_of(3) {
+                format!("CN=server{}", i % 6)
+            } else {
+                "CN=Test CA".into()
+            },
+            fingerprint: format!("aa:{:02x}", i % 6),
+            not_before: DAY0 - 86_400 * 400,
+            not_after: if i % 6 == 2 {
+                DAY0 - 86_400
+            } else {
+                i64::MAX / 4
+            },
+            self_signed: i.is_multiple_of(3),
+            ..Certificate::default()
+        }]
+    } else {
+        Vec::new()
+    };
+    Event {
+        header: EventHeader {
+            ts: Timestamp::from_secs_micros(at_secs, 0),
+            flow_id: i,
+            key: FlowKey {
+                src_ip: format!("10.0.0.{}", i % 8).parse().unwrap(),
+                src_port: 40000 + (i % 1000) as u16,
+                dst_ip: format!("2001:db8::{:x}", i % 13).parse().unwrap(),
+                dst_port: 443,
+                proto: if i.is_multiple_of(7) { 17 } else { 6 },
+            },
+        },
+        kind: EventKind::Tls(TlsHandshake {
+            sni: (!i.is_multiple_of(9)).then(|| format!("site{}.example", i % 11)),
+            version: Some(
+                if i.is_multiple_of(5) {
+                    "TLS 1.2"
+                } else {
+                    "TLS 1.3"
+                }
+                .into(),
+            ),
+            ja3: Some(fingerprint(i % 5)),
+            ja3s: i.is_multiple_of(2).then(|| fingerprint(100 + i % 3)),
+            ja4: Some(format!("t13d1516h2_{:012x}", i % 3)),
+            certificates,
+            quic_version: i.is_multiple_of(7).then_some(1),
+            ..TlsHandshake::default()
+        }),
+    }
+}
+
+#[derive(QueryableByName)]
+struct Totals {
+    #[diesel(sql_type = BigInt)]
+    sessions: i64,
+    #[diesel(sql_type = BigInt)]
+    clients: i64,
+    #[diesel(sql_type = BigInt)]
+    servers: i64,
+    #[diesel(sql_type = BigInt)]
+    without_sni: i64,
+    #[diesel(sql_type = BigInt)]
+    quic: i64,
+    #[diesel(sql_type = BigInt)]
+    distinct_ja3: i64,
+    #[diesel(sql_type = BigInt)]
+    distinct_ja4: i64,
+    #[diesel(sql_type = BigInt)]
+    blocklisted: i64,
+    #[diesel(sql_type = BigInt)]
+    certificates: i64,
+    #[diesel(sql_type = BigInt)]
+    self_signed: i64,
+    #[diesel(sql_type = BigInt)]
+    expired: i64,
+}
+
+/// The totals straight from the rows.
+fn raw_totals(c: &mut PgConnection, w: Window) -> TlsTotals {
+    let t: Totals = diesel::sql_query(
+        "SELECT count(*) AS sessions, count(DISTINCT t.src_ip) AS clients, \
+           count(DISTINCT t.dest_ip) AS servers, count(*) FILTER (WHERE t.sni IS NULL) AS without_sni, \
+           count(*) FILTER (WHERE t.transport = 'quic') AS quic, \
+           count(DISTINCT t.ja3) AS distinct_ja3, count(DISTINCT t.ja4) AS distinct_ja4, \
+           count(*) FILTER (WHERE b.ja3 IS NOT NULL) AS blocklisted, \
+           count(DISTINCT c.fingerprint) AS certificates, \
+           count(DISTINCT c.fingerprint) FILTER (WHERE c.self_signed) AS self_signed, \
+           count(DISTINCT c.fingerprint) FILTER (WHERE c.not_after < now()) AS expired \
+         FROM tls_sessions t LEFT JOIN certificates c ON c.fingerprint = t.cert_fingerprint \
+           LEFT JOIN ja3_blocklist b ON b.ja3 = t.ja3 \
+         WHERE t.ts >= $1 AND t.ts <= $2",
+    )
+    .bind::<Timestamptz, _>(w.since)
+    .bind::<Timestamptz, _>(w.until)
+    .get_result(c)
+    .unwrap();
+    TlsTotals {
+        sessions: t.sessions,
+        clients: t.clients,
+        servers: t.servers,
+        without_sni: t.without_sni,
+        quic: t.quic,
+        distinct_ja3: t.distinct_ja3,
+        distinct_ja4: t.distinct_ja4,
+        blocklisted_ja3_sessions: t.blocklisted,
+        certificates: t.certificates,
+        self_signed_certificates: t.self_signed,
+        expired_certificates: t.expired,
+    }
+}
+
+/// The `limit` most frequent values of `column` straight from the rows.
+fn raw_top(c: &mut PgConnection, column: &str, w: Window, limit: i64) -> Vec<NameCount> {
+    diesel::sql_query(format!(
+        "SELECT {column} AS name, count(*) AS count FROM tls_sessions \
+         WHERE {column} IS NOT NULL AND ts >= $1 AND ts <= $2 GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT $3"
+    ))
+    .bind::<Timestamptz, _>(w.since)
+    .bind::<Timestamptz, _>(w.until)
+    .bind::<BigInt, _>(limit)
+    .load(c)
+    .unwrap()
+}
+
+#[derive(QueryableByName)]
+struct N {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+#[test]
+fn tls_statistics_from_the_rollup_equal_the_rows_for_any_window() {
+    let t = TestDatabase::start().expect("test database");
+    let config = StoreConfig {
+        spool_dir: t.dir().join("spool"),
+        batch_size: 700,
+        flush_interval_ms: 20,
+        retry_interval_ms: 100,
+        ..StoreConfig::default()
+    };
+    let store = StoreHandle::spawn(t.conninfo(), config).unwrap();
+    // three days from 10:00, a session every 290 s, in several batches
+    let base = DAY0 + 10 * 3600;
+    let sessions: Vec<Event> = (0..(3 * 86_400 / 290) as u64)
+        .map(|i| session(base + i as i64 * 290, i))
+        .collect();
+    let total = sessions.len() as i64;
+    store.send_events(sessions).unwrap();
+    store.flush().unwrap();
+    let mut c = PgConnection::establish(&t.conninfo()).unwrap();
+    diesel::sql_query(
+        "INSERT INTO ja3_blocklist (ja3, reason, source) VALUES ($1, 'test', 'test')",
+    )
+    .bind::<Text, _>(fingerprint(3).hash)
+    .execute(&mut c)
+    .unwrap();
+    // both tiers count every session once per transport
+    for tier in ["tls_rollup", "tls_rollup_daily"] {
+        let n: N = diesel::sql_query(format!(
+            "SELECT sum(sessions)::int8 AS n FROM {tier} WHERE kind = 'transport'"
+        ))
+        .get_result(&mut c)
+        .unwrap();
+        assert_eq!(n.n, total, "{tier}");
+    }
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let pool = netmonitor_store::db::query_pool(&t.conninfo(), 1, 10_000).unwrap();
+    let at = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+    let windows = [
+        ("2026-11-01T10:20:00Z", "2026-11-01T13:05:00Z"),
+        ("2026-11-01T00:00:00Z", "2026-11-03T23:59:59.999999Z"),
+        ("2026-11-01T11:00:00Z", "2026-11-02T11:00:00Z"),
+        ("2026-11-02T10:20:00Z", "2026-11-02T10:40:00Z"),
+        ("2026-11-01T10:07:00Z", "2026-11-04T09:53:00Z"),
+        ("2026-10-20T00:00:00Z", "2026-12-01T00:00:00Z"),
+        ("2026-11-02T00:00:00Z", "2026-11-02T23:59:59.999999Z"),
+    ];
+    rt.block_on(async {
+        let mut q = pool.get().await.unwrap();
+        for (a, b) in windows {
+            let w = Window {
+                since: at(a),
+                until: at(b),
+            };
+            for limit in [3, 50] {
+                let got = tls_stats(&mut q, w, limit).await.unwrap();
+                assert_eq!(got.totals, raw_totals(&mut c, w), "totals over {w:?}");
+                assert_eq!(got.versions, raw_top(&mut c, "version", w, limit), "{w:?}");
+                assert_eq!(got.ja3, raw_top(&mut c, "ja3", w, limit), "{w:?}");
+                assert_eq!(got.ja3s, raw_top(&mut c, "ja3s", w, limit), "{w:?}");
+                assert_eq!(got.ja4, raw_top(&mut c, "ja4", w, limit), "{w:?}");
+                assert_eq!(got.sni, raw_top(&mut c, "sni", w, limit), "{w:?}");
+            }
+        }
+        // the whole data: every kind of total is exercised
+        let all = Window {
+            since: at("2026-10-01T00:00:00Z"),
+            until: at("2026-12-01T00:00:00Z"),
+        };
+        let totals = tls_stats(&mut q, all, 10).await.unwrap().totals;
+        assert_eq!(totals.sessions, total);
+        for (what, n) in [
+            ("quic", totals.quic),
+            ("without SNI", totals.without_sni),
+            ("blocklisted", totals.blocklisted_ja3_sessions),
+            ("self-signed", totals.self_signed_certificates),
+            ("expired", totals.expired_certificates),
+        ] {
+            assert!(n > 0 && n < totals.sessions, "{what}: {n} of {totals:?}");
+        }
+        assert_eq!((totals.clients, totals.servers), (8, 13));
+    });
+}
