@@ -181,6 +181,19 @@ pub async fn list_alerts_before(
                 .or(alerts::ts.eq(ts).and(alerts::id.lt(id))),
         );
     }
+    if f.indicator.is_some() {
+        // Few alerts name an indicator, and its indexes find them; ordering by the bare `ts`
+        // would let the planner walk the time index backwards instead, filtering every alert
+        // of the window when none matches. `ts + 0` sorts the same but matches no index.
+        return Ok(q
+            .order((
+                diesel::dsl::sql::<Timestamptz>("alerts.ts + interval '0'").desc(),
+                alerts::id.desc(),
+            ))
+            .limit(limit)
+            .load(conn)
+            .await?);
+    }
     Ok(q.order((alerts::ts.desc(), alerts::id.desc()))
         .limit(limit)
         .load(conn)

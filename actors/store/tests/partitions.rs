@@ -693,6 +693,11 @@ fn lookups_use_indexes_and_read_only_their_days() {
             "SELECT * FROM talker_rollup WHERE bucket >= '2026-11-02' AND bucket < '2026-11-03'".into(),
             "talker_rollup",
         ),
+        (
+            "TLS rollup days",
+            "SELECT * FROM tls_rollup_daily WHERE bucket >= '2026-11-02' AND bucket < '2026-11-03'".into(),
+            "tls_rollup_daily",
+        ),
     ] {
         let p = plan(&mut c, &sql);
         assert!(!p.contains("Seq Scan"), "{what}: no index answers it:\n{p}");
@@ -701,6 +706,20 @@ fn lookups_use_indexes_and_read_only_their_days() {
             assert!(!p.contains(other), "{what}: reads {other} too:\n{p}");
         }
     }
+    // the newest alerts naming an indicator (as `list_alerts` orders them) come from the
+    // indicator indexes, not from a walk down the time index filtering every alert
+    diesel::sql_query("RESET enable_seqscan")
+        .execute(&mut c)
+        .unwrap();
+    let p = plan(
+        &mut c,
+        &format!(
+            "SELECT * FROM alerts WHERE (evidence->>'indicator' = 'x' OR evidence->>'matched_value' = 'x') \
+             AND {day2} ORDER BY ts + interval '0' DESC, id DESC LIMIT 10"
+        ),
+    );
+    assert!(p.contains("_expr"), "no indicator index:\n{p}");
+    assert!(!p.contains("Backward"), "walks the time index:\n{p}");
 }
 
 #[test]
