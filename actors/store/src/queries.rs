@@ -536,10 +536,12 @@ pub struct TlsFilter {
     pub ja4: Option<String>,
 }
 
-/// TLS sessions matching `f`, newest first.
+/// TLS sessions matching `f`, newest first, that come after `before` (the time and id of the
+/// last session of the previous page) in that order.
 pub async fn tls_sessions(
     conn: &mut AsyncPgConnection,
     f: &TlsFilter,
+    before: Option<(DateTime<Utc>, i64)>,
     limit: i64,
 ) -> Result<Vec<TlsSessionRecord>, StoreError> {
     Ok(diesel::sql_query(
@@ -558,6 +560,7 @@ pub async fn tls_sessions(
            AND ($4::text IS NULL OR t.sni ILIKE $4 ESCAPE '\\') \
            AND ($5::text IS NULL OR t.ja3 = $5) \
            AND ($6::text IS NULL OR t.ja4 = $6) \
+           AND ($8::timestamptz IS NULL OR (t.ts, t.id) < ($8, $9)) \
          ORDER BY t.ts DESC, t.id DESC LIMIT $7",
     )
     .bind::<Timestamptz, _>(f.window.since)
@@ -567,6 +570,8 @@ pub async fn tls_sessions(
     .bind::<Nullable<Text>, _>(f.ja3.as_deref())
     .bind::<Nullable<Text>, _>(f.ja4.as_deref())
     .bind::<BigInt, _>(limit)
+    .bind::<Nullable<Timestamptz>, _>(before.map(|b| b.0))
+    .bind::<BigInt, _>(before.map_or(0, |b| b.1))
     .load(conn)
     .await?)
 }

@@ -131,6 +131,21 @@ impl Args {
         }
     }
 
+    /// The (time, id) after which a newest-first page continues, from `cursor` (the previous
+    /// answer's `next_cursor`, see [`next_cursor`]).
+    pub(crate) fn opt_cursor(&self) -> Result<Option<(DateTime<Utc>, i64)>, ToolError> {
+        let Some(c) = self.opt_str("cursor")? else {
+            return Ok(None);
+        };
+        let parsed = c.split_once(':').and_then(|(us, id)| {
+            let ts = DateTime::from_timestamp_micros(us.parse().ok()?)?;
+            Some((ts, id.parse().ok()?))
+        });
+        parsed
+            .map(Some)
+            .ok_or_else(|| invalid("cursor", "is not a next_cursor this tool returned"))
+    }
+
     /// The time window of `hours` (back from now, `default_hours` when absent), or of
     /// `since`/`until` when given (`since` wins over `hours`).
     pub(crate) fn window(&self, default_hours: i64) -> Result<Window, ToolError> {
@@ -148,6 +163,19 @@ impl Args {
         }
         Ok(Window { since, until })
     }
+}
+
+/// The `next_cursor` of a newest-first page of `limit` items whose last one has `last` (time and
+/// id): `<microseconds>:<id>`, or `None` when the page is not full (the last page).
+pub(crate) fn next_cursor(
+    returned: usize,
+    limit: i64,
+    last: Option<(DateTime<Utc>, i64)>,
+) -> Option<String> {
+    if returned as i64 != limit {
+        return None;
+    }
+    last.map(|(ts, id)| format!("{}:{id}", ts.timestamp_micros()))
 }
 
 /// Parses an IP address, accepting IPv6 in brackets.

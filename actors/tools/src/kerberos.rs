@@ -3,6 +3,7 @@
 //! one of the Kerberos detector's), and weak encryption per client. Weakness is decided by
 //! the shared rule `netmonitor_common::krb::is_weak_etype`, the one the dissector logs with.
 
+use crate::args::next_cursor;
 use crate::schema::*;
 use crate::support::*;
 use crate::threats::alert_json;
@@ -159,13 +160,14 @@ fn get_kerberos_attacks(ctx: &Ctx) -> ToolDef {
             boolean("Also list acknowledged alerts", Some(true)),
         ),
         ("limit", limit(500, 100)),
+        ("cursor", cursor()),
     ]);
     tool(
         ctx,
         Spec {
             name: "get_kerberos_attacks",
             title: "Kerberos attacks",
-            description: "Kerberos attack alerts (Kerberoasting, AS-REP roasting, brute force, password spraying, user enumeration, weak encryption requests, encryption downgrades, ticket abuse) over the last `hours` (default 24) or a since/until window, selected by the alerts' threat type, newest first, with counts per attack type.",
+            description: "Kerberos attack alerts (Kerberoasting, AS-REP roasting, brute force, password spraying, user enumeration, weak encryption requests, encryption downgrades, ticket abuse) over the last `hours` (default 24) or a since/until window, selected by the alerts' threat type, newest first, with counts per attack type. Page with `cursor` (the previous answer's next_cursor).",
             input: input(props, &[]),
             output: output(vec![
                 ("window", window_out()),
@@ -173,6 +175,7 @@ fn get_kerberos_attacks(ctx: &Ctx) -> ToolDef {
                 ("total", count("Matching alerts")),
                 ("by_type", array("Alerts per threat type", name_count())),
                 ("attacks", array("Alerts, newest first", alert())),
+                ("next_cursor", next_cursor_out()),
             ]),
             annotations: ToolAnnotations::READ_ONLY,
             scope: Scope::ReadOnly,
@@ -203,7 +206,10 @@ fn get_kerberos_attacks(ctx: &Ctx) -> ToolDef {
                 let limit = args.i64_or("limit", 100, 1, 500)?;
                 let mut conn = db(&ctx).await?;
                 let total = netmonitor_store::summaries::count_alerts(&mut conn, &f).await.map_err(db_err)?;
-                let alerts = q::list_alerts(&mut conn, &f, limit).await.map_err(db_err)?;
+                let alerts = q::list_alerts_before(&mut conn, &f, args.opt_cursor()?, limit)
+                    .await
+                    .map_err(db_err)?;
+                let next = next_cursor(alerts.len(), limit, alerts.last().map(|a| (a.ts, a.id)));
                 let mut by_type = Vec::new();
                 for t in &wanted {
                     let n = netmonitor_store::summaries::count_alerts(
@@ -225,6 +231,7 @@ fn get_kerberos_attacks(ctx: &Ctx) -> ToolDef {
                     "total": total,
                     "by_type": by_type,
                     "attacks": alerts.iter().map(alert_json).collect::<Result<Vec<_>, _>>()?,
+                    "next_cursor": next,
                 }))
             }
         },

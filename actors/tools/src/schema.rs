@@ -138,6 +138,20 @@ pub(crate) fn window_props(default_hours: i64) -> Vec<(&'static str, Value)> {
     ]
 }
 
+/// The `cursor` argument of a newest-first listing.
+pub(crate) fn cursor() -> Value {
+    string_len(
+        "next_cursor of the previous page, for the items after it",
+        3,
+        64,
+    )
+}
+
+/// The `next_cursor` of a newest-first listing.
+pub(crate) fn next_cursor_out() -> Value {
+    opt_string("Pass as `cursor` for the next page; null on the last page")
+}
+
 /// The window a result covers.
 pub(crate) fn window_out() -> Value {
     output(vec![

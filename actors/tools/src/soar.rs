@@ -115,20 +115,8 @@ fn get_pending_approvals(ctx: &Ctx) -> ToolDef {
             name: "get_pending_approvals",
             title: "Pending SOAR approvals",
             description: "Actions waiting for a person's decision, newest first: id, playbook, action type, target, the exact command or request that would run, the triggering alert, when it expires and the scope an approver needs. Filter by playbook or target; page with `before_id` (the last id of the previous page). Also readable as the resource soar://pending, which notifies subscribers when it changes.",
-            input: input(
-                vec![
-                    ("playbook", string_len("Only this playbook", 1, 128)),
-                    ("target", string_len("Only this target (address or domain)", 1, 256)),
-                    ("before_id", int("Only actions with a smaller id (cursor)", 1, i64::MAX, None)),
-                    ("limit", limit(500, 50)),
-                ],
-                &[],
-            ),
-            output: output(vec![
-                ("count", count("Actions in this page")),
-                ("next_before_id", opt_int("Cursor for the next page")),
-                ("actions", array("Pending actions", any_object("Action"))),
-            ]),
+            input: input(page_props(), &[]),
+            output: page_output("Pending actions"),
             annotations: ToolAnnotations::READ_ONLY,
             scope: Scope::ReadOnly,
         },
@@ -139,8 +127,33 @@ fn get_pending_approvals(ctx: &Ctx) -> ToolDef {
     )
 }
 
-/// One page of actions in `states` (all when empty), filtered by the arguments both listing
-/// tools take (playbook, target, before_id, limit), with the cursor of the next page.
+/// The arguments both listing tools take, read by [`page`].
+fn page_props() -> Vec<(&'static str, Value)> {
+    vec![
+        ("playbook", string_len("Only this playbook", 1, 128)),
+        (
+            "target",
+            string_len("Only this target (address or domain)", 1, 256),
+        ),
+        (
+            "before_id",
+            int("Only actions with a smaller id (cursor)", 1, i64::MAX, None),
+        ),
+        ("limit", limit(500, 50)),
+    ]
+}
+
+/// What [`page`] answers, its actions described as `what`.
+fn page_output(what: &str) -> Value {
+    output(vec![
+        ("count", count("Actions in this page")),
+        ("next_before_id", opt_int("Cursor for the next page")),
+        ("actions", array(what, any_object("Action"))),
+    ])
+}
+
+/// One page of actions in `states` (all when empty), filtered by [`page_props`], with the
+/// cursor of the next page.
 async fn page(
     ctx: &Ctx,
     args: &crate::args::Args,
@@ -208,20 +221,13 @@ fn get_soar_history(ctx: &Ctx) -> ToolDef {
             title: "SOAR history",
             description: "Every action playbooks proposed, newest first, with its state (pending, approved, rejected, expired, executing, executed, failed), who decided and when (token name and id, reason), when it ran and its outcome. Filter by state, playbook or target; page with `before_id`.",
             input: input(
-                vec![
-                    ("state", enumeration("Only this state", &STATES)),
-                    ("playbook", string_len("Only this playbook", 1, 128)),
-                    ("target", string_len("Only this target", 1, 256)),
-                    ("before_id", int("Only actions with a smaller id (cursor)", 1, i64::MAX, None)),
-                    ("limit", limit(500, 50)),
-                ],
+                [("state", enumeration("Only this state", &STATES))]
+                    .into_iter()
+                    .chain(page_props())
+                    .collect(),
                 &[],
             ),
-            output: output(vec![
-                ("count", count("Actions in this page")),
-                ("next_before_id", opt_int("Cursor for the next page")),
-                ("actions", array("Actions", any_object("Action"))),
-            ]),
+            output: page_output("Actions"),
             annotations: ToolAnnotations::READ_ONLY,
             scope: Scope::ReadOnly,
         },

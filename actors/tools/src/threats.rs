@@ -3,7 +3,7 @@
 //! MITRE ATT&CK view built from the alerts' technique arrays. Alerts of whitelisted addresses
 //! are left out by default and counted, so suppression is visible.
 
-use crate::args::{invalid, Args};
+use crate::args::{invalid, next_cursor, Args};
 use crate::csv;
 use crate::schema::*;
 use crate::support::*;
@@ -145,14 +145,7 @@ fn get_recent_threats(ctx: &Ctx) -> ToolDef {
             "include_whitelisted",
             boolean("Also list alerts of whitelisted addresses", Some(false)),
         ),
-        (
-            "cursor",
-            string_len(
-                "next_cursor of the previous page, for the alerts after it",
-                3,
-                64,
-            ),
-        ),
+        ("cursor", cursor()),
     ]);
     tool(
         ctx,
@@ -167,7 +160,7 @@ fn get_recent_threats(ctx: &Ctx) -> ToolDef {
                 ("returned", count("Alerts in this answer")),
                 ("suppressed_by_whitelist", count("Matching alerts hidden because an endpoint is whitelisted")),
                 ("alerts", array("Alerts, newest first", alert())),
-                ("next_cursor", opt_string("Pass as `cursor` for the next page; null on the last page")),
+                ("next_cursor", next_cursor_out()),
             ]),
             annotations: ToolAnnotations::READ_ONLY,
             scope: Scope::ReadOnly,
@@ -176,17 +169,12 @@ fn get_recent_threats(ctx: &Ctx) -> ToolDef {
             let window = args.window(24)?;
             let f = filter_from(&args, window, false)?;
             let limit = args.i64_or("limit", 50, 1, 500)?;
-            let before = args
-                .opt_str("cursor")?
-                .map(|c| parse_cursor(&c).ok_or_else(|| invalid("cursor", "is not a next_cursor this tool returned")))
-                .transpose()?;
+            let before = args.opt_cursor()?;
             let mut conn = db(&ctx).await?;
             let alerts = q::list_alerts_before(&mut conn, &f, before, limit)
                 .await
                 .map_err(db_err)?;
-            let next_cursor = (alerts.len() as i64 == limit)
-                .then(|| alerts.last().map(|a| format!("{}:{}", a.ts.timestamp_micros(), a.id)))
-                .flatten();
+            let next_cursor = next_cursor(alerts.len(), limit, alerts.last().map(|a| (a.ts, a.id)));
             let total = netmonitor_store::summaries::count_alerts(&mut conn, &f).await.map_err(db_err)?;
             let suppressed = if f.hide_whitelisted {
                 let all = AlertFilter {
@@ -208,13 +196,6 @@ fn get_recent_threats(ctx: &Ctx) -> ToolDef {
             ]))
         },
     )
-}
-
-/// The (time, id) a `next_cursor` of `get_recent_threats` names: `<microseconds>:<id>`.
-fn parse_cursor(c: &str) -> Option<(chrono::DateTime<chrono::Utc>, i64)> {
-    let (us, id) = c.split_once(':')?;
-    let ts = chrono::DateTime::from_timestamp_micros(us.parse().ok()?)?;
-    Some((ts, id.parse().ok()?))
 }
 
 fn get_threat_detections(ctx: &Ctx) -> ToolDef {
@@ -650,6 +631,7 @@ fn analyze_ip(ctx: &Ctx) -> ToolDef {
                     ja3: None,
                     ja4: None,
                 },
+                None,
                 10,
             )
             .await

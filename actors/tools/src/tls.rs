@@ -2,7 +2,7 @@
 //! the server certificate, fingerprint and version statistics, JA3 look-ups, and adding a JA3
 //! to the blocklist (stored, and pushed to the running sensor so it alerts at once).
 
-use crate::args::{invalid, Args};
+use crate::args::{invalid, next_cursor, Args};
 use crate::schema::*;
 use crate::support::*;
 use netmonitor_mcp::{Scope, ToolAnnotations, ToolDef, ToolError};
@@ -102,18 +102,20 @@ fn get_tls_metadata(ctx: &Ctx) -> ToolDef {
         ("ja3", string_len("Exact client JA3 MD5", 32, 32)),
         ("ja4", string_len("Exact client JA4", 10, MAX_JA4_LEN)),
         ("limit", limit(500, 50)),
+        ("cursor", cursor()),
     ]);
     tool(
         ctx,
         Spec {
             name: "get_tls_metadata",
             title: "TLS metadata",
-            description: "TLS and QUIC handshakes seen, newest first, over the last `hours` (default 24) or a since/until window: client/server, SNI, version, JA3/JA3S/JA4, ALPN, chosen cipher, and the server's leaf certificate (subject, issuer, serial, validity, SANs, self-signed), with the JA3 blocklist reason when listed. Filters: ip, sni substring, ja3, ja4.",
+            description: "TLS and QUIC handshakes seen, newest first, over the last `hours` (default 24) or a since/until window: client/server, SNI, version, JA3/JA3S/JA4, ALPN, chosen cipher, and the server's leaf certificate (subject, issuer, serial, validity, SANs, self-signed), with the JA3 blocklist reason when listed. Filters: ip, sni substring, ja3, ja4. Page with `cursor` (the previous answer's next_cursor).",
             input: input(props, &[]),
             output: output(vec![
                 ("window", window_out()),
                 ("returned", count("Sessions in this answer")),
                 ("sessions", array("Sessions, newest first", session_schema())),
+                ("next_cursor", next_cursor_out()),
             ]),
             annotations: ToolAnnotations::READ_ONLY,
             scope: Scope::ReadOnly,
@@ -129,8 +131,12 @@ fn get_tls_metadata(ctx: &Ctx) -> ToolDef {
             };
             let limit = args.i64_or("limit", 50, 1, 500)?;
             let mut conn = db(&ctx).await?;
-            let rows = q::tls_sessions(&mut conn, &f, limit).await.map_err(db_err)?;
-            Ok(json!({"window": window_json(&window), "returned": rows.len(), "sessions": json(&rows)?}))
+            let rows = q::tls_sessions(&mut conn, &f, args.opt_cursor()?, limit)
+                .await
+                .map_err(db_err)?;
+            let next = next_cursor(rows.len(), limit, rows.last().map(|r| (r.ts, r.id)));
+            Ok(json!({"window": window_json(&window), "returned": rows.len(), "sessions": json(&rows)?,
+                      "next_cursor": next}))
         },
     )
 }

@@ -154,6 +154,39 @@ fn registry_declarations_are_complete_and_scoped() {
     });
 }
 
+/// Pages of `size` of a newest-first listing, followed by cursor, give the items of one page
+/// holding them all, in the same order; a made-up cursor is refused.
+fn assert_pages_list_the_same(c: &Client, tool: &str, key: &str, size: i64) {
+    let ids = |a: &[Value]| a.iter().map(|x| x["id"].clone()).collect::<Vec<_>>();
+    let whole = c.call(tool, json!({"since": SINCE, "limit": 500}));
+    assert_eq!(
+        whole["next_cursor"],
+        Value::Null,
+        "{tool}: one page holds them all"
+    );
+    let whole = ids(whole[key].as_array().unwrap());
+    assert!(whole.len() as i64 > size, "{tool}: more than one page");
+    let mut paged = Vec::new();
+    let mut cursor = Value::Null;
+    loop {
+        let mut args = json!({"since": SINCE, "limit": size});
+        if !cursor.is_null() {
+            args["cursor"] = cursor.clone();
+        }
+        let page = c.call(tool, args);
+        paged.extend(ids(page[key].as_array().unwrap()));
+        cursor = page["next_cursor"].clone();
+        if cursor.is_null() {
+            break;
+        }
+        assert!(paged.len() < 1000, "{tool}: the cursor advances");
+    }
+    assert_eq!(paged, whole, "{tool}");
+    assert!(c
+        .call_err(tool, json!({"cursor": "not-a-cursor"}))
+        .contains("cursor"));
+}
+
 fn names(list: &Value, key: &str) -> BTreeSet<String> {
     list.as_array()
         .map(|a| {
@@ -290,6 +323,7 @@ fn tools_answer_from_real_pcaps_over_http() {
         assert_eq!(a["src_ip"], json!("192.168.1.31"));
         assert!(a["mitre"].as_array().is_some_and(|m| !m.is_empty()));
     }
+    assert_pages_list_the_same(&c, "get_kerberos_attacks", "attacks", 1);
     let weak = c.call("check_weak_encryption", json!({"since": SINCE}));
     assert!(weak["strong_etypes"]
         .as_array()
@@ -321,6 +355,7 @@ fn tools_answer_from_real_pcaps_over_http() {
         c.call("get_tls_metadata", json!({"since": SINCE, "sni": "%"}))["returned"],
         json!(0)
     );
+    assert_pages_list_the_same(&c, "get_tls_metadata", "sessions", 1);
     let stats = c.call("get_tls_stats", json!({"since": SINCE}));
     assert_eq!(stats["totals"]["sessions"], json!(2));
     assert!(
@@ -552,26 +587,7 @@ fn tools_answer_from_real_pcaps_over_http() {
         "one page holds them all"
     );
     // pages of three, by cursor, list the same alerts in the same order
-    let mut paged = Vec::new();
-    let mut cursor = Value::Null;
-    loop {
-        let mut args = json!({"since": SINCE, "limit": 3});
-        if !cursor.is_null() {
-            args["cursor"] = cursor.clone();
-        }
-        let page = c.call("get_recent_threats", args);
-        paged.extend(page["alerts"].as_array().cloned().unwrap_or_default());
-        cursor = page["next_cursor"].clone();
-        if cursor.is_null() {
-            break;
-        }
-        assert!(paged.len() < 1000, "the cursor advances");
-    }
-    let ids = |a: &[Value]| a.iter().map(|x| x["id"].clone()).collect::<Vec<_>>();
-    assert_eq!(ids(&paged), ids(recent["alerts"].as_array().unwrap()));
-    assert!(c
-        .call_err("get_recent_threats", json!({"cursor": "not-a-cursor"}))
-        .contains("cursor"));
+    assert_pages_list_the_same(&c, "get_recent_threats", "alerts", 3);
     let tls_alerts = recent["alerts"]
         .as_array()
         .map(|a| {
