@@ -410,6 +410,9 @@ fn rollup_summaries_equal_the_rows_for_any_window() {
         (base + 3600, base + 2 * 3600 - 1),           // one hour but its last second
         (base + 1234, base + 2 * 86_400 + 3600 + 99), // ragged hours around two whole days
         (DAY0 + 86_400, DAY0 + 2 * 86_400 - 1),       // one day but its last second
+        // days mostly inside: sums read them as the day minus its outside
+        (DAY0 + 86_400 + 4800, DAY0 + 3 * 86_400 - 4000),
+        (DAY0 + 86_400 + 1800, DAY0 + 2 * 86_400 - 3000),
     ];
     rt.block_on(async {
         let mut q = pool.get().await.unwrap();

@@ -207,6 +207,9 @@ fn tls_statistics_from_the_rollup_equal_the_rows_for_any_window() {
         ("2026-11-01T10:07:00Z", "2026-11-04T09:53:00Z"),
         ("2026-10-20T00:00:00Z", "2026-12-01T00:00:00Z"),
         ("2026-11-02T00:00:00Z", "2026-11-02T23:59:59.999999Z"),
+        // days mostly inside: read as the day minus its outside
+        ("2026-11-02T01:20:00Z", "2026-11-03T22:40:00Z"),
+        ("2026-11-02T00:30:00Z", "2026-11-02T23:10:00Z"),
     ];
     rt.block_on(async {
         let mut q = pool.get().await.unwrap();

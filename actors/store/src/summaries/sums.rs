@@ -1,0 +1,471 @@
+//! Summaries that are sums (top talkers, TLS statistics), read from their rollups in
+//! [`pieces`]: besides adding the whole days, the whole hours and the rows at the edges, a day
+//! the window covers almost entirely is read as the whole day minus what lies outside the
+//! window, which is fewer rollup rows than its hours. Sums allow it; minimums and maximums (the
+//! alert summaries' first and last seen) do not, so those keep the additive tiers.
+
+use crate::queries::{NameCount, Window};
+use crate::StoreError;
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
+use diesel::sql_types::{BigInt, Text, Timestamptz};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde::Serialize;
+
+/// Where a piece of a window is read from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The event rows.
+    Rows,
+    /// The hourly rollup.
+    Hourly,
+    /// The daily rollup.
+    Daily,
+}
+
+impl Source {
+    /// The table of this tier of the rollup `hourly` (the daily one is `<hourly>_daily`).
+    fn table(self, hourly: &str) -> String {
+        match self {
+            Source::Daily => format!("{hourly}_daily"),
+            _ => hourly.to_owned(),
+        }
+    }
+}
+
+/// The range `[from, to)` of one source, its counts added (`sign` 1) or subtracted (-1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Piece {
+    /// What is read.
+    pub source: Source,
+    /// Start, inclusive.
+    pub from: DateTime<Utc>,
+    /// End, exclusive.
+    pub to: DateTime<Utc>,
+    /// 1 or -1.
+    pub sign: i64,
+}
+
+/// What reading one day of a rollup costs, in hours of it: a day holds each value once, an hour
+/// each value seen that hour, so at a busy sensor a day reads like a few hours.
+const DAY_COST_IN_HOURS: i64 = 4;
+
+fn floor(t: DateTime<Utc>, unit: TimeDelta) -> DateTime<Utc> {
+    t.duration_trunc(unit).unwrap_or(t)
+}
+
+fn ceil(t: DateTime<Utc>, unit: TimeDelta) -> DateTime<Utc> {
+    match floor(t, unit) {
+        f if f == t => t,
+        f => f + unit,
+    }
+}
+
+/// The pieces whose signed sum is exactly `w`: the whole days inside it from the daily rollup;
+/// each partial day either from its whole hours (hourly rollup) and rows, or as its whole day
+/// minus the hours and rows outside the window, whichever reads less (hours after `now` hold
+/// nothing yet and cost nothing).
+pub fn pieces(w: Window, now: DateTime<Utc>) -> Vec<Piece> {
+    let day = TimeDelta::days(1);
+    let end = w.until + TimeDelta::microseconds(1);
+    let mut out = Vec::new();
+    let first = floor(w.since, day);
+    let (d1, d2) = (ceil(w.since, day), floor(end, day));
+    if d1 >= d2 {
+        // no whole day: one partial day, or the ends of two neighbouring ones
+        day_pieces(first, w.since, end.min(first + day), now, &mut out);
+        if end > first + day {
+            day_pieces(first + day, first + day, end, now, &mut out);
+        }
+        return out;
+    }
+    if w.since < d1 {
+        day_pieces(first, w.since, d1, now, &mut out);
+    }
+    out.push(Piece {
+        source: Source::Daily,
+        from: d1,
+        to: d2,
+        sign: 1,
+    });
+    if end > d2 {
+        day_pieces(d2, d2, end, now, &mut out);
+    }
+    out
+}
+
+/// The pieces of `[from, to)` within the day starting at `day`.
+fn day_pieces(
+    day: DateTime<Utc>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    now: DateTime<Utc>,
+    out: &mut Vec<Piece>,
+) {
+    let hour = TimeDelta::hours(1);
+    let next = day + TimeDelta::days(1);
+    let mut push = |source, from: DateTime<Utc>, to: DateTime<Utc>, sign| {
+        if to > from {
+            out.push(Piece {
+                source,
+                from,
+                to,
+                sign,
+            });
+        }
+    };
+    let (a, b) = (ceil(from, hour), floor(to, hour));
+    let inside = (b - a).num_hours().max(0);
+    let before = (floor(from, hour) - day).num_hours();
+    let after = (next.min(ceil(now, hour).max(ceil(to, hour))) - ceil(to, hour))
+        .num_hours()
+        .max(0);
+    if before + after + DAY_COST_IN_HOURS < inside {
+        push(Source::Daily, day, next, 1);
+        push(Source::Hourly, day, floor(from, hour), -1);
+        push(Source::Rows, floor(from, hour), from, -1);
+        push(Source::Rows, to, ceil(to, hour), -1);
+        push(Source::Hourly, ceil(to, hour), next, -1);
+    } else if b > a {
+        push(Source::Rows, from, a, 1);
+        push(Source::Hourly, a, b, 1);
+        push(Source::Rows, b, to, 1);
+    } else {
+        push(Source::Rows, from, to, 1);
+    }
+}
+
+/// The pieces as one UNION ALL of `select(source, sign, from, to)`, with `from` and `to` the
+/// placeholders of the piece's range, numbered from `$first`; and the times to bind, in order.
+fn union_of(
+    pieces: &[Piece],
+    first: usize,
+    select: impl Fn(Source, i64, &str, &str) -> String,
+) -> (String, Vec<DateTime<Utc>>) {
+    let mut parts = Vec::with_capacity(pieces.len());
+    let mut times = Vec::with_capacity(2 * pieces.len());
+    for (i, p) in pieces.iter().enumerate() {
+        let n = first + 2 * i;
+        parts.push(select(
+            p.source,
+            p.sign,
+            &format!("${n}::timestamptz"),
+            &format!("${}::timestamptz", n + 1),
+        ));
+        times.extend([p.from, p.to]);
+    }
+    (parts.join(" UNION ALL "), times)
+}
+
+/// `q` with `times` bound after its other parameters.
+fn bind_times(
+    mut q: BoxedSqlQuery<'static, Pg, SqlQuery>,
+    times: &[DateTime<Utc>],
+) -> BoxedSqlQuery<'static, Pg, SqlQuery> {
+    for t in times {
+        q = q.bind::<Timestamptz, _>(*t);
+    }
+    q
+}
+
+/// One address among the top talkers.
+#[derive(QueryableByName, Debug, Clone, Serialize)]
+#[allow(missing_docs)]
+pub struct TalkerRow {
+    #[diesel(sql_type = Text)]
+    pub ip: String,
+    #[diesel(sql_type = BigInt)]
+    pub bytes_sent: i64,
+    #[diesel(sql_type = BigInt)]
+    pub bytes_received: i64,
+    #[diesel(sql_type = BigInt)]
+    pub bytes_total: i64,
+    #[diesel(sql_type = BigInt)]
+    pub flows_as_client: i64,
+    #[diesel(sql_type = BigInt)]
+    pub flows_as_server: i64,
+}
+
+/// Addresses by bytes sent plus received over `window`.
+pub async fn top_talkers(
+    conn: &mut AsyncPgConnection,
+    window: Window,
+    limit: i64,
+) -> Result<Vec<TalkerRow>, StoreError> {
+    let (union, times) = union_of(&pieces(window, Utc::now()), 2, |source, s, from, to| {
+        let range = format!("ts >= {from} AND ts < {to}");
+        match source {
+            Source::Rows => format!(
+                "SELECT src_ip AS ip, {s} * bytes_toserver AS sent, {s} * bytes_toclient AS recv, \
+                   {s}::int8 AS fc, 0::int8 AS fs FROM flows WHERE {range} \
+                 UNION ALL \
+                 SELECT dest_ip, {s} * bytes_toclient, {s} * bytes_toserver, 0, {s} FROM flows WHERE {range}"
+            ),
+            Source::Hourly | Source::Daily => format!(
+                "SELECT ip, {s} * bytes_sent AS sent, {s} * bytes_received AS recv, \
+                   {s} * flows_as_client AS fc, {s} * flows_as_server AS fs \
+                 FROM {} WHERE bucket >= {from} AND bucket < {to}",
+                source.table("talker_rollup")
+            ),
+        }
+    });
+    let sql = format!(
+        "SELECT host(ip) AS ip, sum(sent)::int8 AS bytes_sent, sum(recv)::int8 AS bytes_received, \
+           (sum(sent) + sum(recv))::int8 AS bytes_total, \
+           sum(fc)::int8 AS flows_as_client, sum(fs)::int8 AS flows_as_server \
+         FROM ({union}) t GROUP BY t.ip HAVING sum(fc) + sum(fs) > 0 \
+         ORDER BY 4 DESC, t.ip LIMIT $1"
+    );
+    Ok(bind_times(
+        diesel::sql_query(sql).into_boxed().bind::<BigInt, _>(limit),
+        &times,
+    )
+    .load(conn)
+    .await?)
+}
+
+/// Totals over TLS sessions in a window.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[allow(missing_docs)]
+pub struct TlsTotals {
+    pub sessions: i64,
+    pub clients: i64,
+    pub servers: i64,
+    pub without_sni: i64,
+    pub quic: i64,
+    pub distinct_ja3: i64,
+    pub distinct_ja4: i64,
+    pub blocklisted_ja3_sessions: i64,
+    pub certificates: i64,
+    pub self_signed_certificates: i64,
+    pub expired_certificates: i64,
+}
+
+/// TLS totals and the most frequent versions, fingerprints and server names over a window.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[allow(missing_docs)]
+pub struct TlsStats {
+    pub totals: TlsTotals,
+    pub versions: Vec<NameCount>,
+    pub ja3: Vec<NameCount>,
+    pub ja3s: Vec<NameCount>,
+    pub ja4: Vec<NameCount>,
+    pub sni: Vec<NameCount>,
+}
+
+/// One line of [`tls_stats`]' answer: a top value of `kind`, or a total (`kind` = "total",
+/// `value` its name).
+#[derive(QueryableByName)]
+struct TlsLine {
+    #[diesel(sql_type = Text)]
+    kind: String,
+    #[diesel(sql_type = Text)]
+    value: String,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// TLS statistics over `window` from `tls_rollup` (counts per attribute value, see the
+/// `tls_rollup` migration) read in [`pieces`], in one statement: the `limit` most frequent values of each
+/// attribute, and totals, with blocklisted JA3 and certificate flags judged now.
+pub async fn tls_stats(
+    conn: &mut AsyncPgConnection,
+    window: Window,
+    limit: i64,
+) -> Result<TlsStats, StoreError> {
+    let (union, times) = union_of(&pieces(window, Utc::now()), 2, |source, s, from, to| {
+        match source {
+            Source::Rows => format!(
+                "SELECT v.kind, v.value, {s}::int8 AS n FROM tls_sessions t, netmonitor_tls_values(t) v \
+                 WHERE t.ts >= {from} AND t.ts < {to}"
+            ),
+            Source::Hourly | Source::Daily => format!(
+                "SELECT kind, value, {s} * sessions AS n FROM {} WHERE bucket >= {from} AND bucket < {to}",
+                source.table("tls_rollup")
+            ),
+        }
+    });
+    let sql = format!(
+        "WITH r AS ({union}         ), g AS MATERIALIZED ( \
+           SELECT kind, value, sum(n)::int8 AS n FROM r GROUP BY 1, 2 HAVING sum(n) > 0 \
+         ), certs AS ( \
+           SELECT count(*) AS seen, count(*) FILTER (WHERE c.self_signed) AS self_signed, \
+             count(*) FILTER (WHERE c.not_after < now()) AS expired \
+           FROM g LEFT JOIN certificates c ON c.fingerprint = g.value WHERE g.kind = 'certificate' \
+         ), totals AS ( \
+           SELECT COALESCE(sum(n) FILTER (WHERE kind = 'transport'), 0) AS sessions, \
+             count(*) FILTER (WHERE kind = 'client') AS clients, \
+             count(*) FILTER (WHERE kind = 'server') AS servers, \
+             COALESCE(sum(n) FILTER (WHERE kind = 'sni'), 0) AS with_sni, \
+             COALESCE(sum(n) FILTER (WHERE kind = 'transport' AND value = 'quic'), 0) AS quic, \
+             count(*) FILTER (WHERE kind = 'ja3') AS distinct_ja3, \
+             count(*) FILTER (WHERE kind = 'ja4') AS distinct_ja4, \
+             COALESCE(sum(n) FILTER (WHERE kind = 'ja3' \
+               AND value IN (SELECT ja3 FROM ja3_blocklist)), 0) AS blocklisted \
+           FROM g \
+         ) \
+         SELECT kind, value, n FROM ( \
+           SELECT kind, value, n, row_number() OVER (PARTITION BY kind ORDER BY n DESC, value) AS rank \
+           FROM g WHERE kind IN ('version', 'ja3', 'ja3s', 'ja4', 'sni') \
+         ) top WHERE rank <= $1 \
+         UNION ALL \
+         SELECT 'total', x.name, x.n::int8 FROM totals, certs, LATERAL (VALUES \
+           ('sessions', totals.sessions), ('clients', totals.clients), ('servers', totals.servers), \
+           ('without_sni', totals.sessions - totals.with_sni), ('quic', totals.quic), \
+           ('distinct_ja3', totals.distinct_ja3), ('distinct_ja4', totals.distinct_ja4), \
+           ('blocklisted_ja3_sessions', totals.blocklisted), ('certificates', certs.seen), \
+           ('self_signed_certificates', certs.self_signed), \
+           ('expired_certificates', certs.expired)) x(name, n)"
+    );
+    let lines: Vec<TlsLine> = bind_times(
+        diesel::sql_query(sql).into_boxed().bind::<BigInt, _>(limit),
+        &times,
+    )
+    .load(conn)
+    .await?;
+    let mut stats = TlsStats::default();
+    for line in lines {
+        let top = |list: &mut Vec<NameCount>| {
+            list.push(NameCount {
+                name: line.value.clone(),
+                count: line.n,
+            })
+        };
+        let totals = &mut stats.totals;
+        match (line.kind.as_str(), line.value.as_str()) {
+            ("version", _) => top(&mut stats.versions),
+            ("ja3", _) => top(&mut stats.ja3),
+            ("ja3s", _) => top(&mut stats.ja3s),
+            ("ja4", _) => top(&mut stats.ja4),
+            ("sni", _) => top(&mut stats.sni),
+            (_, "sessions") => totals.sessions = line.n,
+            (_, "clients") => totals.clients = line.n,
+            (_, "servers") => totals.servers = line.n,
+            (_, "without_sni") => totals.without_sni = line.n,
+            (_, "quic") => totals.quic = line.n,
+            (_, "distinct_ja3") => totals.distinct_ja3 = line.n,
+            (_, "distinct_ja4") => totals.distinct_ja4 = line.n,
+            (_, "blocklisted_ja3_sessions") => totals.blocklisted_ja3_sessions = line.n,
+            (_, "certificates") => totals.certificates = line.n,
+            (_, "self_signed_certificates") => totals.self_signed_certificates = line.n,
+            (_, "expired_certificates") => totals.expired_certificates = line.n,
+            _ => {}
+        }
+    }
+    // the window function ranks within a kind; the lines of a kind arrive in any order
+    for list in [
+        &mut stats.versions,
+        &mut stats.ja3,
+        &mut stats.ja3s,
+        &mut stats.ja4,
+        &mut stats.sni,
+    ] {
+        list.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
+    }
+    Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    /// The signed number of pieces covering `t`: 1 inside the window, 0 outside.
+    fn coverage(pieces: &[Piece], t: DateTime<Utc>) -> i64 {
+        pieces
+            .iter()
+            .filter(|p| p.from <= t && t < p.to)
+            .map(|p| p.sign)
+            .sum()
+    }
+
+    #[test]
+    fn pieces_add_up_to_the_window_exactly() {
+        let now = at("2026-12-06T12:30:00Z");
+        let windows = [
+            ("2026-12-01T10:20:00Z", "2026-12-05T13:05:00Z"),
+            ("2026-12-01T01:20:00Z", "2026-12-03T22:40:00Z"),
+            ("2026-12-02T00:30:00Z", "2026-12-02T23:10:00Z"),
+            ("2026-12-02T10:20:00Z", "2026-12-02T10:40:00Z"),
+            ("2026-12-02T23:20:00Z", "2026-12-03T00:40:00Z"),
+            ("2026-12-02T00:00:00Z", "2026-12-02T23:59:59.999999Z"),
+            ("2026-11-29T12:30:00Z", "2026-12-06T12:30:00Z"),
+            ("2026-12-05T12:30:00Z", "2026-12-06T12:30:00Z"),
+            ("2026-12-05T00:50:00Z", "2026-12-06T00:50:00Z"),
+        ];
+        for (a, b) in windows {
+            let w = Window {
+                since: at(a),
+                until: at(b),
+            };
+            let p = pieces(w, now);
+            let mut t = w.since - TimeDelta::hours(30);
+            while t < w.until + TimeDelta::hours(30) {
+                for probe in [t, t - TimeDelta::microseconds(1)] {
+                    let inside = probe >= w.since && probe <= w.until;
+                    assert_eq!(
+                        coverage(&p, probe),
+                        i64::from(inside),
+                        "{probe} in {w:?}: {p:?}"
+                    );
+                }
+                t += TimeDelta::minutes(10);
+            }
+            for probe in [w.since, w.until, w.until + TimeDelta::microseconds(1)] {
+                let inside = probe >= w.since && probe <= w.until;
+                assert_eq!(coverage(&p, probe), i64::from(inside), "{probe} in {w:?}");
+            }
+            // rollup pieces are whole buckets
+            for piece in &p {
+                let unit = match piece.source {
+                    Source::Rows => continue,
+                    Source::Hourly => TimeDelta::hours(1),
+                    Source::Daily => TimeDelta::days(1),
+                };
+                assert_eq!(floor(piece.from, unit), piece.from, "{piece:?}");
+                assert_eq!(floor(piece.to, unit), piece.to, "{piece:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_day_mostly_inside_is_read_as_the_day_minus_its_outside() {
+        let now = at("2026-12-06T12:30:00Z");
+        // a week back from 00:50: the first day is 23 hours in, the last has just begun
+        let p = pieces(
+            Window {
+                since: at("2026-11-29T00:50:00Z"),
+                until: at("2026-12-06T00:50:00Z"),
+            },
+            now,
+        );
+        let hourly: i64 = p
+            .iter()
+            .filter(|p| p.source == Source::Hourly)
+            .map(|p| (p.to - p.from).num_hours())
+            .sum();
+        assert_eq!(hourly, 0, "{p:?}");
+        assert!(p.contains(&Piece {
+            source: Source::Daily,
+            from: at("2026-11-29T00:00:00Z"),
+            to: at("2026-11-30T00:00:00Z"),
+            sign: 1
+        }));
+        // the last 24 hours at 12:30: today so far is its day (nothing after now to subtract)
+        let p = pieces(
+            Window {
+                since: at("2026-12-05T12:30:00Z"),
+                until: now,
+            },
+            now,
+        );
+        assert!(p.iter().any(|p| p.source == Source::Daily
+            && p.from == at("2026-12-06T00:00:00Z")
+            && p.sign == 1));
+    }
+}
