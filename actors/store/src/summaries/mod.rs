@@ -201,7 +201,8 @@ pub async fn threat_groups(
 ) -> Result<Vec<ThreatGroup>, StoreError> {
     let t = tiers(window);
     // Hash aggregation in two steps (per target, then per source) instead of DISTINCT
-    // aggregates, which sort; the signatures are collected for the chosen groups only.
+    // aggregates, which sort; whitelists (which only look at the addresses) are checked once
+    // per address pair, and the signatures are collected for the chosen groups only.
     let sql = format!(
         "WITH r AS ( \
            SELECT * FROM ( \
@@ -212,7 +213,6 @@ pub async fn threat_groups(
            ) r \
            WHERE ($7::text IS NULL OR r.src_ip = $7::inet OR r.dest_ip = $7::inet) \
              AND ($8::text IS NULL OR r.threat_type = $8) \
-             AND (NOT $9 OR {}) \
          ), per_target AS ( \
            SELECT threat_type, src_ip, dest_ip, sum(n) AS n, sum(open) AS open, \
              min(severity) AS severity, min(first_seen) AS first_seen, max(last_seen) AS last_seen \
@@ -220,11 +220,14 @@ pub async fn threat_groups(
          ), top AS MATERIALIZED ( \
            SELECT threat_type, src_ip, sum(n) AS n, sum(open) AS open, count(*) AS targets, \
              min(severity) AS severity, min(first_seen) AS first_seen, max(last_seen) AS last_seen \
-           FROM per_target GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 LIMIT $10 \
+           FROM per_target r WHERE NOT $9 OR {wl} \
+           GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 LIMIT $10 \
          ), sigs AS ( \
            SELECT threat_type, src_ip, array_agg(signature ORDER BY signature) AS signatures \
            FROM (SELECT threat_type, src_ip, signature FROM r \
-                 WHERE (threat_type, src_ip) IN (SELECT threat_type, src_ip FROM top) GROUP BY 1, 2, 3) s \
+                 WHERE (threat_type, src_ip) IN (SELECT threat_type, src_ip FROM top) \
+                   AND (NOT $9 OR {wl}) \
+                 GROUP BY 1, 2, 3) s \
            GROUP BY 1, 2 \
          ) \
          SELECT top.threat_type, host(top.src_ip) AS src_ip, top.n::int8 AS alerts, \
@@ -237,7 +240,7 @@ pub async fn threat_groups(
             "alert_rollup",
             "AND (NOT $9 OR NOT r.suppressed)"
         ),
-        not_whitelisted("r")
+        wl = not_whitelisted("r")
     );
     Ok(tiered(sql, window, t)
         .bind::<Nullable<Text>, _>(ip)
