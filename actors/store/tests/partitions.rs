@@ -677,6 +677,11 @@ fn lookups_use_indexes_and_read_only_their_days() {
             "alerts_p20261102",
         ),
         (
+            "threat-feed match alerts",
+            format!("SELECT * FROM alerts WHERE signature_id BETWEEN 9400001 AND 9400099 AND {day2}"),
+            "alerts_p20261102",
+        ),
+        (
             "a domain and its subdomains in TLS",
             format!("SELECT * FROM tls_sessions WHERE (reverse(lower(sni)) = 'elpmaxe' OR reverse(lower(sni)) LIKE 'elpmaxe.%') AND {day2}"),
             "tls_sessions_p20261102",
