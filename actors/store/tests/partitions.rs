@@ -8,7 +8,9 @@ use diesel::sql_types::{BigInt, Text};
 use netmonitor_common::{Alert, Event, EventHeader, EventKind, FlowKey, FlowRecord, Timestamp};
 use netmonitor_store::partitions::{PartitionKeeper, Retention, MAX_NEW_DAYS_PER_BATCH};
 use netmonitor_store::queries::{self, acknowledge_alerts_by_ip, AlertFilter, Window};
-use netmonitor_store::summaries::{count_alerts, mitre_mapping, threat_groups, top_talkers};
+use netmonitor_store::summaries::{
+    count_alerts, count_alerts_and_hidden, mitre_mapping, threat_groups, top_talkers,
+};
 use netmonitor_store::testing::TestDatabase;
 use netmonitor_store::{StoreConfig, StoreHandle};
 
@@ -492,10 +494,21 @@ fn rollup_summaries_equal_the_rows_for_any_window() {
                         hide_whitelisted,
                         indicator: None,
                     };
+                    let raw = queries::count_alerts(&mut q, &f).await.unwrap();
                     assert_eq!(
                         count_alerts(&mut q, &f).await.unwrap(),
-                        queries::count_alerts(&mut q, &f).await.unwrap(),
+                        raw,
                         "count over {w:?} of {f:?}"
+                    );
+                    let everything = AlertFilter {
+                        hide_whitelisted: false,
+                        ..f.clone()
+                    };
+                    let raw_all = queries::count_alerts(&mut q, &everything).await.unwrap();
+                    assert_eq!(
+                        count_alerts_and_hidden(&mut q, &f).await.unwrap(),
+                        (raw, raw_all - raw),
+                        "count and hidden over {w:?} of {f:?}"
                     );
                 }
             }

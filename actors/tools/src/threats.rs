@@ -175,16 +175,9 @@ fn get_recent_threats(ctx: &Ctx) -> ToolDef {
                 .await
                 .map_err(db_err)?;
             let next_cursor = next_cursor(alerts.len(), limit, alerts.last().map(|a| (a.ts, a.id)));
-            let total = netmonitor_store::summaries::count_alerts(&mut conn, &f).await.map_err(db_err)?;
-            let suppressed = if f.hide_whitelisted {
-                let all = AlertFilter {
-                    hide_whitelisted: false,
-                    ..f.clone()
-                };
-                netmonitor_store::summaries::count_alerts(&mut conn, &all).await.map_err(db_err)? - total
-            } else {
-                0
-            };
+            let (total, suppressed) = netmonitor_store::summaries::count_alerts_and_hidden(&mut conn, &f)
+                .await
+                .map_err(db_err)?;
             let list = alerts.iter().map(alert_json).collect::<Result<Vec<_>, _>>()?;
             Ok(json_object([
                 ("window", window_json(&window)),

@@ -107,29 +107,51 @@ pub async fn count_alerts(
     conn: &mut AsyncPgConnection,
     f: &AlertFilter,
 ) -> Result<i64, StoreError> {
+    Ok(count_alerts_and_hidden(conn, f).await?.0)
+}
+
+/// Number of alerts matching `f`, and how many more match it when whitelisted and suppressed
+/// alerts are not hidden (0 unless `f.hide_whitelisted`): both in one pass over the rollups.
+pub async fn count_alerts_and_hidden(
+    conn: &mut AsyncPgConnection,
+    f: &AlertFilter,
+) -> Result<(i64, i64), StoreError> {
+    let everything = AlertFilter {
+        hide_whitelisted: false,
+        ..f.clone()
+    };
     if f.indicator.is_some() {
-        return queries::count_alerts(conn, f).await;
+        let shown = queries::count_alerts(conn, f).await?;
+        let all = match f.hide_whitelisted {
+            true => queries::count_alerts(conn, &everything).await?,
+            false => shown,
+        };
+        return Ok((shown, all - shown));
     }
     let w = f.window;
     let t = tiers(w);
     let (lo, hi) = (t.lo, t.hi);
-    let mut n = 0;
+    let (mut shown, mut all) = (0, 0);
     if hi > lo {
         #[derive(QueryableByName)]
         struct N {
             #[diesel(sql_type = BigInt)]
-            n: i64,
+            shown: i64,
+            #[diesel(sql_type = BigInt)]
+            total: i64,
         }
-        let filter = format!(
-            "AND ($7::text IS NULL OR r.src_ip = $7::inet OR r.dest_ip = $7::inet) \
+        let filter = "AND ($7::text IS NULL OR r.src_ip = $7::inet OR r.dest_ip = $7::inet) \
              AND (cardinality($8::text[]) = 0 OR r.threat_type = ANY($8)) \
-             AND ($10::int2 IS NULL OR r.severity <= $10) \
-             AND (NOT $11 OR (NOT r.suppressed AND {}))",
+             AND ($10::int2 IS NULL OR r.severity <= $10)";
+        let columns = format!(
+            "CASE WHEN $9 THEN alerts ELSE open END AS n, \
+             NOT $11 OR (NOT r.suppressed AND {}) AS shown",
             not_whitelisted("r")
         );
         let sql = format!(
-            "SELECT COALESCE(sum(CASE WHEN $9 THEN alerts ELSE open END), 0)::int8 AS n FROM ({}) x",
-            rolled("alerts, open", "alert_rollup", &filter)
+            "SELECT COALESCE(sum(n) FILTER (WHERE shown), 0)::int8 AS shown, \
+               COALESCE(sum(n), 0)::int8 AS total FROM ({}) x",
+            rolled(&columns, "alert_rollup", filter)
         );
         let rolled: N = tiered(sql, w, t)
             .bind::<Nullable<Text>, _>(f.ip.as_deref())
@@ -139,7 +161,8 @@ pub async fn count_alerts(
             .bind::<Bool, _>(f.hide_whitelisted)
             .get_result(conn)
             .await?;
-        n += rolled.n;
+        shown += rolled.shown;
+        all += rolled.total;
     }
     let edges = [
         Window {
@@ -157,10 +180,21 @@ pub async fn count_alerts(
                 window: edge,
                 ..f.clone()
             };
-            n += queries::count_alerts(conn, &part).await?;
+            let n = queries::count_alerts(conn, &part).await?;
+            shown += n;
+            all += match f.hide_whitelisted {
+                true => {
+                    let part = AlertFilter {
+                        window: edge,
+                        ..everything.clone()
+                    };
+                    queries::count_alerts(conn, &part).await?
+                }
+                false => n,
+            };
         }
     }
-    Ok(n)
+    Ok((shown, all - shown))
 }
 
 /// Alerts of one threat type from one source, summarised.
