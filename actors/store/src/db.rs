@@ -135,7 +135,7 @@ impl Drop for Database {
 const QUERY_SESSION: &str = "SET jit = off; SET work_mem = '64MB'; SET random_page_cost = 1.1";
 
 /// The async pool the tools query through: every connection gets `statement_timeout` (0 = none),
-/// so that no tool call can hold a connection or the database for long, and [`QUERY_SESSION`].
+/// so that no tool call can hold a connection or the database for long, and `QUERY_SESSION`.
 pub fn query_pool(
     conninfo: &str,
     max_size: usize,

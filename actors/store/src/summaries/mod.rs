@@ -3,7 +3,7 @@
 //! `partitions` and `tls_rollup` migrations): the whole days of a window from the daily
 //! rollup, its other whole hours from the hourly one, and only the partial hours at its edges
 //! from the rows themselves. The alert summaries are here; the sums (top talkers, TLS
-//! statistics), which can also subtract, are in [`sums`].
+//! statistics), which can also subtract, are in `sums`.
 //!
 //! The answers equal those computed from the rows: every rollup column is a sum, a minimum or
 //! a maximum, and distinct counts are taken over the rollup keys, which carry the addresses.
