@@ -90,11 +90,20 @@ pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
-/// A child process killed when dropped (so a failing test leaves nothing running).
+/// A child process stopped when dropped (so a failing test leaves nothing running): asked to
+/// stop first, so that a service stops the private PostgreSQL cluster it started, which a
+/// SIGKILL would leave running after its data directory is gone; killed if it will not.
 pub struct Running(pub Child);
 
 impl Drop for Running {
     fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+            let end = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < end && matches!(self.0.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
