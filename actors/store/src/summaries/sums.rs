@@ -12,7 +12,7 @@ use diesel::prelude::*;
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel::sql_types::{BigInt, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Where a piece of a window is read from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -227,7 +227,7 @@ pub async fn top_talkers(
 }
 
 /// Totals over TLS sessions in a window.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub struct TlsTotals {
     pub sessions: i64,
@@ -255,8 +255,8 @@ pub struct TlsStats {
     pub sni: Vec<NameCount>,
 }
 
-/// One line of [`tls_stats`]' answer: a top value of `kind`, or a total (`kind` = "total",
-/// `value` its name).
+/// One line of [`tls_stats`]' answer: a top value of `kind`, or (`kind` = "totals") the
+/// totals as a JSON object in `value`.
 #[derive(QueryableByName)]
 struct TlsLine {
     #[diesel(sql_type = Text)]
@@ -268,8 +268,8 @@ struct TlsLine {
 }
 
 /// TLS statistics over `window` from `tls_rollup` (counts per attribute value, see the
-/// `tls_rollup` migration) read in [`pieces`], in one statement: the `limit` most frequent values of each
-/// attribute, and totals, with blocklisted JA3 and certificate flags judged now.
+/// `tls_rollup` migration) read in [`pieces`], in one statement: the `limit` most frequent
+/// values of each attribute, and totals, with blocklisted JA3 and certificate flags judged now.
 pub async fn tls_stats(
     conn: &mut AsyncPgConnection,
     window: Window,
@@ -288,22 +288,24 @@ pub async fn tls_stats(
         }
     });
     let sql = format!(
-        "WITH r AS ({union}         ), g AS MATERIALIZED ( \
+        "WITH r AS ({union}), g AS MATERIALIZED ( \
            SELECT kind, value, sum(n)::int8 AS n FROM r GROUP BY 1, 2 HAVING sum(n) > 0 \
          ), certs AS ( \
-           SELECT count(*) AS seen, count(*) FILTER (WHERE c.self_signed) AS self_signed, \
-             count(*) FILTER (WHERE c.not_after < now()) AS expired \
+           SELECT count(*) AS certificates, \
+             count(*) FILTER (WHERE c.self_signed) AS self_signed_certificates, \
+             count(*) FILTER (WHERE c.not_after < now()) AS expired_certificates \
            FROM g LEFT JOIN certificates c ON c.fingerprint = g.value WHERE g.kind = 'certificate' \
          ), totals AS ( \
-           SELECT COALESCE(sum(n) FILTER (WHERE kind = 'transport'), 0) AS sessions, \
+           SELECT COALESCE(sum(n) FILTER (WHERE kind = 'transport'), 0)::int8 AS sessions, \
              count(*) FILTER (WHERE kind = 'client') AS clients, \
              count(*) FILTER (WHERE kind = 'server') AS servers, \
-             COALESCE(sum(n) FILTER (WHERE kind = 'sni'), 0) AS with_sni, \
-             COALESCE(sum(n) FILTER (WHERE kind = 'transport' AND value = 'quic'), 0) AS quic, \
+             (COALESCE(sum(n) FILTER (WHERE kind = 'transport'), 0) \
+               - COALESCE(sum(n) FILTER (WHERE kind = 'sni'), 0))::int8 AS without_sni, \
+             COALESCE(sum(n) FILTER (WHERE kind = 'transport' AND value = 'quic'), 0)::int8 AS quic, \
              count(*) FILTER (WHERE kind = 'ja3') AS distinct_ja3, \
              count(*) FILTER (WHERE kind = 'ja4') AS distinct_ja4, \
              COALESCE(sum(n) FILTER (WHERE kind = 'ja3' \
-               AND value IN (SELECT ja3 FROM ja3_blocklist)), 0) AS blocklisted \
+               AND value IN (SELECT ja3 FROM ja3_blocklist)), 0)::int8 AS blocklisted_ja3_sessions \
            FROM g \
          ) \
          SELECT kind, value, n FROM ( \
@@ -311,13 +313,7 @@ pub async fn tls_stats(
            FROM g WHERE kind IN ('version', 'ja3', 'ja3s', 'ja4', 'sni') \
          ) top WHERE rank <= $1 \
          UNION ALL \
-         SELECT 'total', x.name, x.n::int8 FROM totals, certs, LATERAL (VALUES \
-           ('sessions', totals.sessions), ('clients', totals.clients), ('servers', totals.servers), \
-           ('without_sni', totals.sessions - totals.with_sni), ('quic', totals.quic), \
-           ('distinct_ja3', totals.distinct_ja3), ('distinct_ja4', totals.distinct_ja4), \
-           ('blocklisted_ja3_sessions', totals.blocklisted), ('certificates', certs.seen), \
-           ('self_signed_certificates', certs.self_signed), \
-           ('expired_certificates', certs.expired)) x(name, n)"
+         SELECT 'totals', row_to_json(x)::text, 0 FROM (SELECT * FROM totals, certs) x"
     );
     let lines: Vec<TlsLine> = bind_times(
         diesel::sql_query(sql).into_boxed().bind::<BigInt, _>(limit),
@@ -327,32 +323,22 @@ pub async fn tls_stats(
     .await?;
     let mut stats = TlsStats::default();
     for line in lines {
-        let top = |list: &mut Vec<NameCount>| {
-            list.push(NameCount {
-                name: line.value.clone(),
-                count: line.n,
-            })
+        let list = match line.kind.as_str() {
+            "version" => &mut stats.versions,
+            "ja3" => &mut stats.ja3,
+            "ja3s" => &mut stats.ja3s,
+            "ja4" => &mut stats.ja4,
+            "sni" => &mut stats.sni,
+            _ => {
+                stats.totals = serde_json::from_str(&line.value)
+                    .map_err(|e| StoreError::Invalid(format!("TLS totals {}: {e}", line.value)))?;
+                continue;
+            }
         };
-        let totals = &mut stats.totals;
-        match (line.kind.as_str(), line.value.as_str()) {
-            ("version", _) => top(&mut stats.versions),
-            ("ja3", _) => top(&mut stats.ja3),
-            ("ja3s", _) => top(&mut stats.ja3s),
-            ("ja4", _) => top(&mut stats.ja4),
-            ("sni", _) => top(&mut stats.sni),
-            (_, "sessions") => totals.sessions = line.n,
-            (_, "clients") => totals.clients = line.n,
-            (_, "servers") => totals.servers = line.n,
-            (_, "without_sni") => totals.without_sni = line.n,
-            (_, "quic") => totals.quic = line.n,
-            (_, "distinct_ja3") => totals.distinct_ja3 = line.n,
-            (_, "distinct_ja4") => totals.distinct_ja4 = line.n,
-            (_, "blocklisted_ja3_sessions") => totals.blocklisted_ja3_sessions = line.n,
-            (_, "certificates") => totals.certificates = line.n,
-            (_, "self_signed_certificates") => totals.self_signed_certificates = line.n,
-            (_, "expired_certificates") => totals.expired_certificates = line.n,
-            _ => {}
-        }
+        list.push(NameCount {
+            name: line.value,
+            count: line.n,
+        });
     }
     // the window function ranks within a kind; the lines of a kind arrive in any order
     for list in [
