@@ -181,23 +181,20 @@ pub async fn list_alerts_before(
                 .or(alerts::ts.eq(ts).and(alerts::id.lt(id))),
         );
     }
-    if f.indicator.is_some() {
-        // Few alerts name an indicator, and its indexes find them; ordering by the bare `ts`
-        // would let the planner walk the time index backwards instead, filtering every alert
-        // of the window when none matches. `ts + 0` sorts the same but matches no index.
-        return Ok(q
-            .order((
-                diesel::dsl::sql::<Timestamptz>("alerts.ts + interval '0'").desc(),
-                alerts::id.desc(),
-            ))
-            .limit(limit)
-            .load(conn)
-            .await?);
-    }
-    Ok(q.order((alerts::ts.desc(), alerts::id.desc()))
-        .limit(limit)
-        .load(conn)
-        .await?)
+    // Few alerts name an indicator, and its indexes find them; ordering by the bare `ts` would
+    // let the planner walk the time index backwards instead, filtering every alert of the
+    // window when none matches. `ts + 0` sorts the same but matches no index.
+    let newest_first = match f.indicator {
+        Some(_) => "alerts.ts + interval '0'",
+        None => "alerts.ts",
+    };
+    Ok(q.order((
+        diesel::dsl::sql::<Timestamptz>(newest_first).desc(),
+        alerts::id.desc(),
+    ))
+    .limit(limit)
+    .load(conn)
+    .await?)
 }
 
 /// One page of alerts matching `f` in id order, after `after_id` (for exports).

@@ -118,16 +118,8 @@ pub async fn count_alerts_and_hidden(
     conn: &mut AsyncPgConnection,
     f: &AlertFilter,
 ) -> Result<(i64, i64), StoreError> {
-    let everything = AlertFilter {
-        hide_whitelisted: false,
-        ..f.clone()
-    };
     if f.indicator.is_some() {
-        let shown = queries::count_alerts(conn, f).await?;
-        let all = match f.hide_whitelisted {
-            true => queries::count_alerts(conn, &everything).await?,
-            false => shown,
-        };
+        let (shown, all) = counts_from_rows(conn, f).await?;
         return Ok((shown, all - shown));
     }
     let w = f.window;
@@ -182,21 +174,29 @@ pub async fn count_alerts_and_hidden(
                 window: edge,
                 ..f.clone()
             };
-            let n = queries::count_alerts(conn, &part).await?;
-            shown += n;
-            all += match f.hide_whitelisted {
-                true => {
-                    let part = AlertFilter {
-                        window: edge,
-                        ..everything.clone()
-                    };
-                    queries::count_alerts(conn, &part).await?
-                }
-                false => n,
-            };
+            let (s, a) = counts_from_rows(conn, &part).await?;
+            shown += s;
+            all += a;
         }
     }
     Ok((shown, all - shown))
+}
+
+/// The alerts matching `f` counted from the rows, and those matching it without hiding
+/// whitelisted and suppressed ones (the same number unless `f.hide_whitelisted`).
+async fn counts_from_rows(
+    conn: &mut AsyncPgConnection,
+    f: &AlertFilter,
+) -> Result<(i64, i64), StoreError> {
+    let shown = queries::count_alerts(conn, f).await?;
+    if !f.hide_whitelisted {
+        return Ok((shown, shown));
+    }
+    let everything = AlertFilter {
+        hide_whitelisted: false,
+        ..f.clone()
+    };
+    Ok((shown, queries::count_alerts(conn, &everything).await?))
 }
 
 /// Alerts of one threat type from one source, summarised.
