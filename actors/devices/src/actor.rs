@@ -23,6 +23,9 @@ use std::time::Duration;
 const NAME: &str = "devices";
 /// Batches the mailbox holds; past it the bus drops (and counts) batches for this view.
 const MAILBOX: usize = 64;
+/// Batches held back while the saved devices are read at start; past it they are folded into
+/// the book as it is (a slow database must not hold the capture's memory).
+const HELD_WHILE_LOADING: usize = 1024;
 
 /// Owns the device book.
 pub struct DeviceActor {
@@ -34,6 +37,10 @@ pub struct DeviceActor {
     db: Option<String>,
     saving: bool,
     loaded: bool,
+    /// Batches that arrived before the saved devices were read back, folded in after them:
+    /// folded first, a known device would be learnt again from nothing and its deviations
+    /// missed.
+    held: Vec<EventBatch>,
     /// Ids saved and deleted by a save still under way.
     in_flight: (Vec<String>, Vec<String>),
     /// Number of the newest save written: an older save that finishes after a newer one
@@ -104,6 +111,7 @@ impl DeviceActor {
             db,
             saving: false,
             loaded: false,
+            held: Vec::new(),
             in_flight: (Vec::new(), Vec::new()),
             written: Arc::new(Mutex::new(0)),
             next_save: 0,
@@ -232,7 +240,7 @@ impl Actor for DeviceActor {
             return;
         };
         let load = async move { tokio::task::spawn_blocking(move || read(&db)).await };
-        ctx.spawn(load.into_actor(self).map(|res, act, _ctx| {
+        ctx.spawn(load.into_actor(self).map(|res, act, ctx| {
             match res {
                 Ok(Ok((devices, templates))) => {
                     tracing::info!(devices = devices.len(), templates = templates.len(), "devices: read back from the store");
@@ -243,6 +251,9 @@ impl Actor for DeviceActor {
                 Err(e) => tracing::error!(error = %e, "devices: load task failed"),
             }
             act.loaded = true;
+            for batch in std::mem::take(&mut act.held) {
+                act.ingest(&batch, ctx);
+            }
         }));
     }
 }
@@ -257,6 +268,17 @@ impl Supervised for DeviceActor {
 impl Handler<EventBatch> for DeviceActor {
     type Result = ();
     fn handle(&mut self, msg: EventBatch, ctx: &mut Context<Self>) {
+        if !self.loaded && self.held.len() < HELD_WHILE_LOADING {
+            self.held.push(msg);
+            return;
+        }
+        self.ingest(&msg, ctx);
+    }
+}
+
+impl DeviceActor {
+    /// Folds one batch into the book and raises the deviation alerts it caused.
+    fn ingest(&mut self, msg: &EventBatch, ctx: &mut Context<Self>) {
         let book = &mut self.book;
         contained::<Self, _>(NAME, ctx, || book.ingest(&msg.events));
         metrics::gauge!("netmonitor_devices").set(self.book.len() as f64);
