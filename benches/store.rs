@@ -1,33 +1,42 @@
-//! Store throughput: flow-sized events per second written by the store writer (batched binary
-//! COPY through diesel, daily partitions, and the hourly talker rollup it keeps) into a private
-//! PostgreSQL, against `psql \copy ... FROM STDIN` of the same rows as CSV in the same run: into
-//! the same partitioned table (which `\copy` fills without any rollup), and into a plain,
-//! unpartitioned copy of it with the same indexes. Prints the rates and the ratios.
+//! Store throughput: events per second written by the store writer (batched binary COPY
+//! through diesel, daily partitions, and the rollups: talker sums the writer keeps for flows,
+//! the statement triggers that keep the TLS and alert rollups) into a private PostgreSQL, against
+//! `psql \copy ... FROM STDIN` of the same rows as CSV in the same run into the same partitioned
+//! table with no rollup (its trigger disabled). Flows are also copied into a plain, unpartitioned
+//! copy of their table with the same indexes. Prints the rates and the ratios, per table.
 //!
-//! Run: `cargo bench --bench store` (EVENTS=N to change the row count).
+//! Run: `cargo bench --bench store` (EVENTS=N to change the flow count; a tenth as many TLS
+//! sessions and alerts are written).
 
-use netmonitor_common::{Event, EventHeader, EventKind, FlowKey, FlowRecord, Timestamp};
+use netmonitor_common::{
+    Alert, Event, EventHeader, EventKind, Fingerprint, FlowKey, FlowRecord, Timestamp, TlsHandshake,
+};
 use netmonitor_store::testing::TestDatabase;
 use netmonitor_store::{StoreConfig, StoreHandle};
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+/// The header of the `i`th event: a thousand a second, clients spread over 65,536 addresses.
+fn header(i: u64) -> EventHeader {
+    EventHeader {
+        ts: Timestamp::from_secs_micros(1_700_000_000 + (i / 1000) as i64, (i % 1000) as i64),
+        flow_id: i,
+        key: FlowKey {
+            src_ip: std::net::IpAddr::V4(std::net::Ipv4Addr::from(
+                0x0a00_0000 | (i as u32 & 0xffff),
+            )),
+            src_port: (1024 + i % 60000) as u16,
+            dst_ip: std::net::IpAddr::V4(std::net::Ipv4Addr::from(0xc000_0200 | (i as u32 % 250))),
+            dst_port: 443,
+            proto: 6,
+        },
+    }
+}
+
 fn flow(i: u64) -> Event {
     Event {
-        header: EventHeader {
-            ts: Timestamp::from_secs_micros(1_700_000_000 + (i / 1000) as i64, (i % 1000) as i64),
-            flow_id: i,
-            key: FlowKey {
-                src_ip: std::net::IpAddr::V4(std::net::Ipv4Addr::from(
-                    0x0a00_0000 | (i as u32 & 0xffff),
-                )),
-                src_port: (1024 + i % 60000) as u16,
-                dst_ip: "192.0.2.10".parse().unwrap(),
-                dst_port: 443,
-                proto: 6,
-            },
-        },
+        header: header(i),
         kind: EventKind::Flow(FlowRecord {
             pkts_toserver: 12,
             pkts_toclient: 10,
@@ -45,57 +54,121 @@ fn flow(i: u64) -> Event {
     }
 }
 
-fn main() {
-    let n: u64 = std::env::var("EVENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(300_000);
-    let db = TestDatabase::start().expect("private PostgreSQL for the benchmark");
-    let events: Vec<Event> = (0..n).map(flow).collect();
+/// A handshake to one of 2,000 names with one of 200 client fingerprints.
+fn tls(i: u64) -> Event {
+    Event {
+        header: header(i * 10),
+        kind: EventKind::Tls(TlsHandshake {
+            sni: Some(format!("site{}.example", i % 2000)),
+            version: Some("TLS 1.3".into()),
+            ja3: Some(Fingerprint {
+                hash: format!("{:032x}", i % 200),
+                string: format!("771,4865-4866,{}", i % 200),
+            }),
+            ja3s: Some(Fingerprint {
+                hash: format!("{:032x}", 1_000 + i % 20),
+                string: format!("771,4865,{}", i % 20),
+            }),
+            ja4: Some(format!("t13d1516h2_{:012x}_{:012x}", i % 50, i % 200)),
+            alpn_offered: vec!["h2".into(), "http/1.1".into()],
+            cipher_selected: Some(4865),
+            ..TlsHandshake::default()
+        }),
+    }
+}
 
-    // Reference: psql COPY of the same rows (CSV) into the same table.
-    let mut csv = Vec::with_capacity(n as usize * 160);
-    for e in &events {
-        let EventKind::Flow(f) = &e.kind else {
-            unreachable!()
-        };
+/// One of 40 recurring detections between the event's endpoints.
+fn alert(i: u64) -> Event {
+    Event {
+        header: header(i * 10),
+        kind: EventKind::Alert(Alert {
+            signature_id: 9_500_000 + (i % 40) as u32,
+            signature: format!("bench signature {}", i % 40),
+            category: "Misc activity".into(),
+            severity: 1 + (i % 4) as u8,
+            threat_type: ["port_scan", "brute_force", "beaconing", "dns_tunnel"][i as usize % 4]
+                .into(),
+            mitre: vec!["T1046".into()],
+            evidence: serde_json::json!({ "count": i % 100 }),
+        }),
+    }
+}
+
+/// The same rows as CSV, in the column order of [`columns`].
+fn csv(events: &[Event]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(events.len() * 200);
+    let ts = |t: Timestamp| netmonitor_store::rows::ts(t).to_rfc3339();
+    for e in events {
         let h = &e.header;
-        let ts = |t: Timestamp| netmonitor_store::rows::ts(t).to_rfc3339();
-        writeln!(
-            csv,
-            "ref,{},{},{},{},{},{},{},{},6,tls,{},{},{},{},closed,timeout,27,f",
-            h.flow_id,
-            ts(h.ts),
-            ts(f.start),
-            ts(f.end),
-            h.key.src_ip,
-            h.key.src_port,
-            h.key.dst_ip,
-            h.key.dst_port,
-            f.pkts_toserver,
-            f.pkts_toclient,
-            f.bytes_toserver,
-            f.bytes_toclient
-        )
+        let (src, sport, dst, dport) = (h.key.src_ip, h.key.src_port, h.key.dst_ip, h.key.dst_port);
+        let id = h.flow_id;
+        let at = ts(h.ts);
+        match &e.kind {
+            EventKind::Flow(f) => writeln!(
+                out,
+                "ref,{id},{at},{},{},{src},{sport},{dst},{dport},6,tls,{},{},{},{},closed,timeout,27,f",
+                ts(f.start),
+                ts(f.end),
+                f.pkts_toserver,
+                f.pkts_toclient,
+                f.bytes_toserver,
+                f.bytes_toclient
+            ),
+            EventKind::Tls(t) => {
+                let (ja3, ja3s) = (t.ja3.as_ref().unwrap(), t.ja3s.as_ref().unwrap());
+                writeln!(
+                    out,
+                    "ref,{id},{at},{src},{sport},{dst},{dport},tcp,{},{},{},\"{}\",{},\"{}\",{},\"{{{}}}\",{},",
+                    t.sni.as_deref().unwrap(),
+                    t.version.as_deref().unwrap(),
+                    ja3.hash,
+                    ja3.string,
+                    ja3s.hash,
+                    ja3s.string,
+                    t.ja4.as_deref().unwrap(),
+                    t.alpn_offered.join(","),
+                    t.cipher_selected.unwrap()
+                )
+            }
+            EventKind::Alert(a) => writeln!(
+                out,
+                "ref,{id},{at},{src},{sport},{dst},{dport},6,{},{},{},{},{},\"{{{}}}\",\"{}\"",
+                a.signature_id,
+                a.signature,
+                a.category,
+                a.severity,
+                a.threat_type,
+                a.mitre.join(","),
+                a.evidence.to_string().replace('"', "\"\"")
+            ),
+            _ => unreachable!("only flows, TLS sessions and alerts are benchmarked"),
+        }
         .unwrap();
     }
-    // Autovacuum waking up in the middle of one run and not the other would decide the ratio:
-    // it is off for both tables.
-    psql(
-        &db,
-        "SELECT netmonitor_ensure_day('2023-11-14'); \
-         ALTER TABLE flows_p20231114 SET (autovacuum_enabled = false); \
-         CREATE TABLE flows_plain (LIKE flows INCLUDING DEFAULTS INCLUDING INDEXES) \
-           WITH (autovacuum_enabled = false)",
-        &[],
-    );
-    let plain_secs = psql(&db, &copy_into("flows_plain"), &csv);
-    let copy_secs = psql(&db, &copy_into("flows"), &csv);
-    assert_eq!(db.count("flows").unwrap(), n as i64);
-    // every run starts from empty indexes
-    psql(&db, "TRUNCATE flows", &[]);
+    out
+}
 
-    // NetMonitor's store writer, batches as the pipeline sends them.
+/// The columns the CSV of [`csv`] fills.
+fn columns(table: &str) -> &'static str {
+    match table {
+        "flows" => "sensor, flow_id, ts, start_ts, end_ts, src_ip, src_port, dest_ip, dest_port, proto, app_proto, pkts_toserver, pkts_toclient, bytes_toserver, bytes_toclient, state, reason, tcp_flags, alerted",
+        "tls_sessions" => "sensor, flow_id, ts, src_ip, src_port, dest_ip, dest_port, transport, sni, version, ja3, ja3_string, ja3s, ja3s_string, ja4, alpn, cipher_selected, cert_fingerprint",
+        "alerts" => "sensor, flow_id, ts, src_ip, src_port, dest_ip, dest_port, proto, signature_id, signature, category, severity, threat_type, mitre, evidence",
+        _ => unreachable!(),
+    }
+}
+
+/// The trigger that keeps a table's rollup (none: the writer sums flows itself).
+fn rollup_trigger(table: &str) -> Option<&'static str> {
+    match table {
+        "tls_sessions" => Some("tls_sessions_rollup"),
+        "alerts" => Some("alerts_rollup_insert"),
+        _ => None,
+    }
+}
+
+/// Rows per second through the store writer, batches as the pipeline sends them.
+fn through_store(db: &TestDatabase, table: &str, events: &[Event]) -> f64 {
     let store = StoreHandle::spawn(
         db.conninfo(),
         StoreConfig {
@@ -109,37 +182,77 @@ fn main() {
         store.send_events(chunk.iter().cloned()).unwrap();
     }
     store.flush().unwrap();
-    let store_secs = started.elapsed().as_secs_f64();
-    assert_eq!(db.count("flows").unwrap(), n as i64);
-    assert_eq!(
-        store
-            .stats()
-            .rows_spooled
-            .load(std::sync::atomic::Ordering::Relaxed),
-        0
-    );
+    let secs = started.elapsed().as_secs_f64();
+    assert_eq!(db.count(table).unwrap(), events.len() as i64);
+    let spooled = store
+        .stats()
+        .rows_spooled
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(spooled, 0);
+    events.len() as f64 / secs
+}
 
-    let plain_rate = n as f64 / plain_secs;
-    let copy_rate = n as f64 / copy_secs;
-    let store_rate = n as f64 / store_secs;
-    println!("store bench: {n} flow events");
-    println!("  psql \\copy, plain table:  {plain_rate:>12.0} rows/s  ({plain_secs:.3} s)");
-    println!("  psql \\copy, real table:   {copy_rate:>12.0} rows/s  ({copy_secs:.3} s)");
-    println!("  netmonitor store:          {store_rate:>12.0} events/s ({store_secs:.3} s)");
+/// Writes `events` both ways into `table` and prints the rates and their ratio.
+fn compare(db: &TestDatabase, table: &str, events: &[Event]) {
+    let n = events.len();
+    let rows = csv(events);
+    let trigger = rollup_trigger(table);
+    if let Some(t) = trigger {
+        psql(db, &format!("ALTER TABLE {table} DISABLE TRIGGER {t}"), &[]);
+    }
+    let copy_rate = n as f64 / psql(db, &copy_into(table, table), &rows);
+    assert_eq!(db.count(table).unwrap(), n as i64);
+    // every run starts from empty indexes
+    psql(db, &format!("TRUNCATE {table}"), &[]);
+    if let Some(t) = trigger {
+        psql(db, &format!("ALTER TABLE {table} ENABLE TRIGGER {t}"), &[]);
+    }
+    let store_rate = through_store(db, table, events);
+    println!("  {table}: {n} rows");
+    println!("    psql \\copy, no rollup:   {copy_rate:>12.0} rows/s");
+    println!("    netmonitor store:        {store_rate:>12.0} rows/s (rollup on)");
     println!(
-        "  ratio store/COPY (same table):  {:>6.2}",
+        "    ratio store/COPY:        {:>12.2}",
         store_rate / copy_rate
-    );
-    println!(
-        "  ratio store/COPY (plain table): {:>6.2}",
-        store_rate / plain_rate
     );
 }
 
-/// The `\\copy` of the flow columns into `table`.
-fn copy_into(table: &str) -> String {
+fn main() {
+    let n: u64 = std::env::var("EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300_000);
+    let db = TestDatabase::start().expect("private PostgreSQL for the benchmark");
+    // Autovacuum waking up in the middle of one run and not the other would decide a ratio:
+    // it is off for every table written.
+    psql(
+        &db,
+        "SELECT netmonitor_ensure_day('2023-11-14'); \
+         ALTER TABLE flows_p20231114 SET (autovacuum_enabled = false); \
+         ALTER TABLE tls_sessions_p20231114 SET (autovacuum_enabled = false); \
+         ALTER TABLE alerts_p20231114 SET (autovacuum_enabled = false); \
+         CREATE TABLE flows_plain (LIKE flows INCLUDING DEFAULTS INCLUDING INDEXES) \
+           WITH (autovacuum_enabled = false)",
+        &[],
+    );
+    println!("store bench");
+    let flows: Vec<Event> = (0..n).map(flow).collect();
+    let plain_rate = n as f64 / psql(&db, &copy_into("flows_plain", "flows"), &csv(&flows));
+    println!("  flows_plain (unpartitioned): psql \\copy {plain_rate:>12.0} rows/s");
+    compare(&db, "flows", &flows);
+    compare(
+        &db,
+        "tls_sessions",
+        &(0..n / 10).map(tls).collect::<Vec<_>>(),
+    );
+    compare(&db, "alerts", &(0..n / 10).map(alert).collect::<Vec<_>>());
+}
+
+/// The `\copy` of `like`'s benchmarked columns into `table`.
+fn copy_into(table: &str, like: &str) -> String {
     format!(
-        "\\copy {table} (sensor, flow_id, ts, start_ts, end_ts, src_ip, src_port, dest_ip, dest_port, proto, app_proto, pkts_toserver, pkts_toclient, bytes_toserver, bytes_toclient, state, reason, tcp_flags, alerted) FROM STDIN WITH (FORMAT csv)"
+        "\\copy {table} ({}) FROM STDIN WITH (FORMAT csv)",
+        columns(like)
     )
 }
 

@@ -276,8 +276,8 @@ impl TableCopies {
                 b.int8(clamp_u64(f.pkts_toclient));
                 b.int8(clamp_u64(f.bytes_toserver));
                 b.int8(clamp_u64(f.bytes_toclient));
-                b.text(&f.state);
-                b.text(&f.reason);
+                b.text(label_or_unknown(&f.state, &FLOW_STATES));
+                b.text(label_or_unknown(&f.reason, &FLOW_END_REASONS));
                 b.int2(i16::from(f.tcp_flags));
                 b.bool(f.alerted);
             }
@@ -373,6 +373,22 @@ impl TableCopies {
                 b.jsonb(&to_eve(event));
             }
         }
+    }
+}
+
+/// The labels of the `flow_state` enum besides `unknown`. A flow record carries its state and
+/// end reason as text (it may come from a spool or another sensor), and a label the enum does
+/// not have would make PostgreSQL refuse the row.
+pub const FLOW_STATES: [&str; 4] = ["new", "established", "closed", "bypassed"];
+/// The labels of the `flow_end_reason` enum besides `unknown`.
+pub const FLOW_END_REASONS: [&str; 4] = ["timeout", "forced", "shutdown", "tcp_reuse"];
+
+/// `value` when it is one of `labels`, `unknown` otherwise.
+fn label_or_unknown<'a>(value: &'a str, labels: &[&str]) -> &'a str {
+    if labels.contains(&value) {
+        value
+    } else {
+        "unknown"
     }
 }
 

@@ -1,4 +1,8 @@
 //! Diesel table definitions matching `migrations/`.
+//!
+//! The enum columns (`flows.state`, `flows.reason`, `tls_sessions.transport`,
+//! `kerberos_events.msg_type` and `failed_request`, `app_events.event_type`) are declared as
+//! `Text`: an enum's value travels as its label, and only `COPY` writes them.
 #![allow(missing_docs)]
 
 diesel::table! {

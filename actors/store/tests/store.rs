@@ -279,7 +279,7 @@ fn nul_bytes_in_every_text_column_are_written_not_spooled() {
     assert_eq!(load(&stats.rows_rejected), 0);
     assert_eq!(load(&stats.rows_written), 7);
     for (table, column) in [
-        ("flows", "state"),
+        ("flows", "app_proto"),
         ("tls_sessions", "sni"),
         ("certificates", "subject"),
         ("kerberos_events", "cname"),
@@ -299,6 +299,122 @@ fn nul_bytes_in_every_text_column_are_written_not_spooled() {
             "SELECT count(*) AS n FROM api_token_usage WHERE method = U&'\\FFFD'"
         ),
         1
+    );
+}
+
+/// The closed-set columns are enums whose labels are exactly what the writer sends: every
+/// Kerberos message type, every application event type, both transports, the flow states and end
+/// reasons; a flow state outside the set is stored as `unknown` instead of refusing the row.
+#[test]
+fn closed_sets_are_enums_holding_every_label_the_writer_sends() {
+    use diesel::prelude::*;
+    use netmonitor_common::krb::{KrbMessage, KrbMsgType};
+    use netmonitor_common::{DhcpRecord, DnsRecord, HttpRecord, TlsHandshake};
+    use netmonitor_store::rows::{FLOW_END_REASONS, FLOW_STATES};
+    #[derive(QueryableByName)]
+    struct Label {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        label: String,
+    }
+    let t = TestDatabase::start().expect("test database");
+    let mut conn = PgConnection::establish(&t.conninfo()).unwrap();
+    let labels = |conn: &mut PgConnection, ty: &str| -> Vec<String> {
+        diesel::sql_query(
+            "SELECT enumlabel AS label FROM pg_enum WHERE enumtypid = $1::regtype ORDER BY enumsortorder",
+        )
+        .bind::<diesel::sql_types::Text, _>(ty)
+        .load::<Label>(conn)
+        .unwrap()
+        .into_iter()
+        .map(|l| l.label)
+        .collect()
+    };
+    let with_unknown = |set: &[&str]| {
+        let mut v: Vec<String> = set.iter().map(|s| s.to_string()).collect();
+        v.push("unknown".into());
+        v
+    };
+    assert_eq!(labels(&mut conn, "flow_state"), with_unknown(&FLOW_STATES));
+    assert_eq!(
+        labels(&mut conn, "flow_end_reason"),
+        with_unknown(&FLOW_END_REASONS)
+    );
+    let krb_types: Vec<KrbMsgType> = (0..64).filter_map(KrbMsgType::from_app_tag).collect();
+    let krb_names: Vec<String> = krb_types.iter().map(|m| m.name().to_owned()).collect();
+    assert_eq!(labels(&mut conn, "krb_msg_type"), krb_names);
+    let app_kinds = [
+        EventKind::Dns(DnsRecord::default()),
+        EventKind::Dhcp(DhcpRecord::default()),
+        EventKind::Http(HttpRecord::default()),
+    ];
+    let app_names: Vec<String> = app_kinds
+        .iter()
+        .map(|k| k.event_type().to_owned())
+        .collect();
+    assert_eq!(labels(&mut conn, "app_event_type"), app_names);
+    assert_eq!(labels(&mut conn, "tls_transport"), ["tcp", "quic"]);
+
+    // one row of every label through the writer, and flows whose state and reason are not labels
+    let store = StoreHandle::spawn(t.conninfo(), config(&t)).unwrap();
+    let header = flow_event(1).header;
+    let ev = |kind| Event {
+        header: header.clone(),
+        kind,
+    };
+    let mut events: Vec<Event> = Vec::new();
+    for (state, reason) in [("established", "forced"), ("half-open", "evicted")] {
+        let mut flow = match flow_event(1).kind {
+            EventKind::Flow(f) => f,
+            _ => unreachable!(),
+        };
+        flow.state = state.into();
+        flow.reason = reason.into();
+        events.push(ev(EventKind::Flow(flow)));
+    }
+    for m in &krb_types {
+        let mut krb = KrbMessage::new(*m);
+        krb.failed_request = Some(*m);
+        events.push(ev(EventKind::Krb5(krb)));
+    }
+    events.extend(app_kinds.into_iter().map(ev));
+    for quic in [None, Some(1)] {
+        events.push(ev(EventKind::Tls(TlsHandshake {
+            quic_version: quic,
+            ..TlsHandshake::default()
+        })));
+    }
+    let sent = events.len() as u64;
+    store.send_events(events).unwrap();
+    store.flush().unwrap();
+    let stats = store.stats();
+    assert_eq!(load(&stats.rows_rejected), 0);
+    assert_eq!(load(&stats.rows_spooled), 0);
+    assert_eq!(load(&stats.rows_written), sent);
+    let n = |sql: &str| count_where(&t, sql);
+    assert_eq!(
+        n("SELECT count(*) AS n FROM flows WHERE state = 'established' AND reason = 'forced'"),
+        1
+    );
+    assert_eq!(
+        n("SELECT count(*) AS n FROM flows WHERE state = 'unknown' AND reason = 'unknown'"),
+        1
+    );
+    assert_eq!(
+        n("SELECT count(DISTINCT msg_type) AS n FROM kerberos_events WHERE msg_type = failed_request"),
+        krb_names.len() as i64
+    );
+    assert_eq!(
+        n("SELECT count(DISTINCT event_type) AS n FROM app_events"),
+        3
+    );
+    assert_eq!(
+        n("SELECT count(DISTINCT transport) AS n FROM tls_sessions"),
+        2
+    );
+    // the TLS rollup counts the transport as text, as it did before it was an enum
+    assert_eq!(
+        n("SELECT sum(sessions)::int8 AS n FROM tls_rollup WHERE kind = 'transport' AND value IN ('tcp', 'quic')"),
+        2
     );
 }
 
