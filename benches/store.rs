@@ -5,8 +5,8 @@
 //! table with no rollup (its trigger disabled). Flows are also copied into a plain, unpartitioned
 //! copy of their table with the same indexes. Prints the rates and the ratios, per table.
 //!
-//! Run: `cargo bench --bench store` (EVENTS=N to change the flow count; a tenth as many TLS
-//! sessions and alerts are written).
+//! Run: `cargo bench --bench store` (EVENTS=N to change the flow count, a tenth as many TLS
+//! sessions and alerts are written; CLIENTS=N for the number of client addresses).
 
 use netmonitor_common::{
     Alert, Event, EventHeader, EventKind, Fingerprint, FlowKey, FlowRecord, Timestamp, TlsHandshake,
@@ -17,14 +17,27 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-/// The header of the `i`th event: a thousand a second, clients spread over 65,536 addresses.
+/// Client addresses the events come from (`CLIENTS`, 65,536 unless set): with as many, nearly
+/// every TLS session and alert brings a rollup key of its own, the rollups' worst case.
+fn clients() -> u64 {
+    static CLIENTS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *CLIENTS.get_or_init(|| {
+        std::env::var("CLIENTS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&n| (1..=1 << 24).contains(&n))
+            .unwrap_or(65_536)
+    })
+}
+
+/// The header of the `i`th event: a thousand a second, from one of [`clients`] addresses.
 fn header(i: u64) -> EventHeader {
     EventHeader {
         ts: Timestamp::from_secs_micros(1_700_000_000 + (i / 1000) as i64, (i % 1000) as i64),
         flow_id: i,
         key: FlowKey {
             src_ip: std::net::IpAddr::V4(std::net::Ipv4Addr::from(
-                0x0a00_0000 | (i as u32 & 0xffff),
+                0x0a00_0000 | (i % clients()) as u32,
             )),
             src_port: (1024 + i % 60000) as u16,
             dst_ip: std::net::IpAddr::V4(std::net::Ipv4Addr::from(0xc000_0200 | (i as u32 % 250))),
@@ -235,7 +248,7 @@ fn main() {
            WITH (autovacuum_enabled = false)",
         &[],
     );
-    println!("store bench");
+    println!("store bench: {} client addresses", clients());
     let flows: Vec<Event> = (0..n).map(flow).collect();
     let plain_rate = n as f64 / psql(&db, &copy_into("flows_plain", "flows"), &csv(&flows));
     println!("  flows_plain (unpartitioned): psql \\copy {plain_rate:>12.0} rows/s");
