@@ -6,7 +6,7 @@
 //! written through [`CopyBuf::text`] and every JSON value through [`CopyBuf::jsonb`], which replace
 //! NUL with U+FFFD, the character that lossy UTF-8 decoding already uses for bytes that are not
 //! text. Rust strings are valid UTF-8 by construction, so nothing else can be refused. The few
-//! query paths that store caller text (`queries.rs`, `tokens.rs`) use the same [`clean_text`].
+//! query paths that store caller text (`queries/`, `tokens.rs`) use the same [`clean_text`].
 
 use std::borrow::Cow;
 use std::net::IpAddr;
