@@ -172,7 +172,12 @@ impl PartitionKeeper {
 /// The rollups kept for as long as `table`'s rows.
 fn rollups_of(table: &str) -> &'static [&'static str] {
     match table {
-        "alerts" => &["alert_rollup", "alert_rollup_daily"],
+        "alerts" => &[
+            "alert_rollup",
+            "alert_rollup_daily",
+            "alert_counts",
+            "alert_counts_daily",
+        ],
         "flows" => &["talker_rollup", "talker_rollup_daily"],
         "tls_sessions" => &["tls_rollup", "tls_rollup_daily"],
         _ => &[],
@@ -305,7 +310,7 @@ pub async fn database_bytes(conn: &mut diesel_async::AsyncPgConnection) -> Resul
 }
 
 /// The tables [`table_storage`] reports, event tables first.
-pub const STORAGE_TABLES: [&str; 18] = [
+pub const STORAGE_TABLES: [&str; 20] = [
     "flows",
     "alerts",
     "tls_sessions",
@@ -314,6 +319,8 @@ pub const STORAGE_TABLES: [&str; 18] = [
     "api_token_usage",
     "alert_rollup",
     "alert_rollup_daily",
+    "alert_counts",
+    "alert_counts_daily",
     "talker_rollup",
     "talker_rollup_daily",
     "tls_rollup",

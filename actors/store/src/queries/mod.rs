@@ -23,15 +23,36 @@ pub struct Window {
     pub until: DateTime<Utc>,
 }
 
+/// The whitelist entries (alias `w`) that hide stored alerts: those naming addresses only.
+const ADDRESS_ONLY_ENTRY: &str = "w.ip_cidr IS NOT NULL AND w.domain IS NULL \
+     AND w.port IS NULL AND w.sensor IS NULL";
+
 /// True when no address-only whitelist entry covers the row `rel` (with `src_ip` and
 /// `dest_ip` columns) in its direction.
 pub(crate) fn not_whitelisted(rel: &str) -> String {
     format!(
-        "NOT EXISTS (SELECT 1 FROM whitelist w WHERE w.ip_cidr IS NOT NULL AND w.domain IS NULL \
-         AND w.port IS NULL AND w.sensor IS NULL \
+        "NOT EXISTS (SELECT 1 FROM whitelist w WHERE {ADDRESS_ONLY_ENTRY} \
          AND ((w.direction <> 'destination' AND {rel}.src_ip <<= w.ip_cidr::inet) \
            OR (w.direction <> 'source' AND {rel}.dest_ip <<= w.ip_cidr::inet)))"
     )
+}
+
+/// Whether any whitelist entry hides stored alerts by their addresses (when none does, alert
+/// counts need no addresses).
+pub(crate) async fn address_whitelist_exists(
+    conn: &mut AsyncPgConnection,
+) -> Result<bool, StoreError> {
+    #[derive(QueryableByName)]
+    struct Exists {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        exists: bool,
+    }
+    let e: Exists = diesel::sql_query(format!(
+        "SELECT EXISTS (SELECT 1 FROM whitelist w WHERE {ADDRESS_ONLY_ENTRY}) AS exists"
+    ))
+    .get_result(conn)
+    .await?;
+    Ok(e.exists)
 }
 
 /// Escapes `%`, `_` and `\` and wraps the text in `%…%`, for a bound `ILIKE … ESCAPE '\'`

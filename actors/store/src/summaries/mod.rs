@@ -1,9 +1,9 @@
 //! Summaries over long windows, read from the rollups kept as batches land (`alert_rollup`,
-//! `talker_rollup`, `tls_rollup` per hour and their `_daily` twins per day; see the
+//! `alert_counts`, `talker_rollup`, `tls_rollup` per hour and their `_daily` twins per day; see the
 //! `partitions` and `tls_rollup` migrations): the whole days of a window from the daily
 //! rollup, its other whole hours from the hourly one, and only the partial hours at its edges
-//! from the rows themselves. The alert summaries are here; the sums (top talkers, TLS
-//! statistics), which can also subtract, are in `sums`.
+//! from the rows themselves. The alert summaries are here; the sums (alert counts, top talkers,
+//! TLS statistics), which can also subtract, are in `sums`.
 //!
 //! The answers equal those computed from the rows: every rollup column is a sum, a minimum or
 //! a maximum, and distinct counts are taken over the rollup keys, which carry the addresses.
@@ -113,13 +113,18 @@ pub async fn count_alerts(
 }
 
 /// Number of alerts matching `f`, and how many more match it when whitelisted and suppressed
-/// alerts are not hidden (0 unless `f.hide_whitelisted`): both in one pass over the rollups.
+/// alerts are not hidden (0 unless `f.hide_whitelisted`): both in one pass over the rollups,
+/// `alert_counts` when no address enters the count, `alert_rollup` otherwise.
 pub async fn count_alerts_and_hidden(
     conn: &mut AsyncPgConnection,
     f: &AlertFilter,
 ) -> Result<(i64, i64), StoreError> {
     if f.indicator.is_some() {
         let (shown, all) = counts_from_rows(conn, f).await?;
+        return Ok((shown, all - shown));
+    }
+    if f.ip.is_none() && !(f.hide_whitelisted && queries::address_whitelist_exists(conn).await?) {
+        let (shown, all) = sums::alert_counts(conn, f).await?;
         return Ok((shown, all - shown));
     }
     let w = f.window;

@@ -1,16 +1,16 @@
-//! Summaries that are sums (top talkers, TLS statistics), read from their rollups in
+//! Summaries that are sums (alert counts, top talkers, TLS statistics), read from their rollups in
 //! [`pieces`]: besides adding the whole days, the whole hours and the rows at the edges, a day
 //! the window covers almost entirely is read as the whole day minus what lies outside the
 //! window, which is fewer rollup rows than its hours. Sums allow it; minimums and maximums (the
 //! alert summaries' first and last seen) do not, so those keep the additive tiers.
 
-use crate::queries::{NameCount, Window};
+use crate::queries::{AlertFilter, NameCount, Window};
 use crate::StoreError;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
-use diesel::sql_types::{BigInt, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Bool, Int2, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 
@@ -168,6 +168,53 @@ fn bind_times(
         q = q.bind::<Timestamptz, _>(*t);
     }
     q
+}
+
+/// Alerts matching `f`, and also those it would hide, from `alert_counts`, which has no
+/// addresses: for filters without one, when no whitelist entry hides alerts by address (the
+/// caller checks), so that the hidden alerts are the suppressed ones.
+pub(super) async fn alert_counts(
+    conn: &mut AsyncPgConnection,
+    f: &AlertFilter,
+) -> Result<(i64, i64), StoreError> {
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = BigInt)]
+        shown: i64,
+        #[diesel(sql_type = BigInt)]
+        total: i64,
+    }
+    let filter = "(cardinality($1::text[]) = 0 OR threat_type = ANY($1)) \
+         AND ($2::int2 IS NULL OR severity <= $2)";
+    let (union, times) =
+        union_of(
+            &pieces(f.window, Utc::now()),
+            5,
+            |source, s, from, to| match source {
+                Source::Rows => format!(
+                    "SELECT {s} * (CASE WHEN $3 OR NOT acknowledged THEN 1 ELSE 0 END) AS n, \
+                   evidence ? 'suppressed_by' AS suppressed \
+                 FROM alerts WHERE ts >= {from} AND ts < {to} AND {filter}"
+                ),
+                Source::Hourly | Source::Daily => format!(
+                    "SELECT {s} * (CASE WHEN $3 THEN alerts ELSE open END) AS n, suppressed \
+                 FROM {} WHERE bucket >= {from} AND bucket < {to} AND {filter}",
+                    source.table("alert_counts")
+                ),
+            },
+        );
+    let sql = format!(
+        "SELECT COALESCE(sum(n) FILTER (WHERE NOT ($4::bool AND suppressed)), 0)::int8 AS shown, \
+           COALESCE(sum(n), 0)::int8 AS total FROM ({union}) x"
+    );
+    let q = diesel::sql_query(sql)
+        .into_boxed()
+        .bind::<Array<Text>, _>(f.threat_types.clone())
+        .bind::<Nullable<Int2>, _>(f.max_severity)
+        .bind::<Bool, _>(f.include_acknowledged)
+        .bind::<Bool, _>(f.hide_whitelisted);
+    let n: N = bind_times(q, &times).get_result(conn).await?;
+    Ok((n.shown, n.total))
 }
 
 /// One address among the top talkers.
