@@ -1,9 +1,9 @@
 //! Summaries over long windows, read from the rollups kept as batches land (`alert_rollup`,
 //! `alert_counts`, `talker_rollup`, `tls_rollup` per hour and their `_daily` twins per day; see the
-//! `partitions` and `tls_rollup` migrations): the whole days of a window from the daily
-//! rollup, its other whole hours from the hourly one, and only the partial hours at its edges
-//! from the rows themselves. The alert summaries are here; the sums (alert counts, top talkers,
-//! TLS statistics), which can also subtract, are in `sums`.
+//! `partitions`, `tls_rollup` and `alert_counts` migrations): the whole days of a window from the
+//! daily rollup, its other whole hours from the hourly one, and only the partial hours at its edges
+//! from the rows themselves. The alert summaries are here; the sums (alert counts, top talkers, TLS
+//! statistics), which can also subtract, are in `sums`.
 //!
 //! The answers equal those computed from the rows: every rollup column is a sum, a minimum or
 //! a maximum, and distinct counts are taken over the rollup keys, which carry the addresses.

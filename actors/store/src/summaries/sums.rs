@@ -1,8 +1,8 @@
 //! Summaries that are sums (alert counts, top talkers, TLS statistics), read from their rollups in
-//! [`pieces`]: besides adding the whole days, the whole hours and the rows at the edges, a day
-//! the window covers almost entirely is read as the whole day minus what lies outside the
-//! window, which is fewer rollup rows than its hours. Sums allow it; minimums and maximums (the
-//! alert summaries' first and last seen) do not, so those keep the additive tiers.
+//! [`pieces`]: besides adding the whole days, the whole hours and the rows at the edges, a day the
+//! window covers almost entirely is read as the whole day minus what lies outside the window, which
+//! is fewer rollup rows than its hours. Sums allow it; minimums and maximums (the alert summaries'
+//! first and last seen) do not, so those keep the additive tiers.
 
 use crate::queries::{AlertFilter, NameCount, Window};
 use crate::StoreError;
@@ -186,23 +186,19 @@ pub(super) async fn alert_counts(
     }
     let filter = "(cardinality($1::text[]) = 0 OR threat_type = ANY($1)) \
          AND ($2::int2 IS NULL OR severity <= $2)";
-    let (union, times) =
-        union_of(
-            &pieces(f.window, Utc::now()),
-            5,
-            |source, s, from, to| match source {
-                Source::Rows => format!(
-                    "SELECT {s} * (CASE WHEN $3 OR NOT acknowledged THEN 1 ELSE 0 END) AS n, \
-                   evidence ? 'suppressed_by' AS suppressed \
-                 FROM alerts WHERE ts >= {from} AND ts < {to} AND {filter}"
-                ),
-                Source::Hourly | Source::Daily => format!(
-                    "SELECT {s} * (CASE WHEN $3 THEN alerts ELSE open END) AS n, suppressed \
-                 FROM {} WHERE bucket >= {from} AND bucket < {to} AND {filter}",
-                    source.table("alert_counts")
-                ),
-            },
-        );
+    let select = |source: Source, s: i64, from: &str, to: &str| match source {
+        Source::Rows => format!(
+            "SELECT {s} * (CASE WHEN $3 OR NOT acknowledged THEN 1 ELSE 0 END) AS n, \
+               evidence ? 'suppressed_by' AS suppressed \
+             FROM alerts WHERE ts >= {from} AND ts < {to} AND {filter}"
+        ),
+        Source::Hourly | Source::Daily => format!(
+            "SELECT {s} * (CASE WHEN $3 THEN alerts ELSE open END) AS n, suppressed \
+             FROM {} WHERE bucket >= {from} AND bucket < {to} AND {filter}",
+            source.table("alert_counts")
+        ),
+    };
+    let (union, times) = union_of(&pieces(f.window, Utc::now()), 5, select);
     let sql = format!(
         "SELECT COALESCE(sum(n) FILTER (WHERE NOT ($4::bool AND suppressed)), 0)::int8 AS shown, \
            COALESCE(sum(n), 0)::int8 AS total FROM ({union}) x"
