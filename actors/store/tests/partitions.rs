@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
+use diesel_async::AsyncPgConnection;
 use netmonitor_common::{Alert, Event, EventHeader, EventKind, FlowKey, FlowRecord, Timestamp};
 use netmonitor_store::partitions::{PartitionKeeper, Retention, MAX_NEW_DAYS_PER_BATCH};
 use netmonitor_store::queries::{self, acknowledge_alerts_by_ip, AlertFilter, Window};
@@ -507,22 +508,7 @@ fn rollup_summaries_equal_the_rows_for_any_window() {
                         hide_whitelisted,
                         indicator: None,
                     };
-                    let raw = queries::count_alerts(&mut q, &f).await.unwrap();
-                    assert_eq!(
-                        count_alerts(&mut q, &f).await.unwrap(),
-                        raw,
-                        "count over {w:?} of {f:?}"
-                    );
-                    let everything = AlertFilter {
-                        hide_whitelisted: false,
-                        ..f.clone()
-                    };
-                    let raw_all = queries::count_alerts(&mut q, &everything).await.unwrap();
-                    assert_eq!(
-                        count_alerts_and_hidden(&mut q, &f).await.unwrap(),
-                        (raw, raw_all - raw),
-                        "count and hidden over {w:?} of {f:?}"
-                    );
+                    counts_equal_the_rows(&mut q, &f).await;
                 }
             }
 
@@ -614,20 +600,27 @@ fn rollup_summaries_equal_the_rows_for_any_window() {
                         hide_whitelisted,
                         indicator: None,
                     };
-                    let raw = queries::count_alerts(&mut q, &f).await.unwrap();
-                    let everything = AlertFilter {
-                        hide_whitelisted: false,
-                        ..f.clone()
-                    };
-                    let raw_all = queries::count_alerts(&mut q, &everything).await.unwrap();
-                    let got = count_alerts_and_hidden(&mut q, &f).await.unwrap();
-                    assert_eq!(got, (raw, raw_all - raw), "counts over {w:?} of {f:?}");
-                    hidden_seen += got.1;
+                    hidden_seen += counts_equal_the_rows(&mut q, &f).await;
                 }
             }
         }
         assert!(hidden_seen > 0, "suppressed alerts were counted as hidden");
     });
+}
+
+/// Checks the alert counts of `f` (matching, and hidden by it) against counts of the rows;
+/// returns the hidden ones.
+async fn counts_equal_the_rows(q: &mut AsyncPgConnection, f: &AlertFilter) -> i64 {
+    let raw = queries::count_alerts(q, f).await.unwrap();
+    assert_eq!(count_alerts(q, f).await.unwrap(), raw, "count of {f:?}");
+    let everything = AlertFilter {
+        hide_whitelisted: false,
+        ..f.clone()
+    };
+    let raw_all = queries::count_alerts(q, &everything).await.unwrap();
+    let got = count_alerts_and_hidden(q, f).await.unwrap();
+    assert_eq!(got, (raw, raw_all - raw), "count and hidden of {f:?}");
+    got.1
 }
 
 #[test]

@@ -103,6 +103,15 @@ fn rolled(columns: &str, table: &str, filter: &str) -> String {
     )
 }
 
+/// One row of an alert count: the alerts a filter shows, and all it matches without hiding.
+#[derive(QueryableByName)]
+struct ShownAndTotal {
+    #[diesel(sql_type = BigInt)]
+    shown: i64,
+    #[diesel(sql_type = BigInt)]
+    total: i64,
+}
+
 /// Number of alerts matching `f`. A filter on an indicator (text in the evidence) reads the
 /// rows throughout.
 pub async fn count_alerts(
@@ -132,13 +141,6 @@ pub async fn count_alerts_and_hidden(
     let (lo, hi) = (t.lo, t.hi);
     let (mut shown, mut all) = (0, 0);
     if hi > lo {
-        #[derive(QueryableByName)]
-        struct N {
-            #[diesel(sql_type = BigInt)]
-            shown: i64,
-            #[diesel(sql_type = BigInt)]
-            total: i64,
-        }
         let filter = "AND ($7::text IS NULL OR r.src_ip = $7::inet OR r.dest_ip = $7::inet) \
              AND (cardinality($8::text[]) = 0 OR r.threat_type = ANY($8)) \
              AND ($10::int2 IS NULL OR r.severity <= $10)";
@@ -152,7 +154,7 @@ pub async fn count_alerts_and_hidden(
                COALESCE(sum(n), 0)::int8 AS total FROM ({}) x",
             rolled(&columns, "alert_rollup", filter)
         );
-        let rolled: N = tiered(sql, w, t)
+        let rolled: ShownAndTotal = tiered(sql, w, t)
             .bind::<Nullable<Text>, _>(f.ip.as_deref())
             .bind::<Array<Text>, _>(&f.threat_types)
             .bind::<Bool, _>(f.include_acknowledged)

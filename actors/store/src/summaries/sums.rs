@@ -177,13 +177,6 @@ pub(super) async fn alert_counts(
     conn: &mut AsyncPgConnection,
     f: &AlertFilter,
 ) -> Result<(i64, i64), StoreError> {
-    #[derive(QueryableByName)]
-    struct N {
-        #[diesel(sql_type = BigInt)]
-        shown: i64,
-        #[diesel(sql_type = BigInt)]
-        total: i64,
-    }
     let filter = "(cardinality($1::text[]) = 0 OR threat_type = ANY($1)) \
          AND ($2::int2 IS NULL OR severity <= $2)";
     let select = |source: Source, s: i64, from: &str, to: &str| match source {
@@ -209,7 +202,7 @@ pub(super) async fn alert_counts(
         .bind::<Nullable<Int2>, _>(f.max_severity)
         .bind::<Bool, _>(f.include_acknowledged)
         .bind::<Bool, _>(f.hide_whitelisted);
-    let n: N = bind_times(q, &times).get_result(conn).await?;
+    let n: super::ShownAndTotal = bind_times(q, &times).get_result(conn).await?;
     Ok((n.shown, n.total))
 }
 
