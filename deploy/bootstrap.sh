@@ -62,6 +62,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
   [ -z "$no_start" ] || $sudo_cmd rm -f /usr/sbin/policy-rc.d
   [ "$status" -eq 0 ] || exit "$status"
 fi
+# The HyperLogLog extension the TLS rollup's distinct counts use, for the server's major version
+# (known only once the server is installed, above).
+pg_major=$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1)
+if [ -n "$pg_major" ] && [ ! -f "/usr/share/postgresql/$pg_major/extension/hll.control" ]; then
+  echo "bootstrap: installing postgresql-$pg_major-hll" >&2
+  { $sudo_cmd apt-get update -qq \
+    && DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends \
+      "postgresql-$pg_major-hll" >/dev/null; } || exit $?
+fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "bootstrap: cargo not found; install Rust (https://rustup.rs) and run this again" >&2
   exit 1

@@ -179,7 +179,12 @@ fn rollups_of(table: &str) -> &'static [&'static str] {
             "alert_counts_daily",
         ],
         "flows" => &["talker_rollup", "talker_rollup_daily"],
-        "tls_sessions" => &["tls_rollup", "tls_rollup_daily"],
+        "tls_sessions" => &[
+            "tls_rollup",
+            "tls_rollup_daily",
+            "tls_distinct",
+            "tls_distinct_daily",
+        ],
         _ => &[],
     }
 }
@@ -310,7 +315,7 @@ pub async fn database_bytes(conn: &mut diesel_async::AsyncPgConnection) -> Resul
 }
 
 /// The tables [`table_storage`] reports, event tables first.
-pub const STORAGE_TABLES: [&str; 20] = [
+pub const STORAGE_TABLES: [&str; 22] = [
     "flows",
     "alerts",
     "tls_sessions",
@@ -325,6 +330,8 @@ pub const STORAGE_TABLES: [&str; 20] = [
     "talker_rollup_daily",
     "tls_rollup",
     "tls_rollup_daily",
+    "tls_distinct",
+    "tls_distinct_daily",
     "mitre_rollup",
     "certificates",
     "indicators",

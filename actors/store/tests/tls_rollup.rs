@@ -135,6 +135,7 @@ fn raw_totals(c: &mut PgConnection, w: Window) -> TlsTotals {
         certificates: t.certificates,
         self_signed_certificates: t.self_signed,
         expired_certificates: t.expired,
+        addresses_estimated: false,
     }
 }
 
@@ -245,5 +246,44 @@ fn tls_statistics_from_the_rollup_equal_the_rows_for_any_window() {
             assert!(n > 0 && n < totals.sessions, "{what}: {n} of {totals:?}");
         }
         assert_eq!((totals.clients, totals.servers), (8, 13));
+        assert!(!totals.addresses_estimated);
     });
+
+    // Many clients: 20,000 sessions over two days from as many addresses, to 500 servers, in
+    // four statements (each adds to the sketches of the hours and days before it). Past 1,280
+    // addresses the sketch estimates; below it still counts exactly.
+    for part in 0..4 {
+        diesel::sql_query(format!(
+            "INSERT INTO tls_sessions (sensor, flow_id, ts, src_ip, src_port, dest_ip, dest_port, transport, alpn) \
+             SELECT 'many', g, '2026-11-05T08:00:00Z'::timestamptz + g * interval '7 seconds', \
+               ('10.2.' || g / 250 || '.' || g % 250)::inet, 40000, \
+               ('198.18.' || g % 500 / 250 || '.' || g % 250)::inet, 443, 'tcp', ARRAY[]::text[] \
+             FROM generate_series({}, {}) g",
+            part * 5000 + 1,
+            part * 5000 + 5000
+        ))
+        .execute(&mut c)
+        .unwrap();
+    }
+    let many = Window {
+        since: at("2026-11-05T10:20:00Z"),
+        until: at("2026-11-06T13:05:00Z"),
+    };
+    let raw = raw_totals(&mut c, many);
+    let got = rt.block_on(async {
+        let mut q = pool.get().await.unwrap();
+        tls_stats(&mut q, many, 10).await.unwrap().totals
+    });
+    assert!(raw.clients > 10_000, "{raw:?}");
+    assert!(got.addresses_estimated, "{got:?}");
+    let error = (got.clients - raw.clients).abs() as f64 / raw.clients as f64;
+    // four standard errors of the sketch's precision
+    assert!(
+        error < 0.033,
+        "{} clients estimated as {}",
+        raw.clients,
+        got.clients
+    );
+    assert_eq!(got.servers, raw.servers);
+    assert_eq!(got.sessions, raw.sessions);
 }

@@ -157,6 +157,7 @@ fn get_tls_stats(ctx: &Ctx) -> ToolDef {
                     ("sessions", count("Handshakes")),
                     ("clients", count("Distinct clients")),
                     ("servers", count("Distinct servers")),
+                    ("addresses_estimated", boolean("Whether clients and servers are HyperLogLog estimates (standard error 0.8%), as they are past 1,280 distinct addresses; exact otherwise", None)),
                     ("without_sni", count("Handshakes without SNI")),
                     ("quic", count("QUIC handshakes")),
                     ("distinct_ja3", count("Distinct JA3")),

@@ -4,6 +4,7 @@
 //! is fewer rollup rows than its hours. Sums allow it; minimums and maximums (the alert summaries'
 //! first and last seen) do not, so those keep the additive tiers.
 
+use super::EDGES;
 use crate::queries::{AlertFilter, NameCount, Window};
 use crate::StoreError;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
@@ -47,6 +48,9 @@ pub struct Piece {
     /// 1 or -1.
     pub sign: i64,
 }
+
+/// `hll_type` of a sketch that holds its values' hashes (an exact count); larger types estimate.
+const EXPLICIT: i32 = 2;
 
 /// What reading one day of a rollup costs, in hours of it: a day holds each value once, an hour
 /// each value seen that hour, so at a busy sensor a day reads like a few hours.
@@ -271,6 +275,9 @@ pub struct TlsTotals {
     pub servers: i64,
     pub without_sni: i64,
     pub quic: i64,
+    /// Whether `clients` and `servers` are HyperLogLog estimates (standard error 0.8%): false
+    /// while the window holds at most 1,280 of each, which the sketches count exactly.
+    pub addresses_estimated: bool,
     pub distinct_ja3: i64,
     pub distinct_ja4: i64,
     pub blocklisted_ja3_sessions: i64,
@@ -304,14 +311,16 @@ struct TlsLine {
 }
 
 /// TLS statistics over `window` from `tls_rollup` (counts per attribute value, see the
-/// `tls_rollup` migration) read in [`pieces`], in one statement: the `limit` most frequent
-/// values of each attribute, and totals, with blocklisted JA3 and certificate flags judged now.
+/// `tls_rollup` migration) read in [`pieces`], and distinct clients and servers from the sketches
+/// in `tls_distinct` (see its migration) read in additive [`tiers`](super::tiers), in one
+/// statement: the `limit` most frequent values of each attribute, and totals, with blocklisted
+/// JA3 and certificate flags judged now.
 pub async fn tls_stats(
     conn: &mut AsyncPgConnection,
     window: Window,
     limit: i64,
 ) -> Result<TlsStats, StoreError> {
-    let (union, times) = union_of(&pieces(window, Utc::now()), 2, |source, s, from, to| {
+    let (union, times) = union_of(&pieces(window, Utc::now()), 8, |source, s, from, to| {
         match source {
             Source::Rows => format!(
                 "SELECT v.kind, v.value, {s}::int8 AS n FROM tls_sessions t, netmonitor_tls_values(t) v \
@@ -323,9 +332,23 @@ pub async fn tls_stats(
             ),
         }
     });
+    // the precision of the sketches, as the migration writes them
+    let sketch = |ip: &str| format!("hll_add_agg(netmonitor_address_hash({ip}), 14, 5, -1, 1)");
     let sql = format!(
         "WITH r AS ({union}), g AS MATERIALIZED ( \
            SELECT kind, value, sum(n)::int8 AS n FROM r GROUP BY 1, 2 HAVING sum(n) > 0 \
+         ), sketches AS ( \
+           SELECT hll_union_agg(clients) AS clients, hll_union_agg(servers) AS servers FROM ( \
+             {} \
+             UNION ALL \
+             SELECT {}, {} FROM tls_sessions WHERE {EDGES} \
+           ) s \
+         ), addresses AS ( \
+           SELECT COALESCE(round(hll_cardinality(clients)), 0)::int8 AS clients, \
+             COALESCE(round(hll_cardinality(servers)), 0)::int8 AS servers, \
+             COALESCE(hll_type(clients) > {EXPLICIT} OR hll_type(servers) > {EXPLICIT}, false) \
+               AS addresses_estimated \
+           FROM sketches \
          ), certs AS ( \
            SELECT count(*) AS certificates, \
              count(*) FILTER (WHERE c.self_signed) AS self_signed_certificates, \
@@ -333,8 +356,6 @@ pub async fn tls_stats(
            FROM g LEFT JOIN certificates c ON c.fingerprint = g.value WHERE g.kind = 'certificate' \
          ), totals AS ( \
            SELECT COALESCE(sum(n) FILTER (WHERE kind = 'transport'), 0)::int8 AS sessions, \
-             count(*) FILTER (WHERE kind = 'client') AS clients, \
-             count(*) FILTER (WHERE kind = 'server') AS servers, \
              (COALESCE(sum(n) FILTER (WHERE kind = 'transport'), 0) \
                - COALESCE(sum(n) FILTER (WHERE kind = 'sni'), 0))::int8 AS without_sni, \
              COALESCE(sum(n) FILTER (WHERE kind = 'transport' AND value = 'quic'), 0)::int8 AS quic, \
@@ -347,16 +368,15 @@ pub async fn tls_stats(
          SELECT kind, value, n FROM ( \
            SELECT kind, value, n, row_number() OVER (PARTITION BY kind ORDER BY n DESC, value) AS rank \
            FROM g WHERE kind IN ('version', 'ja3', 'ja3s', 'ja4', 'sni') \
-         ) top WHERE rank <= $1 \
+         ) top WHERE rank <= $7 \
          UNION ALL \
-         SELECT 'totals', row_to_json(x)::text, 0 FROM (SELECT * FROM totals, certs) x"
+         SELECT 'totals', row_to_json(x)::text, 0 FROM (SELECT * FROM totals, addresses, certs) x",
+        super::rolled("clients, servers", "tls_distinct", ""),
+        sketch("src_ip"),
+        sketch("dest_ip"),
     );
-    let lines: Vec<TlsLine> = bind_times(
-        diesel::sql_query(sql).into_boxed().bind::<BigInt, _>(limit),
-        &times,
-    )
-    .load(conn)
-    .await?;
+    let q = super::tiered(sql, window, super::tiers(window)).bind::<BigInt, _>(limit);
+    let lines: Vec<TlsLine> = bind_times(q, &times).load(conn).await?;
     let mut stats = TlsStats::default();
     for line in lines {
         let list = match line.kind.as_str() {
