@@ -189,6 +189,15 @@ fn rollups_of(table: &str) -> &'static [&'static str] {
     }
 }
 
+/// The rolling sums (`rolling_spans.rollup`) kept from `table`'s rollup.
+fn rolling_of(table: &str) -> Option<&'static str> {
+    match table {
+        "flows" => Some("talker"),
+        "tls_sessions" => Some("tls"),
+        _ => None,
+    }
+}
+
 /// Drops the partitions of `table` older than `keep_days` before its newest row.
 fn drop_expired(
     conn: &mut PgConnection,
@@ -212,6 +221,14 @@ fn drop_expired(
         .and_utc();
     for rollup in rollups_of(table) {
         diesel::sql_query(format!("DELETE FROM {rollup} WHERE bucket < $1"))
+            .bind::<Timestamptz, _>(cutoff)
+            .execute(conn)?;
+    }
+    // a rolling span reaching back past the cutoff could no longer subtract the hours it
+    // holds there: forget it, so that the next roll counts it again from what is kept
+    if let Some(rolling) = rolling_of(table) {
+        diesel::sql_query("DELETE FROM rolling_spans WHERE rollup = $1 AND lo < $2")
+            .bind::<Text, _>(rolling)
             .bind::<Timestamptz, _>(cutoff)
             .execute(conn)?;
     }
@@ -315,7 +332,7 @@ pub async fn database_bytes(conn: &mut diesel_async::AsyncPgConnection) -> Resul
 }
 
 /// The tables [`table_storage`] reports, event tables first.
-pub const STORAGE_TABLES: [&str; 22] = [
+pub const STORAGE_TABLES: [&str; 24] = [
     "flows",
     "alerts",
     "tls_sessions",
@@ -332,6 +349,8 @@ pub const STORAGE_TABLES: [&str; 22] = [
     "tls_rollup_daily",
     "tls_distinct",
     "tls_distinct_daily",
+    "talker_rolling",
+    "tls_rolling",
     "mitre_rollup",
     "certificates",
     "indicators",

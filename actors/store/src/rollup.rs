@@ -177,3 +177,41 @@ impl TalkerSums {
         }
     }
 }
+
+/// Rolls the talker and TLS sums over the last day and week (`rolling_sums` migration) to the
+/// current hour, once an hour; a failure is retried a minute later (until then summaries read
+/// the span as it was, which stays exact, only longer to read).
+#[derive(Debug, Default)]
+pub struct SpanRoller {
+    rolled: Option<i64>,
+    retry_at: Option<Instant>,
+}
+
+impl SpanRoller {
+    /// Rolls the spans if the hour has turned since the last roll.
+    pub fn roll(&mut self, conn: &mut PgConnection) -> QueryResult<()> {
+        let hour = wall_hour();
+        if self.rolled == Some(hour) || self.retry_at.is_some_and(|t| Instant::now() < t) {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let result = diesel::sql_query("SELECT netmonitor_roll_all(to_timestamp($1 * 3600))")
+            .bind::<BigInt, _>(hour)
+            .execute(conn);
+        match result {
+            Ok(_) => {
+                self.rolled = Some(hour);
+                self.retry_at = None;
+                tracing::debug!(
+                    seconds = started.elapsed().as_secs_f64(),
+                    "rolling sums moved to the current hour"
+                );
+                Ok(())
+            }
+            Err(e) => {
+                self.retry_at = Some(Instant::now() + Duration::from_secs(60));
+                Err(e)
+            }
+        }
+    }
+}

@@ -48,4 +48,49 @@ impl TestDatabase {
             .get_result(&mut conn)?;
         Ok(n.n)
     }
+
+    /// Rows of the rolling sums of `rollup` ("talker" or "tls") that differ from the hourly
+    /// rollup summed over the hours their span holds (0 when they agree), and the spans held.
+    pub fn rolling_mismatches(&self, rollup: &str) -> Result<(i64, i64), StoreError> {
+        use diesel::prelude::*;
+        #[derive(QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            spans: i64,
+        }
+        let (keys, sums): (&[&str], &[&str]) = match rollup {
+            "talker" => (
+                &["sensor", "ip"],
+                &[
+                    "bytes_sent",
+                    "bytes_received",
+                    "flows_as_client",
+                    "flows_as_server",
+                ],
+            ),
+            _ => (&["sensor", "kind", "value"], &["sessions"]),
+        };
+        let list = |f: &dyn Fn(&str) -> String, of: &[&str]| {
+            of.iter().map(|c| f(c)).collect::<Vec<_>>().join(", ")
+        };
+        let sql = format!(
+            "WITH want AS ( \
+               SELECT r.span_hours, {hk}, {hs} FROM {rollup}_rollup h JOIN rolling_spans r \
+                 ON r.rollup = '{rollup}' AND h.bucket >= r.lo AND h.bucket < r.hi \
+               GROUP BY r.span_hours, {hk} \
+             ), have AS (SELECT span_hours, {k}, {s} FROM {rollup}_rolling) \
+             SELECT (SELECT count(*) FROM ((SELECT * FROM want EXCEPT ALL SELECT * FROM have) \
+                 UNION ALL (SELECT * FROM have EXCEPT ALL SELECT * FROM want)) d) AS n, \
+               (SELECT count(*) FROM rolling_spans WHERE rollup = '{rollup}') AS spans",
+            hk = list(&|c| format!("h.{c}"), keys),
+            hs = list(&|c| format!("sum(h.{c})::int8"), sums),
+            k = keys.join(", "),
+            s = sums.join(", "),
+        );
+        let mut conn = PgConnection::establish(self.db.conninfo())?;
+        let n: N = diesel::sql_query(sql).get_result(&mut conn)?;
+        Ok((n.n, n.spans))
+    }
 }

@@ -15,7 +15,7 @@
 use crate::audit::AuditRecord;
 use crate::deadletter::DeadLetters;
 use crate::partitions::{PartitionKeeper, Retention};
-use crate::rollup::TalkerSums;
+use crate::rollup::{SpanRoller, TalkerSums};
 use crate::rows::{TableCopies, SESSION_SETUP};
 use crate::spool::{Oldest, Spool};
 use crate::StoreError;
@@ -171,6 +171,7 @@ impl StoreHandle {
             partitions: PartitionKeeper::default(),
             next_upkeep: Instant::now(),
             talkers: TalkerSums::default(),
+            spans: SpanRoller::default(),
         };
         let join = std::thread::Builder::new()
             .name("store-writer".into())
@@ -260,6 +261,8 @@ struct Writer {
     next_upkeep: Instant,
     /// Committed flows summed for `talker_rollup`, written every few seconds.
     talkers: TalkerSums,
+    /// Moves the last-day and last-week sums along as the hours turn.
+    spans: SpanRoller,
 }
 
 /// How often partitions are made ahead and retention applied.
@@ -588,17 +591,22 @@ impl Writer {
         }
     }
 
-    /// Writes the in-memory rollup sums when due (or now, with `force`). A failure keeps them
-    /// for the next attempt; an outage is noticed by the next batch.
+    /// Writes the in-memory rollup sums when due (or now, with `force`), and rolls the spans
+    /// when the hour has turned. A failure keeps the sums for the next attempt; an outage is
+    /// noticed by the next batch.
     fn write_rollups(&mut self, force: bool) {
-        if !(self.talkers.due() || force) {
-            return;
-        }
         let Some(conn) = self.conn.as_mut() else {
             return;
         };
-        if let Err(e) = self.talkers.flush(conn, &self.config.sensor_name) {
-            tracing::warn!(error = %e, "talker rollup not written; retrying");
+        if self.talkers.due() || force {
+            if let Err(e) = self.talkers.flush(conn, &self.config.sensor_name) {
+                tracing::warn!(error = %e, "talker rollup not written; retrying");
+                metrics::counter!("netmonitor_store_errors_total", "error_type" => "rollup")
+                    .increment(1);
+            }
+        }
+        if let Err(e) = self.spans.roll(conn) {
+            tracing::warn!(error = %e, "rolling sums not moved on; retrying in a minute");
             metrics::counter!("netmonitor_store_errors_total", "error_type" => "rollup")
                 .increment(1);
         }

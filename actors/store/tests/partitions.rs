@@ -854,3 +854,97 @@ fn domain_sightings_find_the_name_and_its_subdomains_only() {
         assert_eq!(seen(none), vec![]);
     });
 }
+
+/// Top talkers over the last day and week, read from the rolling sums, equal the flows: nine
+/// days of flows through the writer (which rolls the spans), late flows inside the spans, the
+/// spans rolled on and recounted; each time every span equals the hourly rollup over its hours.
+#[test]
+fn top_talkers_over_the_last_day_and_week_come_from_the_rolling_sums() {
+    let t = TestDatabase::start().expect("test database");
+    let store = StoreHandle::spawn(t.conninfo(), config(&t)).unwrap();
+    let agree = |what: &str| {
+        let (mismatches, spans) = t.rolling_mismatches("talker").unwrap();
+        assert_eq!((mismatches, spans), (0, 2), "{what}");
+    };
+    let now = Utc::now().timestamp();
+    let flows_back = |from: u64, to: u64, ago: i64| -> Vec<Event> {
+        (from..to)
+            .map(|i| {
+                flow(
+                    now - ago - i as i64 * 600,
+                    i,
+                    &format!("10.0.{}.{}", i % 3, i % 50),
+                    &format!("198.51.100.{}", i % 70),
+                    (i * 37) % 5000,
+                    (i * 91) % 9000,
+                )
+            })
+            .collect()
+    };
+    store.send_events(flows_back(0, 9 * 144, 0)).unwrap();
+    store.flush().unwrap();
+    agree("rolled by the writer");
+    // late flows, three days back, added to the spans as their sums are written
+    store
+        .send_events(flows_back(
+            9 * 144,
+            9 * 144 + 60,
+            3 * 86_400 - 9 * 144 * 600,
+        ))
+        .unwrap();
+    store.flush().unwrap();
+    agree("after late flows");
+    let mut c = PgConnection::establish(&t.conninfo()).unwrap();
+    for hours_ahead in [1, 5, -300, 0] {
+        diesel::sql_query(format!(
+            "SELECT netmonitor_roll_all(date_trunc('hour', now(), 'UTC') + interval '{hours_ahead} hours')"
+        ))
+        .execute(&mut c)
+        .unwrap();
+        agree(&format!("rolled to {hours_ahead} hours from now"));
+    }
+    // retention keeping two days: the week's span reached past them and is counted again
+    let retention = Retention {
+        flows_days: 2,
+        ..Retention::default()
+    };
+    assert!(
+        PartitionKeeper::default()
+            .upkeep(&mut c, &retention)
+            .unwrap()
+            > 0
+    );
+    let (_, spans) = t.rolling_mismatches("talker").unwrap();
+    assert_eq!(spans, 1, "the week's span is forgotten, the day's kept");
+    diesel::sql_query("SELECT netmonitor_roll_all(date_trunc('hour', now(), 'UTC'))")
+        .execute(&mut c)
+        .unwrap();
+    agree("counted again after retention");
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let pool = netmonitor_store::db::query_pool(&t.conninfo(), 1, 10_000).unwrap();
+    rt.block_on(async {
+        let mut q = pool.get().await.unwrap();
+        let now = Utc::now();
+        for hours in [24, 168, 30] {
+            let w = Window {
+                since: now - chrono::TimeDelta::hours(hours),
+                until: now,
+            };
+            let mut talkers: Vec<_> = top_talkers(&mut q, w, 1000)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| (r.ip, r.bytes_sent, r.flows_as_client + r.flows_as_server))
+                .collect();
+            talkers.sort();
+            let mut raw = raw_talkers(&mut c, w);
+            raw.sort();
+            assert!(!raw.is_empty());
+            assert_eq!(talkers, raw, "top talkers over the last {hours} hours");
+        }
+    });
+}

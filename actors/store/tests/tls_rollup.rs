@@ -287,3 +287,97 @@ fn tls_statistics_from_the_rollup_equal_the_rows_for_any_window() {
     assert_eq!(got.servers, raw.servers);
     assert_eq!(got.sessions, raw.sessions);
 }
+
+/// Inserts TLS sessions `from..=to` (one every seven minutes back from now, so up to nine
+/// days), whose names, fingerprints and addresses repeat.
+fn sessions_back_from_now(c: &mut PgConnection, from: i64, to: i64, ago: &str) {
+    diesel::sql_query(format!(
+        "INSERT INTO tls_sessions (sensor, flow_id, ts, src_ip, src_port, dest_ip, dest_port, \
+           transport, sni, version, ja3, ja4, alpn) \
+         SELECT 'rolling', g, now() - {ago} - g * interval '7 minutes', ('10.3.0.' || g % 40)::inet, \
+           40000, ('198.51.100.' || g % 90)::inet, 443, 'tcp', \
+           CASE WHEN g % 5 > 0 THEN 'site' || g % 23 || '.example' END, \
+           (ARRAY['TLS 1.2', 'TLS 1.3'])[g % 2 + 1], md5((g % 17)::text), 't13d_' || g % 7, \
+           ARRAY[]::text[] \
+         FROM generate_series({from}, {to}) g"
+    ))
+    .execute(c)
+    .unwrap();
+}
+
+#[test]
+fn tls_statistics_over_the_last_day_and_week_come_from_the_rolling_sums() {
+    let t = TestDatabase::start().expect("test database");
+    let mut c = PgConnection::establish(&t.conninfo()).unwrap();
+    let roll = |c: &mut PgConnection, hours_ahead: i64| {
+        diesel::sql_query(format!(
+            "SELECT netmonitor_roll_all(date_trunc('hour', now(), 'UTC') + interval '{hours_ahead} hours')"
+        ))
+        .execute(c)
+        .unwrap();
+    };
+    let agree = |what: &str| {
+        let (mismatches, spans) = t.rolling_mismatches("tls").unwrap();
+        assert_eq!((mismatches, spans), (0, 2), "{what}");
+    };
+    // nine days of sessions, then the spans counted from them
+    sessions_back_from_now(&mut c, 0, 9 * 24 * 60 / 7, "interval '0 s'");
+    roll(&mut c, 0);
+    agree("counted at the first roll");
+    // late sessions, inside both spans (and the current hour), added as they are written
+    sessions_back_from_now(&mut c, 0, 700, "interval '3 minutes'");
+    agree("after late sessions");
+    // the hours turn: the new ones added, the old ones taken away
+    roll(&mut c, 2);
+    agree("rolled two hours on");
+    roll(&mut c, 3);
+    agree("rolled one more hour");
+    // back to now: nothing in common with what is held, so counted again
+    roll(&mut c, -200);
+    agree("recounted");
+    roll(&mut c, 0);
+    agree("recounted at the current hour");
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let pool = netmonitor_store::db::query_pool(&t.conninfo(), 1, 10_000).unwrap();
+    rt.block_on(async {
+        let mut q = pool.get().await.unwrap();
+        let held = netmonitor_store::summaries::spans(&mut q, "tls")
+            .await
+            .unwrap();
+        let now = chrono::Utc::now();
+        for hours in [24, 168, 100] {
+            let w = Window {
+                since: now - chrono::TimeDelta::hours(hours),
+                until: now,
+            };
+            // the last day and week are read from their spans (unless the hour turned just now)
+            let pieces = netmonitor_store::summaries::pieces_with(w, now, &held);
+            let from_span = pieces
+                .iter()
+                .any(|p| matches!(p.source, netmonitor_store::summaries::Source::Span(_)));
+            assert!(
+                from_span || hours == 100 || held.iter().any(|s| s.hi > now),
+                "{pieces:?}"
+            );
+            let got = tls_stats(&mut q, w, 50).await.unwrap();
+            assert_eq!(
+                got.totals,
+                raw_totals(&mut c, w),
+                "totals over {hours} hours"
+            );
+            assert!(got.totals.sessions > 0);
+            assert_eq!(got.sni, raw_top(&mut c, "sni", w, 50), "{hours} hours");
+            assert_eq!(got.ja3, raw_top(&mut c, "ja3", w, 50), "{hours} hours");
+            assert_eq!(got.ja4, raw_top(&mut c, "ja4", w, 50), "{hours} hours");
+            assert_eq!(
+                got.versions,
+                raw_top(&mut c, "version", w, 50),
+                "{hours} hours"
+            );
+        }
+    });
+}

@@ -10,7 +10,10 @@
 
 mod sums;
 
-pub use sums::{pieces, tls_stats, top_talkers, Piece, Source, TalkerRow, TlsStats, TlsTotals};
+pub use sums::{
+    pieces, pieces_with, spans, tls_stats, top_talkers, Piece, Source, Span, TalkerRow, TlsStats,
+    TlsTotals,
+};
 
 use crate::queries::{self, not_whitelisted, AlertFilter, Window};
 use crate::StoreError;

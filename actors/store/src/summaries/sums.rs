@@ -24,16 +24,55 @@ pub enum Source {
     Hourly,
     /// The daily rollup.
     Daily,
+    /// The rolling sums over a span of this many hours (`rolling_sums` migration), which
+    /// hold the whole hours of [`Span`].
+    Span(i32),
 }
 
 impl Source {
-    /// The table of this tier of the rollup `hourly` (the daily one is `<hourly>_daily`).
+    /// The table of this tier of the rollup `hourly` (`<x>_rollup`): the daily one is
+    /// `<x>_rollup_daily`, the rolling one `<x>_rolling`.
     fn table(self, hourly: &str) -> String {
         match self {
             Source::Daily => format!("{hourly}_daily"),
+            Source::Span(_) => format!("{}_rolling", hourly.trim_end_matches("_rollup")),
             _ => hourly.to_owned(),
         }
     }
+
+    /// The condition choosing a piece's rows of this tier's table, `from` and `to` its range.
+    fn range(self, from: &str, to: &str) -> String {
+        match self {
+            Source::Span(hours) => format!("span_hours = {hours}"),
+            _ => format!("bucket >= {from} AND bucket < {to}"),
+        }
+    }
+}
+
+/// The whole hours `[lo, hi)` a rolling sum holds now, over its span of `hours`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, QueryableByName)]
+pub struct Span {
+    /// The span, in hours.
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pub hours: i32,
+    /// First hour held.
+    #[diesel(sql_type = Timestamptz)]
+    pub lo: DateTime<Utc>,
+    /// End of the hours held (exclusive).
+    #[diesel(sql_type = Timestamptz)]
+    pub hi: DateTime<Utc>,
+}
+
+/// The spans the rolling sums of `rollup` ("talker", "tls") hold now.
+pub async fn spans(conn: &mut AsyncPgConnection, rollup: &str) -> Result<Vec<Span>, StoreError> {
+    Ok(
+        diesel::sql_query(
+            "SELECT span_hours AS hours, lo, hi FROM rolling_spans WHERE rollup = $1",
+        )
+        .bind::<Text, _>(rollup)
+        .load(conn)
+        .await?,
+    )
 }
 
 /// The range `[from, to)` of one source, its counts added (`sign` 1) or subtracted (-1).
@@ -100,6 +139,72 @@ pub fn pieces(w: Window, now: DateTime<Utc>) -> Vec<Piece> {
     out
 }
 
+/// The pieces of `w` as [`pieces`] makes them, except that the whole hours of the largest
+/// rolling span inside `w` are read from it.
+pub fn pieces_with(w: Window, now: DateTime<Utc>, spans: &[Span]) -> Vec<Piece> {
+    let end = w.until + TimeDelta::microseconds(1);
+    let Some(span) = spans
+        .iter()
+        .filter(|s| s.lo >= w.since && s.hi <= end && s.hi > s.lo)
+        .max_by_key(|s| s.hi - s.lo)
+    else {
+        return pieces(w, now);
+    };
+    let mut out = Vec::new();
+    if w.since < span.lo {
+        out.extend(pieces(
+            Window {
+                since: w.since,
+                until: span.lo - TimeDelta::microseconds(1),
+            },
+            now,
+        ));
+    }
+    out.push(Piece {
+        source: Source::Span(span.hours),
+        from: span.lo,
+        to: span.hi,
+        sign: 1,
+    });
+    if end > span.hi {
+        out.extend(pieces(
+            Window {
+                since: span.hi,
+                until: w.until,
+            },
+            now,
+        ));
+    }
+    out
+}
+
+/// What reading one hour of a rollup costs, in minutes of rows: an hour holds each value once,
+/// the rows every event.
+const HOUR_COST_IN_MINUTES: i64 = 10;
+
+/// The pieces of `[from, to)`, inside one hour: its rows, or the hour's rollup minus the rows
+/// outside the range, whichever reads less (rows after `now` do not exist yet and cost nothing).
+fn hour_pieces(from: DateTime<Utc>, to: DateTime<Utc>, now: DateTime<Utc>, out: &mut Vec<Piece>) {
+    if to <= from {
+        return;
+    }
+    let hour = TimeDelta::hours(1);
+    debug_assert!(
+        to <= floor(from, hour) + hour,
+        "{from}..{to} crosses an hour"
+    );
+    let (start, next) = (floor(from, hour), floor(from, hour) + hour);
+    let inside = (to - from).num_minutes();
+    let outside = (from - start).num_minutes() + (next.min(now.max(to)) - to).num_minutes();
+    if outside + HOUR_COST_IN_MINUTES < inside {
+        push(out, Source::Hourly, start, next, 1);
+        push(out, Source::Rows, start, from, -1);
+        push(out, Source::Rows, to, next, -1);
+    } else {
+        push(out, Source::Rows, from, to, 1);
+    }
+}
+
 /// The pieces of `[from, to)` within the day starting at `day`.
 fn day_pieces(
     day: DateTime<Utc>,
@@ -110,16 +215,6 @@ fn day_pieces(
 ) {
     let hour = TimeDelta::hours(1);
     let next = day + TimeDelta::days(1);
-    let mut push = |source, from: DateTime<Utc>, to: DateTime<Utc>, sign| {
-        if to > from {
-            out.push(Piece {
-                source,
-                from,
-                to,
-                sign,
-            });
-        }
-    };
     let (a, b) = (ceil(from, hour), floor(to, hour));
     let inside = (b - a).num_hours().max(0);
     let before = (floor(from, hour) - day).num_hours();
@@ -127,22 +222,38 @@ fn day_pieces(
         .num_hours()
         .max(0);
     if before + after + DAY_COST_IN_HOURS < inside {
-        push(Source::Daily, day, next, 1);
-        push(Source::Hourly, day, floor(from, hour), -1);
-        push(Source::Rows, floor(from, hour), from, -1);
-        push(Source::Rows, to, ceil(to, hour), -1);
-        push(Source::Hourly, ceil(to, hour), next, -1);
+        push(out, Source::Daily, day, next, 1);
+        push(out, Source::Hourly, day, floor(from, hour), -1);
+        push(out, Source::Rows, floor(from, hour), from, -1);
+        push(out, Source::Rows, to, ceil(to, hour), -1);
+        push(out, Source::Hourly, ceil(to, hour), next, -1);
     } else if b > a {
-        push(Source::Rows, from, a, 1);
-        push(Source::Hourly, a, b, 1);
-        push(Source::Rows, b, to, 1);
+        hour_pieces(from, a, now, out);
+        push(out, Source::Hourly, a, b, 1);
+        hour_pieces(b, to, now, out);
     } else {
-        push(Source::Rows, from, to, 1);
+        // within an hour, or across one boundary
+        let cut = a.min(to);
+        hour_pieces(from, cut, now, out);
+        hour_pieces(cut, to, now, out);
+    }
+}
+
+/// Adds the piece unless its range is empty.
+fn push(out: &mut Vec<Piece>, source: Source, from: DateTime<Utc>, to: DateTime<Utc>, sign: i64) {
+    if to > from {
+        out.push(Piece {
+            source,
+            from,
+            to,
+            sign,
+        });
     }
 }
 
 /// The pieces as one UNION ALL of `select(source, sign, from, to)`, with `from` and `to` the
-/// placeholders of the piece's range, numbered from `$first`; and the times to bind, in order.
+/// placeholders of the piece's range, numbered from `$first` (none for a rolling span, which
+/// has no range to choose); and the times to bind, in order.
 fn union_of(
     pieces: &[Piece],
     first: usize,
@@ -150,8 +261,12 @@ fn union_of(
 ) -> (String, Vec<DateTime<Utc>>) {
     let mut parts = Vec::with_capacity(pieces.len());
     let mut times = Vec::with_capacity(2 * pieces.len());
-    for (i, p) in pieces.iter().enumerate() {
-        let n = first + 2 * i;
+    for p in pieces {
+        if let Source::Span(_) = p.source {
+            parts.push(select(p.source, p.sign, "", ""));
+            continue;
+        }
+        let n = first + times.len();
         parts.push(select(
             p.source,
             p.sign,
@@ -189,10 +304,11 @@ pub(super) async fn alert_counts(
                evidence ? 'suppressed_by' AS suppressed \
              FROM alerts WHERE ts >= {from} AND ts < {to} AND {filter}"
         ),
-        Source::Hourly | Source::Daily => format!(
+        _ => format!(
             "SELECT {s} * (CASE WHEN $3 THEN alerts ELSE open END) AS n, suppressed \
-             FROM {} WHERE bucket >= {from} AND bucket < {to} AND {filter}",
-            source.table("alert_counts")
+             FROM {} WHERE {} AND {filter}",
+            source.table("alert_counts"),
+            source.range(from, to)
         ),
     };
     let (union, times) = union_of(&pieces(f.window, Utc::now()), 5, select);
@@ -234,7 +350,9 @@ pub async fn top_talkers(
     window: Window,
     limit: i64,
 ) -> Result<Vec<TalkerRow>, StoreError> {
-    let (union, times) = union_of(&pieces(window, Utc::now()), 2, |source, s, from, to| {
+    let held = spans(conn, "talker").await?;
+    let pieces = pieces_with(window, Utc::now(), &held);
+    let (union, times) = union_of(&pieces, 2, |source, s, from, to| {
         let range = format!("ts >= {from} AND ts < {to}");
         match source {
             Source::Rows => format!(
@@ -243,11 +361,12 @@ pub async fn top_talkers(
                  UNION ALL \
                  SELECT dest_ip, {s} * bytes_toclient, {s} * bytes_toserver, 0, {s} FROM flows WHERE {range}"
             ),
-            Source::Hourly | Source::Daily => format!(
+            _ => format!(
                 "SELECT ip, {s} * bytes_sent AS sent, {s} * bytes_received AS recv, \
                    {s} * flows_as_client AS fc, {s} * flows_as_server AS fs \
-                 FROM {} WHERE bucket >= {from} AND bucket < {to}",
-                source.table("talker_rollup")
+                 FROM {} WHERE {}",
+                source.table("talker_rollup"),
+                source.range(from, to)
             ),
         }
     });
@@ -320,15 +439,18 @@ pub async fn tls_stats(
     window: Window,
     limit: i64,
 ) -> Result<TlsStats, StoreError> {
-    let (union, times) = union_of(&pieces(window, Utc::now()), 8, |source, s, from, to| {
+    let held = spans(conn, "tls").await?;
+    let pieces = pieces_with(window, Utc::now(), &held);
+    let (union, times) = union_of(&pieces, 8, |source, s, from, to| {
         match source {
             Source::Rows => format!(
                 "SELECT v.kind, v.value, {s}::int8 AS n FROM tls_sessions t, netmonitor_tls_values(t) v \
                  WHERE t.ts >= {from} AND t.ts < {to}"
             ),
-            Source::Hourly | Source::Daily => format!(
-                "SELECT kind, value, {s} * sessions AS n FROM {} WHERE bucket >= {from} AND bucket < {to}",
-                source.table("tls_rollup")
+            _ => format!(
+                "SELECT kind, value, {s} * sessions AS n FROM {} WHERE {}",
+                source.table("tls_rollup"),
+                source.range(from, to)
             ),
         }
     });
@@ -440,12 +562,27 @@ mod tests {
             ("2026-12-05T12:30:00Z", "2026-12-06T12:30:00Z"),
             ("2026-12-05T00:50:00Z", "2026-12-06T00:50:00Z"),
         ];
-        for (a, b) in windows {
+        // a rolling span of a day ending at 12:00 on 2026-12-03, and one of a week ending now
+        let spans = [
+            Span {
+                hours: 24,
+                lo: at("2026-12-02T13:00:00Z"),
+                hi: at("2026-12-03T12:00:00Z"),
+            },
+            Span {
+                hours: 168,
+                lo: at("2026-11-29T13:00:00Z"),
+                hi: at("2026-12-06T12:00:00Z"),
+            },
+        ];
+        let cases = windows.iter().flat_map(|&(a, b)| {
             let w = Window {
                 since: at(a),
                 until: at(b),
             };
-            let p = pieces(w, now);
+            [(w, pieces(w, now)), (w, pieces_with(w, now, &spans))]
+        });
+        for (w, p) in cases {
             let mut t = w.since - TimeDelta::hours(30);
             while t < w.until + TimeDelta::hours(30) {
                 for probe in [t, t - TimeDelta::microseconds(1)] {
@@ -465,7 +602,7 @@ mod tests {
             // rollup pieces are whole buckets
             for piece in &p {
                 let unit = match piece.source {
-                    Source::Rows => continue,
+                    Source::Rows | Source::Span(_) => continue,
                     Source::Hourly => TimeDelta::hours(1),
                     Source::Daily => TimeDelta::days(1),
                 };
@@ -486,12 +623,19 @@ mod tests {
             },
             now,
         );
-        let hourly: i64 = p
-            .iter()
-            .filter(|p| p.source == Source::Hourly)
-            .map(|p| (p.to - p.from).num_hours())
-            .sum();
-        assert_eq!(hourly, 0, "{p:?}");
+        // no hours of the first day; of the last, only its first hour (minus what is after
+        // the window's end), which holds more of the window than outside it
+        let hourly: Vec<_> = p.iter().filter(|p| p.source == Source::Hourly).collect();
+        assert_eq!(
+            hourly,
+            [&Piece {
+                source: Source::Hourly,
+                from: at("2026-12-06T00:00:00Z"),
+                to: at("2026-12-06T01:00:00Z"),
+                sign: 1
+            }],
+            "{p:?}"
+        );
         assert!(p.contains(&Piece {
             source: Source::Daily,
             from: at("2026-11-29T00:00:00Z"),
@@ -509,5 +653,87 @@ mod tests {
         assert!(p.iter().any(|p| p.source == Source::Daily
             && p.from == at("2026-12-06T00:00:00Z")
             && p.sign == 1));
+    }
+
+    #[test]
+    fn a_partial_hour_is_read_from_the_rollup_when_most_of_it_is_inside() {
+        let now = at("2026-12-06T12:50:00Z");
+        let rows = |p: &[Piece]| -> Vec<(DateTime<Utc>, DateTime<Utc>, i64)> {
+            p.iter()
+                .filter(|p| p.source == Source::Rows)
+                .map(|p| (p.from, p.to, p.sign))
+                .collect()
+        };
+        // the hour now under way: its rollup, minus its rows before the window and after it
+        // (none yet)
+        let p = pieces(
+            Window {
+                since: at("2026-12-06T12:05:00Z"),
+                until: now,
+            },
+            now,
+        );
+        assert!(p.iter().any(|p| p.source == Source::Hourly && p.sign == 1));
+        assert_eq!(
+            rows(&p),
+            [
+                (at("2026-12-06T12:00:00Z"), at("2026-12-06T12:05:00Z"), -1),
+                (
+                    now + TimeDelta::microseconds(1),
+                    at("2026-12-06T13:00:00Z"),
+                    -1
+                )
+            ]
+        );
+        // ten minutes of an hour long past: its rows
+        let w = Window {
+            since: at("2026-12-05T08:20:00Z"),
+            until: at("2026-12-05T08:30:00Z"),
+        };
+        assert_eq!(
+            pieces(w, now)
+                .iter()
+                .map(|p| (p.source, p.sign))
+                .collect::<Vec<_>>(),
+            [(Source::Rows, 1)]
+        );
+    }
+
+    #[test]
+    fn the_largest_rolling_span_inside_a_window_is_read_whole() {
+        let now = at("2026-12-06T12:30:00Z");
+        let day = Span {
+            hours: 24,
+            lo: at("2026-12-05T13:00:00Z"),
+            hi: at("2026-12-06T12:00:00Z"),
+        };
+        let week = Span {
+            hours: 168,
+            lo: at("2026-11-29T13:00:00Z"),
+            hi: at("2026-12-06T12:00:00Z"),
+        };
+        let last_week = Window {
+            since: now - TimeDelta::hours(168),
+            until: now,
+        };
+        let p = pieces_with(last_week, now, &[day, week]);
+        let read: Vec<_> = p
+            .iter()
+            .filter(|p| matches!(p.source, Source::Span(_)))
+            .collect();
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0].source, Source::Span(168));
+        // besides the span, only the two partial hours at the ends, from rows or hours
+        assert!(p.iter().all(|p| p.source != Source::Daily), "{p:?}");
+        // a span reaching past the window is not used
+        let p = pieces_with(
+            Window {
+                since: now - TimeDelta::hours(168),
+                until: at("2026-12-06T11:00:00Z"),
+            },
+            now,
+            &[week],
+        );
+        assert!(p.iter().all(|p| !matches!(p.source, Source::Span(_))));
     }
 }
