@@ -194,6 +194,7 @@ fn rolling_of(table: &str) -> Option<&'static str> {
     match table {
         "flows" => Some("talker"),
         "tls_sessions" => Some("tls"),
+        "alerts" => Some("alert"),
         _ => None,
     }
 }
@@ -332,7 +333,7 @@ pub async fn database_bytes(conn: &mut diesel_async::AsyncPgConnection) -> Resul
 }
 
 /// The tables [`table_storage`] reports, event tables first.
-pub const STORAGE_TABLES: [&str; 24] = [
+pub const STORAGE_TABLES: [&str; 25] = [
     "flows",
     "alerts",
     "tls_sessions",
@@ -343,6 +344,7 @@ pub const STORAGE_TABLES: [&str; 24] = [
     "alert_rollup_daily",
     "alert_counts",
     "alert_counts_daily",
+    "alert_rolling",
     "talker_rollup",
     "talker_rollup_daily",
     "tls_rollup",

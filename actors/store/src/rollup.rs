@@ -188,12 +188,19 @@ pub struct SpanRoller {
 }
 
 impl SpanRoller {
-    /// Rolls the spans if the hour has turned since the last roll.
+    /// True when the hour has turned since the last roll (and no failure is being waited out).
+    pub fn due(&self) -> bool {
+        self.rolled != Some(wall_hour()) && self.retry_at.is_none_or(|t| Instant::now() >= t)
+    }
+
+    /// Waits a minute before the next attempt (the database could not be reached).
+    pub fn postpone(&mut self) {
+        self.retry_at = Some(Instant::now() + RETRY_ROLL);
+    }
+
+    /// Rolls the spans to the current hour.
     pub fn roll(&mut self, conn: &mut PgConnection) -> QueryResult<()> {
         let hour = wall_hour();
-        if self.rolled == Some(hour) || self.retry_at.is_some_and(|t| Instant::now() < t) {
-            return Ok(());
-        }
         let started = Instant::now();
         let result = diesel::sql_query("SELECT netmonitor_roll_all(to_timestamp($1 * 3600))")
             .bind::<BigInt, _>(hour)
@@ -209,9 +216,12 @@ impl SpanRoller {
                 Ok(())
             }
             Err(e) => {
-                self.retry_at = Some(Instant::now() + Duration::from_secs(60));
+                self.postpone();
                 Err(e)
             }
         }
     }
 }
+
+/// How long a failed roll waits before the next attempt.
+const RETRY_ROLL: Duration = Duration::from_secs(60);

@@ -49,7 +49,7 @@ impl TestDatabase {
         Ok(n.n)
     }
 
-    /// Rows of the rolling sums of `rollup` ("talker" or "tls") that differ from the hourly
+    /// Rows of the rolling sums of `rollup` ("talker", "tls" or "alert") that differ from the hourly
     /// rollup summed over the hours their span holds (0 when they agree), and the spans held.
     pub fn rolling_mismatches(&self, rollup: &str) -> Result<(i64, i64), StoreError> {
         use diesel::prelude::*;
@@ -69,6 +69,10 @@ impl TestDatabase {
                     "flows_as_client",
                     "flows_as_server",
                 ],
+            ),
+            "alert" => (
+                &["sensor", "threat_type", "src_ip", "suppressed"],
+                &["alerts", "open"],
             ),
             _ => (&["sensor", "kind", "value"], &["sessions"]),
         };

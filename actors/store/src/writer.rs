@@ -595,20 +595,29 @@ impl Writer {
     /// when the hour has turned. A failure keeps the sums for the next attempt; an outage is
     /// noticed by the next batch.
     fn write_rollups(&mut self, force: bool) {
-        let Some(conn) = self.conn.as_mut() else {
+        if let Some(conn) = self.conn.as_mut() {
+            if self.talkers.due() || force {
+                if let Err(e) = self.talkers.flush(conn, &self.config.sensor_name) {
+                    tracing::warn!(error = %e, "talker rollup not written; retrying");
+                    metrics::counter!("netmonitor_store_errors_total", "error_type" => "rollup")
+                        .increment(1);
+                }
+            }
+        }
+        // the spans move with the clock, traffic or not
+        if !self.spans.due() {
             return;
-        };
-        if self.talkers.due() || force {
-            if let Err(e) = self.talkers.flush(conn, &self.config.sensor_name) {
-                tracing::warn!(error = %e, "talker rollup not written; retrying");
+        }
+        if self.conn.is_none() && self.ensure_connected().is_err() {
+            self.spans.postpone();
+            return;
+        }
+        if let Some(conn) = self.conn.as_mut() {
+            if let Err(e) = self.spans.roll(conn) {
+                tracing::warn!(error = %e, "rolling sums not moved on; retrying in a minute");
                 metrics::counter!("netmonitor_store_errors_total", "error_type" => "rollup")
                     .increment(1);
             }
-        }
-        if let Err(e) = self.spans.roll(conn) {
-            tracing::warn!(error = %e, "rolling sums not moved on; retrying in a minute");
-            metrics::counter!("netmonitor_store_errors_total", "error_type" => "rollup")
-                .increment(1);
         }
     }
 

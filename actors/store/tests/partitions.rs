@@ -855,45 +855,75 @@ fn domain_sightings_find_the_name_and_its_subdomains_only() {
     });
 }
 
-/// Top talkers over the last day and week, read from the rolling sums, equal the flows: nine
-/// days of flows through the writer (which rolls the spans), late flows inside the spans, the
-/// spans rolled on and recounted; each time every span equals the hourly rollup over its hours.
+/// Top talkers and detections over the last day and week, read from the rolling sums, equal
+/// the rows: nine days of flows and alerts through the writer (which rolls the spans), late
+/// ones inside the spans, acknowledgements, the spans rolled on and recounted, retention; each
+/// time every span equals the hourly rollup over its hours.
 #[test]
-fn top_talkers_over_the_last_day_and_week_come_from_the_rolling_sums() {
+fn summaries_over_the_last_day_and_week_come_from_the_rolling_sums() {
     let t = TestDatabase::start().expect("test database");
     let store = StoreHandle::spawn(t.conninfo(), config(&t)).unwrap();
     let agree = |what: &str| {
-        let (mismatches, spans) = t.rolling_mismatches("talker").unwrap();
-        assert_eq!((mismatches, spans), (0, 2), "{what}");
+        for rollup in ["talker", "alert"] {
+            let (mismatches, spans) = t.rolling_mismatches(rollup).unwrap();
+            assert_eq!((mismatches, spans), (0, 2), "{rollup}: {what}");
+        }
     };
     let now = Utc::now().timestamp();
-    let flows_back = |from: u64, to: u64, ago: i64| -> Vec<Event> {
+    // flows every ten minutes and alerts every fifteen, `ago` seconds further back
+    let events_back = |from: u64, to: u64, ago: i64| -> Vec<Event> {
+        let kinds = ["port_scan", "brute_force", "beaconing"];
         (from..to)
-            .map(|i| {
-                flow(
+            .flat_map(|i| {
+                let flow = flow(
                     now - ago - i as i64 * 600,
                     i,
                     &format!("10.0.{}.{}", i % 3, i % 50),
                     &format!("198.51.100.{}", i % 70),
                     (i * 37) % 5000,
                     (i * 91) % 9000,
-                )
+                );
+                let alert = alert(
+                    now - ago - i as i64 * 900,
+                    i,
+                    &format!("10.0.{}.{}", i % 3, i % 7),
+                    &format!("198.51.100.{}", i % 11),
+                    kinds[i as usize % 3],
+                    1 + (i % 4) as u8,
+                );
+                [flow, alert]
             })
             .collect()
     };
-    store.send_events(flows_back(0, 9 * 144, 0)).unwrap();
+    store.send_events(events_back(0, 9 * 144, 0)).unwrap();
     store.flush().unwrap();
     agree("rolled by the writer");
-    // late flows, three days back, added to the spans as their sums are written
+    // late flows and alerts, three days back, added to the spans as they are written
+    let late = 3 * 86_400 - 9 * 144 * 600;
     store
-        .send_events(flows_back(
-            9 * 144,
-            9 * 144 + 60,
-            3 * 86_400 - 9 * 144 * 600,
-        ))
+        .send_events(events_back(9 * 144, 9 * 144 + 60, late))
         .unwrap();
     store.flush().unwrap();
-    agree("after late flows");
+    agree("after late events");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let pool = netmonitor_store::db::query_pool(&t.conninfo(), 1, 10_000).unwrap();
+    // acknowledgements inside the spans and before them
+    let acked = rt.block_on(async {
+        let mut q = pool.get().await.unwrap();
+        let since = Utc::now() - chrono::TimeDelta::days(8);
+        let w = Window {
+            since,
+            until: Utc::now(),
+        };
+        acknowledge_alerts_by_ip(&mut q, "10.0.1.1", w, None, "analyst")
+            .await
+            .unwrap()
+    });
+    assert!(acked > 5, "{acked}");
+    agree("after acknowledgements");
     let mut c = PgConnection::establish(&t.conninfo()).unwrap();
     for hours_ahead in [1, 5, -300, 0] {
         diesel::sql_query(format!(
@@ -903,7 +933,8 @@ fn top_talkers_over_the_last_day_and_week_come_from_the_rolling_sums() {
         .unwrap();
         agree(&format!("rolled to {hours_ahead} hours from now"));
     }
-    // retention keeping two days: the week's span reached past them and is counted again
+    // retention keeping two days of flows: the week's talker span reached past them and is
+    // counted again
     let retention = Retention {
         flows_days: 2,
         ..Retention::default()
@@ -921,11 +952,6 @@ fn top_talkers_over_the_last_day_and_week_come_from_the_rolling_sums() {
         .unwrap();
     agree("counted again after retention");
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let pool = netmonitor_store::db::query_pool(&t.conninfo(), 1, 10_000).unwrap();
     rt.block_on(async {
         let mut q = pool.get().await.unwrap();
         let now = Utc::now();
@@ -945,6 +971,25 @@ fn top_talkers_over_the_last_day_and_week_come_from_the_rolling_sums() {
             raw.sort();
             assert!(!raw.is_empty());
             assert_eq!(talkers, raw, "top talkers over the last {hours} hours");
+            let groups: Vec<_> = threat_groups(&mut q, w, None, None, false, 1000)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|g| {
+                    (
+                        g.threat_type,
+                        g.src_ip,
+                        g.alerts,
+                        g.unacknowledged,
+                        g.targets,
+                        g.severity,
+                        g.signatures,
+                    )
+                })
+                .collect();
+            let raw = raw_groups(&mut c, w);
+            assert!(raw.iter().any(|g| g.3 < g.2), "some acknowledged: {raw:?}");
+            assert_eq!(groups, raw, "detections over the last {hours} hours");
         }
     });
 }

@@ -8,7 +8,10 @@
 //! The answers equal those computed from the rows: every rollup column is a sum, a minimum or
 //! a maximum, and distinct counts are taken over the rollup keys, which carry the addresses.
 
+mod detections;
 mod sums;
+
+pub use detections::{threat_groups, ThreatGroup};
 
 pub use sums::{
     pieces, pieces_with, spans, tls_stats, top_talkers, Piece, Source, Span, TalkerRow, TlsStats,
@@ -207,94 +210,6 @@ async fn counts_from_rows(
         ..f.clone()
     };
     Ok((shown, queries::count_alerts(conn, &everything).await?))
-}
-
-/// Alerts of one threat type from one source, summarised.
-#[derive(QueryableByName, Debug, Clone, Serialize)]
-#[allow(missing_docs)]
-pub struct ThreatGroup {
-    #[diesel(sql_type = Text)]
-    pub threat_type: String,
-    #[diesel(sql_type = Text)]
-    pub src_ip: String,
-    #[diesel(sql_type = BigInt)]
-    pub alerts: i64,
-    #[diesel(sql_type = BigInt)]
-    pub unacknowledged: i64,
-    #[diesel(sql_type = BigInt)]
-    pub targets: i64,
-    /// Most severe level among them (1 = high).
-    #[diesel(sql_type = Int2)]
-    pub severity: i16,
-    #[diesel(sql_type = Timestamptz)]
-    pub first_seen: DateTime<Utc>,
-    #[diesel(sql_type = Timestamptz)]
-    pub last_seen: DateTime<Utc>,
-    #[diesel(sql_type = Array<Text>)]
-    pub signatures: Vec<String>,
-}
-
-/// Alerts grouped by threat type and source, largest groups first. With `hide_whitelisted`,
-/// alerts kept as suppressed evidence and those whose addresses a whitelist entry now covers
-/// are left out.
-pub async fn threat_groups(
-    conn: &mut AsyncPgConnection,
-    window: Window,
-    ip: Option<&str>,
-    threat_type: Option<&str>,
-    hide_whitelisted: bool,
-    limit: i64,
-) -> Result<Vec<ThreatGroup>, StoreError> {
-    let t = tiers(window);
-    // Hash aggregation in two steps (per target, then per source) instead of DISTINCT
-    // aggregates, which sort; whitelists (which only look at the addresses) are checked once
-    // per address pair, and the signatures are collected for the chosen groups only.
-    let sql = format!(
-        "WITH r AS ( \
-           SELECT * FROM ( \
-             {} \
-             UNION ALL \
-             SELECT threat_type, src_ip, dest_ip, signature, 1, (NOT acknowledged)::int::int8, severity, ts, ts \
-               FROM alerts WHERE {EDGES} AND (NOT $9 OR NOT (evidence ? 'suppressed_by')) \
-           ) r \
-           WHERE ($7::text IS NULL OR r.src_ip = $7::inet OR r.dest_ip = $7::inet) \
-             AND ($8::text IS NULL OR r.threat_type = $8) \
-         ), per_target AS ( \
-           SELECT threat_type, src_ip, dest_ip, sum(n) AS n, sum(open) AS open, \
-             min(severity) AS severity, min(first_seen) AS first_seen, max(last_seen) AS last_seen \
-           FROM r GROUP BY 1, 2, 3 \
-         ), top AS MATERIALIZED ( \
-           SELECT threat_type, src_ip, sum(n) AS n, sum(open) AS open, count(*) AS targets, \
-             min(severity) AS severity, min(first_seen) AS first_seen, max(last_seen) AS last_seen \
-           FROM per_target r WHERE NOT $9 OR {wl} \
-           GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 LIMIT $10 \
-         ), sigs AS ( \
-           SELECT threat_type, src_ip, array_agg(signature ORDER BY signature) AS signatures \
-           FROM (SELECT threat_type, src_ip, signature FROM r \
-                 WHERE (threat_type, src_ip) IN (SELECT threat_type, src_ip FROM top) \
-                   AND (NOT $9 OR {wl}) \
-                 GROUP BY 1, 2, 3) s \
-           GROUP BY 1, 2 \
-         ) \
-         SELECT top.threat_type, host(top.src_ip) AS src_ip, top.n::int8 AS alerts, \
-           top.open::int8 AS unacknowledged, top.targets, top.severity, top.first_seen, top.last_seen, \
-           sigs.signatures \
-         FROM top JOIN sigs USING (threat_type, src_ip) \
-         ORDER BY top.n DESC, top.threat_type, top.src_ip",
-        rolled(
-            "threat_type, src_ip, dest_ip, signature, alerts AS n, open, severity, first_seen, last_seen",
-            "alert_rollup",
-            "AND (NOT $9 OR NOT r.suppressed)"
-        ),
-        wl = not_whitelisted("r")
-    );
-    Ok(tiered(sql, window, t)
-        .bind::<Nullable<Text>, _>(ip)
-        .bind::<Nullable<Text>, _>(threat_type)
-        .bind::<Bool, _>(hide_whitelisted)
-        .bind::<BigInt, _>(limit)
-        .load(conn)
-        .await?)
 }
 
 /// One ATT&CK technique as seen in the alerts.

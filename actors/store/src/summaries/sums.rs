@@ -32,7 +32,7 @@ pub enum Source {
 impl Source {
     /// The table of this tier of the rollup `hourly` (`<x>_rollup`): the daily one is
     /// `<x>_rollup_daily`, the rolling one `<x>_rolling`.
-    fn table(self, hourly: &str) -> String {
+    pub(super) fn table(self, hourly: &str) -> String {
         match self {
             Source::Daily => format!("{hourly}_daily"),
             Source::Span(_) => format!("{}_rolling", hourly.trim_end_matches("_rollup")),
@@ -41,7 +41,7 @@ impl Source {
     }
 
     /// The condition choosing a piece's rows of this tier's table, `from` and `to` its range.
-    fn range(self, from: &str, to: &str) -> String {
+    pub(super) fn range(self, from: &str, to: &str) -> String {
         match self {
             Source::Span(hours) => format!("span_hours = {hours}"),
             _ => format!("bucket >= {from} AND bucket < {to}"),
@@ -254,7 +254,7 @@ fn push(out: &mut Vec<Piece>, source: Source, from: DateTime<Utc>, to: DateTime<
 /// The pieces as one UNION ALL of `select(source, sign, from, to)`, with `from` and `to` the
 /// placeholders of the piece's range, numbered from `$first` (none for a rolling span, which
 /// has no range to choose); and the times to bind, in order.
-fn union_of(
+pub(super) fn union_of(
     pieces: &[Piece],
     first: usize,
     select: impl Fn(Source, i64, &str, &str) -> String,
@@ -279,7 +279,7 @@ fn union_of(
 }
 
 /// `q` with `times` bound after its other parameters.
-fn bind_times(
+pub(super) fn bind_times(
     mut q: BoxedSqlQuery<'static, Pg, SqlQuery>,
     times: &[DateTime<Utc>],
 ) -> BoxedSqlQuery<'static, Pg, SqlQuery> {
