@@ -84,8 +84,9 @@ async fn ranked_groups(
     let shown = "(threat_type, src_ip) IN (SELECT threat_type, src_ip FROM top)";
     let sql = format!(
         "WITH top AS MATERIALIZED ( \
-           SELECT threat_type, src_ip, sum(n)::int8 AS n, sum(open)::int8 AS open FROM ({union}) u \
-           GROUP BY 1, 2 HAVING sum(n) > 0 ORDER BY 3 DESC, 1, 2 LIMIT $9 \
+           SELECT threat_type, src_ip, netmonitor_sum(n) AS n, netmonitor_sum(open) AS open \
+           FROM ({union}) u \
+           GROUP BY 1, 2 HAVING netmonitor_sum(n) > 0 ORDER BY 3 DESC, 1, 2 LIMIT $9 \
          ), described AS ( \
            {} \
            UNION ALL \
@@ -139,11 +140,12 @@ async fn pair_groups(
            WHERE ($7::text IS NULL OR r.src_ip = $7::inet OR r.dest_ip = $7::inet) \
              AND ($8::text IS NULL OR r.threat_type = $8) \
          ), per_target AS ( \
-           SELECT threat_type, src_ip, dest_ip, sum(n) AS n, sum(open) AS open, \
+           SELECT threat_type, src_ip, dest_ip, netmonitor_sum(n) AS n, netmonitor_sum(open) AS open, \
              min(severity) AS severity, min(first_seen) AS first_seen, max(last_seen) AS last_seen \
            FROM r GROUP BY 1, 2, 3 \
          ), top AS MATERIALIZED ( \
-           SELECT threat_type, src_ip, sum(n) AS n, sum(open) AS open, count(*) AS targets, \
+           SELECT threat_type, src_ip, netmonitor_sum(n) AS n, netmonitor_sum(open) AS open, \
+             count(*) AS targets, \
              min(severity) AS severity, min(first_seen) AS first_seen, max(last_seen) AS last_seen \
            FROM per_target r WHERE NOT $9 OR {wl} \
            GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 LIMIT $10 \

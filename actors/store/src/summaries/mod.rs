@@ -156,8 +156,8 @@ pub async fn count_alerts_and_hidden(
             not_whitelisted("r")
         );
         let sql = format!(
-            "SELECT COALESCE(sum(n) FILTER (WHERE shown), 0)::int8 AS shown, \
-               COALESCE(sum(n), 0)::int8 AS total FROM ({}) x",
+            "SELECT COALESCE(netmonitor_sum(n) FILTER (WHERE shown), 0)::int8 AS shown, \
+               COALESCE(netmonitor_sum(n), 0)::int8 AS total FROM ({}) x",
             rolled(&columns, "alert_rollup", filter)
         );
         let rolled: ShownAndTotal = tiered(sql, w, t)
@@ -250,7 +250,7 @@ pub async fn mitre_mapping(
            SELECT mitre, threat_type, src_ip, dest_ip, 1, severity, ts, ts \
              FROM alerts WHERE {EDGES} \
          ), pairs AS ( \
-           SELECT mitre, threat_type, src_ip, dest_ip, sum(n) AS n, min(severity) AS severity, \
+           SELECT mitre, threat_type, src_ip, dest_ip, netmonitor_sum(n) AS n, min(severity) AS severity, \
              min(first_seen) AS first_seen, max(last_seen) AS last_seen \
            FROM r WHERE ($7::text IS NULL OR r.src_ip = $7::inet OR r.dest_ip = $7::inet) \
            GROUP BY 1, 2, 3, 4 \
@@ -258,7 +258,7 @@ pub async fn mitre_mapping(
            SELECT m.technique, threat_type, src_ip, dest_ip, n, severity, first_seen, last_seen \
            FROM pairs CROSS JOIN LATERAL unnest(pairs.mitre) AS m(technique) \
          ), totals AS ( \
-           SELECT technique, sum(n)::int8 AS alerts, min(severity) AS severity, \
+           SELECT technique, netmonitor_sum(n) AS alerts, min(severity) AS severity, \
              min(first_seen) AS first_seen, max(last_seen) AS last_seen \
            FROM p GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT $8 \
          ), sources AS ( \

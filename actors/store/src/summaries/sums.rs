@@ -300,7 +300,7 @@ pub(super) async fn alert_counts(
          AND ($2::int2 IS NULL OR severity <= $2)";
     let select = |source: Source, s: i64, from: &str, to: &str| match source {
         Source::Rows => format!(
-            "SELECT {s} * (CASE WHEN $3 OR NOT acknowledged THEN 1 ELSE 0 END) AS n, \
+            "SELECT {s} * (CASE WHEN $3 OR NOT acknowledged THEN 1 ELSE 0 END)::int8 AS n, \
                evidence ? 'suppressed_by' AS suppressed \
              FROM alerts WHERE ts >= {from} AND ts < {to} AND {filter}"
         ),
@@ -313,8 +313,9 @@ pub(super) async fn alert_counts(
     };
     let (union, times) = union_of(&pieces(f.window, Utc::now()), 5, select);
     let sql = format!(
-        "SELECT COALESCE(sum(n) FILTER (WHERE NOT ($4::bool AND suppressed)), 0)::int8 AS shown, \
-           COALESCE(sum(n), 0)::int8 AS total FROM ({union}) x"
+        "SELECT COALESCE(netmonitor_sum(n) FILTER (WHERE NOT ($4::bool AND suppressed)), 0) \
+             AS shown, \
+           COALESCE(netmonitor_sum(n), 0)::int8 AS total FROM ({union}) x"
     );
     let q = diesel::sql_query(sql)
         .into_boxed()
@@ -371,10 +372,11 @@ pub async fn top_talkers(
         }
     });
     let sql = format!(
-        "SELECT host(ip) AS ip, sum(sent)::int8 AS bytes_sent, sum(recv)::int8 AS bytes_received, \
-           (sum(sent) + sum(recv))::int8 AS bytes_total, \
-           sum(fc)::int8 AS flows_as_client, sum(fs)::int8 AS flows_as_server \
-         FROM ({union}) t GROUP BY t.ip HAVING sum(fc) + sum(fs) > 0 \
+        "SELECT host(ip) AS ip, netmonitor_sum(sent) AS bytes_sent, \
+           netmonitor_sum(recv) AS bytes_received, \
+           (netmonitor_sum(sent) + netmonitor_sum(recv))::int8 AS bytes_total, \
+           netmonitor_sum(fc) AS flows_as_client, netmonitor_sum(fs) AS flows_as_server \
+         FROM ({union}) t GROUP BY t.ip HAVING netmonitor_sum(fc) + netmonitor_sum(fs) > 0 \
          ORDER BY 4 DESC, t.ip LIMIT $1"
     );
     Ok(bind_times(
@@ -458,7 +460,7 @@ pub async fn tls_stats(
     let sketch = |ip: &str| format!("hll_add_agg(netmonitor_address_hash({ip}), 14, 5, -1, 1)");
     let sql = format!(
         "WITH r AS ({union}), g AS MATERIALIZED ( \
-           SELECT kind, value, sum(n)::int8 AS n FROM r GROUP BY 1, 2 HAVING sum(n) > 0 \
+           SELECT kind, value, netmonitor_sum(n) AS n FROM r GROUP BY 1, 2 HAVING netmonitor_sum(n) > 0 \
          ), sketches AS ( \
            SELECT hll_union_agg(clients) AS clients, hll_union_agg(servers) AS servers FROM ( \
              {} \
@@ -477,13 +479,14 @@ pub async fn tls_stats(
              count(*) FILTER (WHERE c.not_after < now()) AS expired_certificates \
            FROM g LEFT JOIN certificates c ON c.fingerprint = g.value WHERE g.kind = 'certificate' \
          ), totals AS ( \
-           SELECT COALESCE(sum(n) FILTER (WHERE kind = 'transport'), 0)::int8 AS sessions, \
-             (COALESCE(sum(n) FILTER (WHERE kind = 'transport'), 0) \
-               - COALESCE(sum(n) FILTER (WHERE kind = 'sni'), 0))::int8 AS without_sni, \
-             COALESCE(sum(n) FILTER (WHERE kind = 'transport' AND value = 'quic'), 0)::int8 AS quic, \
+           SELECT COALESCE(netmonitor_sum(n) FILTER (WHERE kind = 'transport'), 0)::int8 AS sessions, \
+             (COALESCE(netmonitor_sum(n) FILTER (WHERE kind = 'transport'), 0) \
+               - COALESCE(netmonitor_sum(n) FILTER (WHERE kind = 'sni'), 0))::int8 AS without_sni, \
+             COALESCE(netmonitor_sum(n) FILTER (WHERE kind = 'transport' AND value = 'quic'), 0) \
+               AS quic, \
              count(*) FILTER (WHERE kind = 'ja3') AS distinct_ja3, \
              count(*) FILTER (WHERE kind = 'ja4') AS distinct_ja4, \
-             COALESCE(sum(n) FILTER (WHERE kind = 'ja3' \
+             COALESCE(netmonitor_sum(n) FILTER (WHERE kind = 'ja3' \
                AND value IN (SELECT ja3 FROM ja3_blocklist)), 0)::int8 AS blocklisted_ja3_sessions \
            FROM g \
          ) \

@@ -1,0 +1,1 @@
+DROP AGGREGATE netmonitor_sum(bigint);
