@@ -177,6 +177,8 @@ fn rollups_of(table: &str) -> &'static [&'static str] {
             "alert_rollup_daily",
             "alert_counts",
             "alert_counts_daily",
+            "alert_techniques",
+            "alert_techniques_daily",
         ],
         "flows" => &["talker_rollup", "talker_rollup_daily"],
         "tls_sessions" => &[
@@ -190,12 +192,12 @@ fn rollups_of(table: &str) -> &'static [&'static str] {
 }
 
 /// The rolling sums (`rolling_spans.rollup`) kept from `table`'s rollup.
-fn rolling_of(table: &str) -> Option<&'static str> {
+fn rolling_of(table: &str) -> &'static [&'static str] {
     match table {
-        "flows" => Some("talker"),
-        "tls_sessions" => Some("tls"),
-        "alerts" => Some("alert"),
-        _ => None,
+        "flows" => &["talker"],
+        "tls_sessions" => &["tls"],
+        "alerts" => &["alert", "alert_pair"],
+        _ => &[],
     }
 }
 
@@ -227,9 +229,9 @@ fn drop_expired(
     }
     // a rolling span reaching back past the cutoff could no longer subtract the hours it
     // holds there: forget it, so that the next roll counts it again from what is kept
-    if let Some(rolling) = rolling_of(table) {
+    for rolling in rolling_of(table) {
         diesel::sql_query("DELETE FROM rolling_spans WHERE rollup = $1 AND lo < $2")
-            .bind::<Text, _>(rolling)
+            .bind::<Text, _>(*rolling)
             .bind::<Timestamptz, _>(cutoff)
             .execute(conn)?;
     }
@@ -333,7 +335,7 @@ pub async fn database_bytes(conn: &mut diesel_async::AsyncPgConnection) -> Resul
 }
 
 /// The tables [`table_storage`] reports, event tables first.
-pub const STORAGE_TABLES: [&str; 25] = [
+pub const STORAGE_TABLES: [&str; 28] = [
     "flows",
     "alerts",
     "tls_sessions",
@@ -345,6 +347,9 @@ pub const STORAGE_TABLES: [&str; 25] = [
     "alert_counts",
     "alert_counts_daily",
     "alert_rolling",
+    "alert_pair_rolling",
+    "alert_techniques",
+    "alert_techniques_daily",
     "talker_rollup",
     "talker_rollup_daily",
     "tls_rollup",

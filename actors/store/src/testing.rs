@@ -49,7 +49,7 @@ impl TestDatabase {
         Ok(n.n)
     }
 
-    /// Rows of the rolling sums of `rollup` ("talker", "tls" or "alert") that differ from the hourly
+    /// Rows of the rolling sums of `rollup` ("talker", "tls", "alert" or "alert_pair") that differ from the hourly
     /// rollup summed over the hours their span holds (0 when they agree), and the spans held.
     pub fn rolling_mismatches(&self, rollup: &str) -> Result<(i64, i64), StoreError> {
         use diesel::prelude::*;
@@ -60,8 +60,9 @@ impl TestDatabase {
             #[diesel(sql_type = diesel::sql_types::BigInt)]
             spans: i64,
         }
-        let (keys, sums): (&[&str], &[&str]) = match rollup {
+        let (hourly, keys, sums): (&str, &[&str], &[&str]) = match rollup {
             "talker" => (
+                "talker_rollup",
                 &["sensor", "ip"],
                 &[
                     "bytes_sent",
@@ -71,17 +72,30 @@ impl TestDatabase {
                 ],
             ),
             "alert" => (
+                "alert_rollup",
                 &["sensor", "threat_type", "src_ip", "suppressed"],
                 &["alerts", "open"],
             ),
-            _ => (&["sensor", "kind", "value"], &["sessions"]),
+            "alert_pair" => (
+                "alert_rollup",
+                &[
+                    "sensor",
+                    "mitre",
+                    "threat_type",
+                    "src_ip",
+                    "dest_ip",
+                    "severity",
+                ],
+                &["alerts"],
+            ),
+            _ => ("tls_rollup", &["sensor", "kind", "value"], &["sessions"]),
         };
         let list = |f: &dyn Fn(&str) -> String, of: &[&str]| {
             of.iter().map(|c| f(c)).collect::<Vec<_>>().join(", ")
         };
         let sql = format!(
             "WITH want AS ( \
-               SELECT r.span_hours, {hk}, {hs} FROM {rollup}_rollup h JOIN rolling_spans r \
+               SELECT r.span_hours, {hk}, {hs} FROM {hourly} h JOIN rolling_spans r \
                  ON r.rollup = '{rollup}' AND h.bucket >= r.lo AND h.bucket < r.hi \
                GROUP BY r.span_hours, {hk} \
              ), have AS (SELECT span_hours, {k}, {s} FROM {rollup}_rolling) \

@@ -10,7 +10,7 @@ use netmonitor_common::{Alert, Event, EventHeader, EventKind, FlowKey, FlowRecor
 use netmonitor_store::partitions::{PartitionKeeper, Retention, MAX_NEW_DAYS_PER_BATCH};
 use netmonitor_store::queries::{self, acknowledge_alerts_by_ip, AlertFilter, Window};
 use netmonitor_store::summaries::{
-    count_alerts, count_alerts_and_hidden, mitre_mapping, threat_groups, top_talkers,
+    count_alerts, count_alerts_and_hidden, mitre_mapping, threat_groups, top_talkers, MitreRow,
 };
 use netmonitor_store::testing::TestDatabase;
 use netmonitor_store::{StoreConfig, StoreHandle};
@@ -285,7 +285,36 @@ fn raw_groups(c: &mut PgConnection, w: Window) -> Vec<Group> {
     .collect()
 }
 
-type Technique = (String, i64, i64, i64, Vec<String>, i16);
+type Technique = (
+    String,
+    i64,
+    i64,
+    i64,
+    Vec<String>,
+    i16,
+    DateTime<Utc>,
+    DateTime<Utc>,
+);
+
+/// The techniques as [`raw_mitre`] gives them.
+fn as_techniques(rows: Vec<MitreRow>) -> Vec<Technique> {
+    rows.into_iter()
+        .map(|m| {
+            let mut kinds = m.threat_types;
+            kinds.sort();
+            (
+                m.technique,
+                m.alerts,
+                m.sources,
+                m.assets,
+                kinds,
+                m.severity,
+                m.first_seen,
+                m.last_seen,
+            )
+        })
+        .collect()
+}
 
 fn raw_mitre(c: &mut PgConnection, w: Window) -> Vec<Technique> {
     #[derive(QueryableByName)]
@@ -302,11 +331,16 @@ fn raw_mitre(c: &mut PgConnection, w: Window) -> Vec<Technique> {
         kinds: Vec<String>,
         #[diesel(sql_type = diesel::sql_types::Int2)]
         severity: i16,
+        #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+        first: DateTime<Utc>,
+        #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+        last: DateTime<Utc>,
     }
     diesel::sql_query(
         "SELECT m AS technique, count(*) AS alerts, count(DISTINCT src_ip) AS sources, \
            (SELECT count(DISTINCT x) FROM unnest(array_agg(src_ip) || array_agg(dest_ip)) x) AS assets, \
-           array_agg(DISTINCT threat_type ORDER BY threat_type) AS kinds, min(severity) AS severity \
+           array_agg(DISTINCT threat_type ORDER BY threat_type) AS kinds, min(severity) AS severity, \
+           min(ts) AS first, max(ts) AS last \
          FROM alerts, unnest(mitre) m WHERE ts >= $1 AND ts <= $2 GROUP BY m ORDER BY 2 DESC, 1",
     )
     .bind::<diesel::sql_types::Timestamptz, _>(w.since)
@@ -314,7 +348,18 @@ fn raw_mitre(c: &mut PgConnection, w: Window) -> Vec<Technique> {
     .load::<M>(c)
     .unwrap()
     .into_iter()
-    .map(|m| (m.technique, m.alerts, m.sources, m.assets, m.kinds, m.severity))
+    .map(|m| {
+        (
+            m.technique,
+            m.alerts,
+            m.sources,
+            m.assets,
+            m.kinds,
+            m.severity,
+            m.first,
+            m.last,
+        )
+    })
     .collect()
 }
 
@@ -537,22 +582,11 @@ fn rollup_summaries_equal_the_rows_for_any_window() {
             let total: i64 = techniques.iter().map(|m| m.alerts).sum();
             let expected = raw_groups(&mut c, w).iter().map(|g| g.2).sum::<i64>();
             assert_eq!(total, expected, "one technique per alert over {w:?}");
-            let techniques: Vec<Technique> = techniques
-                .into_iter()
-                .map(|m| {
-                    let mut kinds = m.threat_types;
-                    kinds.sort();
-                    (
-                        m.technique,
-                        m.alerts,
-                        m.sources,
-                        m.assets,
-                        kinds,
-                        m.severity,
-                    )
-                })
-                .collect();
-            assert_eq!(techniques, raw_mitre(&mut c, w), "techniques over {w:?}");
+            assert_eq!(
+                as_techniques(techniques),
+                raw_mitre(&mut c, w),
+                "techniques over {w:?}"
+            );
             let one_ip = mitre_mapping(&mut q, w, Some("192.0.2.4"), 100)
                 .await
                 .unwrap();
@@ -855,7 +889,7 @@ fn domain_sightings_find_the_name_and_its_subdomains_only() {
     });
 }
 
-/// Top talkers and detections over the last day and week, read from the rolling sums, equal
+/// Top talkers, detections and ATT&CK over the last day and week, read from the rolling sums, equal
 /// the rows: nine days of flows and alerts through the writer (which rolls the spans), late
 /// ones inside the spans, acknowledgements, the spans rolled on and recounted, retention; each
 /// time every span equals the hourly rollup over its hours.
@@ -864,7 +898,7 @@ fn summaries_over_the_last_day_and_week_come_from_the_rolling_sums() {
     let t = TestDatabase::start().expect("test database");
     let store = StoreHandle::spawn(t.conninfo(), config(&t)).unwrap();
     let agree = |what: &str| {
-        for rollup in ["talker", "alert"] {
+        for rollup in ["talker", "alert", "alert_pair"] {
             let (mismatches, spans) = t.rolling_mismatches(rollup).unwrap();
             assert_eq!((mismatches, spans), (0, 2), "{rollup}: {what}");
         }
@@ -990,6 +1024,14 @@ fn summaries_over_the_last_day_and_week_come_from_the_rolling_sums() {
             let raw = raw_groups(&mut c, w);
             assert!(raw.iter().any(|g| g.3 < g.2), "some acknowledged: {raw:?}");
             assert_eq!(groups, raw, "detections over the last {hours} hours");
+            let techniques = mitre_mapping(&mut q, w, None, 100).await.unwrap();
+            let raw = raw_mitre(&mut c, w);
+            assert!(!raw.is_empty());
+            assert_eq!(
+                as_techniques(techniques),
+                raw,
+                "ATT&CK over the last {hours} hours"
+            );
         }
     });
 }

@@ -10,8 +10,10 @@
 
 mod detections;
 mod sums;
+mod techniques;
 
 pub use detections::{threat_groups, ThreatGroup};
+pub use techniques::{mitre_mapping, MitreRow};
 
 pub use sums::{
     pieces, pieces_with, spans, tls_stats, top_talkers, Piece, Source, Span, TalkerRow, TlsStats,
@@ -26,7 +28,6 @@ use diesel::prelude::*;
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel::sql_types::{Array, BigInt, Bool, Int2, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use serde::Serialize;
 
 /// The whole hours `[lo, hi)` inside `w`, which the rollups answer; `lo == hi == since` when
 /// none fits. The rows answer `[since, lo)` and `[hi, until]`.
@@ -210,82 +211,6 @@ async fn counts_from_rows(
         ..f.clone()
     };
     Ok((shown, queries::count_alerts(conn, &everything).await?))
-}
-
-/// One ATT&CK technique as seen in the alerts.
-#[derive(QueryableByName, Debug, Clone, Serialize)]
-#[allow(missing_docs)]
-pub struct MitreRow {
-    #[diesel(sql_type = Text)]
-    pub technique: String,
-    #[diesel(sql_type = BigInt)]
-    pub alerts: i64,
-    #[diesel(sql_type = BigInt)]
-    pub sources: i64,
-    #[diesel(sql_type = BigInt)]
-    pub assets: i64,
-    #[diesel(sql_type = Array<Text>)]
-    pub threat_types: Vec<String>,
-    #[diesel(sql_type = Int2)]
-    pub severity: i16,
-    #[diesel(sql_type = Timestamptz)]
-    pub first_seen: DateTime<Utc>,
-    #[diesel(sql_type = Timestamptz)]
-    pub last_seen: DateTime<Utc>,
-}
-
-/// Techniques from the alerts' `mitre` arrays, most frequent first. The rows are first summed
-/// per address pair, so that the distinct counts are hash aggregates over those sums.
-pub async fn mitre_mapping(
-    conn: &mut AsyncPgConnection,
-    window: Window,
-    ip: Option<&str>,
-    limit: i64,
-) -> Result<Vec<MitreRow>, StoreError> {
-    let t = tiers(window);
-    let sql = format!(
-        "WITH r AS ( \
-           {} \
-           UNION ALL \
-           SELECT mitre, threat_type, src_ip, dest_ip, 1, severity, ts, ts \
-             FROM alerts WHERE {EDGES} \
-         ), pairs AS ( \
-           SELECT mitre, threat_type, src_ip, dest_ip, netmonitor_sum(n) AS n, min(severity) AS severity, \
-             min(first_seen) AS first_seen, max(last_seen) AS last_seen \
-           FROM r WHERE ($7::text IS NULL OR r.src_ip = $7::inet OR r.dest_ip = $7::inet) \
-           GROUP BY 1, 2, 3, 4 \
-         ), p AS MATERIALIZED ( \
-           SELECT m.technique, threat_type, src_ip, dest_ip, n, severity, first_seen, last_seen \
-           FROM pairs CROSS JOIN LATERAL unnest(pairs.mitre) AS m(technique) \
-         ), totals AS ( \
-           SELECT technique, netmonitor_sum(n) AS alerts, min(severity) AS severity, \
-             min(first_seen) AS first_seen, max(last_seen) AS last_seen \
-           FROM p GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT $8 \
-         ), sources AS ( \
-           SELECT technique, count(*) AS sources FROM (SELECT technique, src_ip FROM p GROUP BY 1, 2) x GROUP BY 1 \
-         ), assets AS ( \
-           SELECT technique, count(*) AS assets \
-           FROM (SELECT technique, ip FROM p, LATERAL (VALUES (src_ip), (dest_ip)) v(ip) GROUP BY 1, 2) x GROUP BY 1 \
-         ), kinds AS ( \
-           SELECT technique, array_agg(threat_type ORDER BY threat_type) AS threat_types \
-           FROM (SELECT technique, threat_type FROM p GROUP BY 1, 2) x GROUP BY 1 \
-         ) \
-         SELECT t.technique, t.alerts, s.sources, a.assets, k.threat_types, t.severity, \
-           t.first_seen, t.last_seen \
-         FROM totals t JOIN sources s USING (technique) JOIN assets a USING (technique) \
-           JOIN kinds k USING (technique) \
-         ORDER BY t.alerts DESC, t.technique",
-        rolled(
-            "mitre, threat_type, src_ip, dest_ip, alerts AS n, severity, first_seen, last_seen",
-            "alert_rollup",
-            ""
-        )
-    );
-    Ok(tiered(sql, window, t)
-        .bind::<Nullable<Text>, _>(ip)
-        .bind::<BigInt, _>(limit)
-        .load(conn)
-        .await?)
 }
 
 #[cfg(test)]
