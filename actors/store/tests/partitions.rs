@@ -525,6 +525,22 @@ fn rollup_summaries_equal_the_rows_for_any_window() {
             raw.sort();
             assert_eq!(talkers, raw, "top talkers over {w:?}");
 
+            // an address's flows summed four ways in one pass agree with each other and with
+            // its totals read on their own
+            let busiest = &raw.iter().max_by_key(|t| (t.2, t.0.clone())).unwrap().0;
+            let flows = queries::ip_flow_summary(&mut q, busiest, w, 1000)
+                .await
+                .unwrap();
+            let traffic = queries::ip_traffic(&mut q, busiest, w).await.unwrap();
+            assert_eq!(flows.traffic, traffic, "{busiest} over {w:?}");
+            let total = traffic.flows_as_client + traffic.flows_as_server;
+            assert!(total > 0);
+            assert_eq!(flows.peers.iter().map(|p| p.flows).sum::<i64>(), total);
+            assert_eq!(flows.peers.len() as i64, traffic.peers);
+            assert!(flows.peers.windows(2).all(|p| p[0].bytes >= p[1].bytes));
+            assert_eq!(flows.ports.iter().map(|p| p.flows).sum::<i64>(), total);
+            assert_eq!(flows.apps.iter().map(|a| a.count).sum::<i64>(), total);
+
             for (ip, kinds, sev, acked) in [
                 (None, vec![], None, false),
                 (None, vec![], None, true),

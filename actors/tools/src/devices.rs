@@ -313,23 +313,16 @@ fn get_device_traffic_stats(ctx: &Ctx) -> ToolDef {
             let window = args.window(24)?;
             let limit = args.i64_or("limit", 10, 1, 100)?;
             let mut conn = db(&ctx).await?;
-            let totals = q::ip_traffic(&mut conn, &ip, window).await.map_err(db_err)?;
-            let peers = q::ip_peers(&mut conn, &ip, window, limit)
-                .await
-                .map_err(db_err)?;
-            let ports = q::ip_ports(&mut conn, &ip, window, limit)
-                .await
-                .map_err(db_err)?;
-            let apps = q::ip_app_protocols(&mut conn, &ip, window)
+            let flows = q::ip_flow_summary(&mut conn, &ip, window, limit)
                 .await
                 .map_err(db_err)?;
             Ok(json!({
                 "ip": ip,
                 "window": window_json(&window),
-                "totals": json(&totals)?,
-                "peers": json(&peers)?,
-                "ports": json(&ports)?,
-                "app_protocols": json(&apps)?,
+                "totals": json(&flows.traffic)?,
+                "peers": json(&flows.peers)?,
+                "ports": json(&flows.ports)?,
+                "app_protocols": json(&flows.apps)?,
             }))
         },
     )

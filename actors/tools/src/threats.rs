@@ -607,10 +607,12 @@ fn analyze_ip(ctx: &Ctx) -> ToolDef {
             }
 
             tctx.progress(1.0, Some(ANALYZE_STEPS), Some("traffic"));
-            let traffic = q::ip_traffic(&mut conn, &ip, window).await.map_err(db_err)?;
-            let peers = q::ip_peers(&mut conn, &ip, window, 10).await.map_err(db_err)?;
-            let ports = q::ip_ports(&mut conn, &ip, window, 10).await.map_err(db_err)?;
-            let apps = q::ip_app_protocols(&mut conn, &ip, window)
+            let q::IpFlowSummary {
+                traffic,
+                peers,
+                ports,
+                apps,
+            } = q::ip_flow_summary(&mut conn, &ip, window, 10)
                 .await
                 .map_err(db_err)?;
 
