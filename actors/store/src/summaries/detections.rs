@@ -1,6 +1,6 @@
 //! Detections: alerts grouped by threat type and source (`get_threat_detections`).
 
-use super::sums::{bind_times, pieces_with, spans, union_of, Source};
+use super::pieces::{bind_times, pieces_with, spans, union_of, Source};
 use super::{rolled, tiered, tiers, EDGES};
 use crate::queries::{self, not_whitelisted, Window};
 use crate::StoreError;

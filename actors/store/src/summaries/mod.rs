@@ -1,24 +1,28 @@
 //! Summaries over long windows, read from the rollups kept as batches land (`alert_rollup`,
-//! `alert_counts`, `talker_rollup`, `tls_rollup` per hour and their `_daily` twins per day; see the
-//! `partitions`, `tls_rollup` and `alert_counts` migrations): the whole days of a window from the
-//! daily rollup, its other whole hours from the hourly one, and only the partial hours at its edges
-//! from the rows themselves. The alert summaries are here; the sums (alert counts, top talkers, TLS
-//! statistics), which can also subtract, are in `sums`.
+//! `alert_counts`, `talker_rollup`, `tls_rollup`, `alert_techniques` per hour and their `_daily`
+//! twins per day), from the rolling sums of the last day and week (`*_rolling`), and from the
+//! rows only at a window's edges.
+//!
+//! Sums (alert counts, top talkers, TLS statistics, detections' ranking, ATT&CK counts) are read
+//! in the signed pieces of [`pieces()`], which may subtract; minimums and maximums (first and last
+//! times, severities of the pair paths) in the additive tiers of [`tiers`]: whole days from the
+//! daily rollup, other whole hours from the hourly one. `detections` and `techniques` hold the
+//! alert summaries, `sums` the others.
 //!
 //! The answers equal those computed from the rows: every rollup column is a sum, a minimum or
-//! a maximum, and distinct counts are taken over the rollup keys, which carry the addresses.
+//! a maximum, and distinct counts are taken over the rollup keys, which carry the addresses
+//! (TLS clients and servers excepted: sketches, exact up to 1,280 of each).
 
 mod detections;
+mod pieces;
 mod sums;
 mod techniques;
 
 pub use detections::{threat_groups, ThreatGroup};
 pub use techniques::{mitre_mapping, MitreRow};
 
-pub use sums::{
-    pieces, pieces_with, spans, tls_stats, top_talkers, Piece, Source, Span, TalkerRow, TlsStats,
-    TlsTotals,
-};
+pub use pieces::{pieces, pieces_with, spans, Piece, Source, Span};
+pub use sums::{tls_stats, top_talkers, TalkerRow, TlsStats, TlsTotals};
 
 use crate::queries::{self, not_whitelisted, AlertFilter, Window};
 use crate::StoreError;

@@ -1,6 +1,6 @@
 //! ATT&CK mapping: alerts per technique of their `mitre` arrays (`get_mitre_mapping`).
 
-use super::sums::{bind_times, pieces_with, spans, union_of, Source};
+use super::pieces::{bind_times, pieces_with, spans, union_of, Source};
 use super::{rolled, tiered, tiers, EDGES};
 use crate::queries::Window;
 use crate::StoreError;
