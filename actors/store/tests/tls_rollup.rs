@@ -2,6 +2,7 @@
 //! days, and `tls_stats` over many windows (ragged, aligned, under an hour, several days, wider
 //! than the data) equal to the same statistics computed from the rows.
 
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text, Timestamptz};
 use netmonitor_common::{
@@ -380,4 +381,37 @@ fn tls_statistics_over_the_last_day_and_week_come_from_the_rolling_sums() {
             );
         }
     });
+}
+
+/// A roll and a writer of another process never deadlock: a batch holding the alerts' rolling
+/// lock (its alerts written) then writing TLS sessions, while the roll waits, goes through.
+#[test]
+fn a_roll_waits_for_a_batch_without_deadlock() {
+    let t = TestDatabase::start().expect("test database");
+    let mut batch = PgConnection::establish(&t.conninfo()).unwrap();
+    batch
+        .batch_execute(
+            "BEGIN; \
+             INSERT INTO alerts (sensor, flow_id, ts, src_ip, src_port, dest_ip, dest_port, proto, \
+               signature_id, signature, category, severity, threat_type, mitre, evidence) \
+             VALUES ('other', 1, now(), '10.4.0.1', 40000, '10.4.0.2', 22, 6, 1, 'test', 'test', 2, \
+               'brute_force', ARRAY['T1110'], '{}')",
+        )
+        .unwrap();
+    let conninfo = t.conninfo();
+    let roll = std::thread::spawn(move || {
+        let mut c = PgConnection::establish(&conninfo).unwrap();
+        diesel::sql_query("SELECT netmonitor_roll_all(date_trunc('hour', now(), 'UTC'))")
+            .execute(&mut c)
+            .map(|_| ())
+    });
+    // the roll is now waiting for the batch
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    sessions_back_from_now(&mut batch, 0, 10, "interval '0 s'");
+    batch.batch_execute("COMMIT").unwrap();
+    roll.join()
+        .unwrap()
+        .expect("the roll went through after the batch");
+    let (mismatches, spans) = t.rolling_mismatches("tls").unwrap();
+    assert_eq!((mismatches, spans), (0, 2));
 }
