@@ -178,8 +178,8 @@ impl TalkerSums {
     }
 }
 
-/// Rolls the talker and TLS sums over the last day and week (`rolling_sums` migration) to the
-/// current hour, once an hour; a failure is retried a minute later (until then summaries read
+/// Rolls the talker, TLS and alert sums over the last day and week (`rolling_sums`,
+/// `alert_rolling` and `technique_rollup` migrations) to the current hour, once an hour; a failure is retried a minute later (until then summaries read
 /// the span as it was, which stays exact, only longer to read).
 #[derive(Debug, Default)]
 pub struct SpanRoller {

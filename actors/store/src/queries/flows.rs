@@ -33,8 +33,9 @@ pub struct IpTraffic {
 }
 
 /// The flows of the address `$1` in `[$2, $3]`, as the CTE `f`: every summary of an address
-/// below reads them from it, so that one statement can read them once for all.
-const FLOWS_OF_IP: &str = "f AS MATERIALIZED (SELECT * FROM flows \
+/// below reads them from it, so that one statement can read them once for all (PostgreSQL keeps
+/// a CTE read more than once, and folds one read once into its query).
+const FLOWS_OF_IP: &str = "f AS (SELECT * FROM flows \
      WHERE (src_ip = $1::inet OR dest_ip = $1::inet) AND ts >= $2 AND ts <= $3)";
 
 /// The totals of `f`.

@@ -1,6 +1,6 @@
 //! Detections: alerts grouped by threat type and source (`get_threat_detections`).
 
-use super::pieces::{bind_times, pieces_with, spans, union_of, Source};
+use super::pieces::{bind_times, pieces_held, union_of, Source};
 use super::{rolled, tiered, tiers, EDGES};
 use crate::queries::{self, not_whitelisted, Window};
 use crate::StoreError;
@@ -64,8 +64,7 @@ async fn ranked_groups(
     hide_whitelisted: bool,
     limit: i64,
 ) -> Result<Vec<ThreatGroup>, StoreError> {
-    let held = spans(conn, "alert").await?;
-    let pieces = pieces_with(window, Utc::now(), &held);
+    let pieces = pieces_held(conn, "alert", window).await?;
     let (union, times) = union_of(&pieces, 10, |source, s, from, to| {
         match source {
         Source::Rows => format!(

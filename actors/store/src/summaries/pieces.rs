@@ -172,6 +172,17 @@ pub fn pieces_with(w: Window, now: DateTime<Utc>, spans: &[Span]) -> Vec<Piece> 
     out
 }
 
+/// The pieces of `w` as of now, reading the spans the rolling sums of `rollup` hold
+/// (`rolling_spans.rollup`: "talker", "tls", "alert", "alert_pair").
+pub(super) async fn pieces_held(
+    conn: &mut AsyncPgConnection,
+    rollup: &str,
+    w: Window,
+) -> Result<Vec<Piece>, StoreError> {
+    let held = spans(conn, rollup).await?;
+    Ok(pieces_with(w, Utc::now(), &held))
+}
+
 /// What reading one hour of a rollup costs, in minutes of rows: an hour holds each value once,
 /// the rows every event.
 const HOUR_COST_IN_MINUTES: i64 = 10;

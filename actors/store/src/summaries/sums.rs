@@ -2,7 +2,7 @@
 //! in the signed pieces of [`super::pieces`]: rolling spans, whole days (or a day minus its
 //! outside), whole hours and the rows at the edges.
 
-use super::pieces::{bind_times, pieces, pieces_with, spans, union_of, Source};
+use super::pieces::{bind_times, pieces, pieces_held, union_of, Source};
 use super::EDGES;
 use crate::queries::{AlertFilter, NameCount, Window};
 use crate::StoreError;
@@ -77,8 +77,7 @@ pub async fn top_talkers(
     window: Window,
     limit: i64,
 ) -> Result<Vec<TalkerRow>, StoreError> {
-    let held = spans(conn, "talker").await?;
-    let pieces = pieces_with(window, Utc::now(), &held);
+    let pieces = pieces_held(conn, "talker", window).await?;
     let (union, times) = union_of(&pieces, 2, |source, s, from, to| {
         let range = format!("ts >= {from} AND ts < {to}");
         match source {
@@ -167,8 +166,7 @@ pub async fn tls_stats(
     window: Window,
     limit: i64,
 ) -> Result<TlsStats, StoreError> {
-    let held = spans(conn, "tls").await?;
-    let pieces = pieces_with(window, Utc::now(), &held);
+    let pieces = pieces_held(conn, "tls", window).await?;
     let (union, times) = union_of(&pieces, 8, |source, s, from, to| {
         match source {
             Source::Rows => format!(

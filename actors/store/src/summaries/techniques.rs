@@ -1,6 +1,6 @@
 //! ATT&CK mapping: alerts per technique of their `mitre` arrays (`get_mitre_mapping`).
 
-use super::pieces::{bind_times, pieces_with, spans, union_of, Source};
+use super::pieces::{bind_times, pieces_held, union_of, Source};
 use super::{rolled, tiered, tiers, EDGES};
 use crate::queries::Window;
 use crate::StoreError;
@@ -68,8 +68,7 @@ async fn summed_techniques(
     window: Window,
     limit: i64,
 ) -> Result<Vec<MitreRow>, StoreError> {
-    let held = spans(conn, "alert_pair").await?;
-    let pieces = pieces_with(window, Utc::now(), &held);
+    let pieces = pieces_held(conn, "alert_pair", window).await?;
     let columns = "mitre, threat_type, src_ip, dest_ip, severity";
     let (union, times) = union_of(&pieces, 8, |source, s, from, to| match source {
         Source::Rows => {
