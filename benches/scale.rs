@@ -150,6 +150,15 @@ fn fill_all(conn: &mut PgConnection, alerts: u64, flows: u64, tls: u64, days: u6
         "  talker rollup summed in {:.0} s",
         t.elapsed().as_secs_f64()
     );
+    // the hours folded into the daily rollups, as the writer's hourly roll does
+    let t = Instant::now();
+    diesel::sql_query("SELECT netmonitor_roll_all(date_trunc('hour', now()))")
+        .execute(conn)
+        .unwrap();
+    println!(
+        "  hours folded into the daily rollups and rolling sums counted in {:.0} s",
+        t.elapsed().as_secs_f64()
+    );
     diesel::sql_query("ANALYZE").execute(conn).unwrap();
     println!(
         "  filled in {:.0} s; disk bytes per row: alert {:.0}, flow {:.0}, TLS session {:.0}; \

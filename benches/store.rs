@@ -1,6 +1,7 @@
 //! Store throughput: events per second written by the store writer (batched binary COPY
 //! through diesel, daily partitions, and the rollups: talker sums the writer keeps for flows,
-//! the statement triggers that keep the TLS and alert rollups) into a private PostgreSQL, against
+//! the statement triggers that keep the TLS and alert rollups, and the roll that folds their
+//! hours into the daily rollups) into a private PostgreSQL, against
 //! `psql \copy ... FROM STDIN` of the same rows as CSV in the same run into the same partitioned
 //! table with no rollup (its triggers disabled). Flows are also copied into a plain, unpartitioned
 //! copy of their table with the same indexes. Prints the rates and the ratios, per table.
@@ -171,8 +172,9 @@ fn columns(table: &str) -> &'static str {
     }
 }
 
-/// Rows per second through the store writer, batches as the pipeline sends them.
-fn through_store(db: &TestDatabase, table: &str, events: &[Event]) -> f64 {
+/// Rows per second through the store writer, batches as the pipeline sends them, and the
+/// seconds of it the roll took.
+fn through_store(db: &TestDatabase, table: &str, events: &[Event]) -> (f64, f64) {
     let store = StoreHandle::spawn(
         db.conninfo(),
         StoreConfig {
@@ -186,6 +188,13 @@ fn through_store(db: &TestDatabase, table: &str, events: &[Event]) -> f64 {
         store.send_events(chunk.iter().cloned()).unwrap();
     }
     store.flush().unwrap();
+    // the roll that folds these hours into the daily rollups is part of the cost of writing
+    // them (the writer runs it once an hour)
+    let fold = psql(
+        db,
+        "SELECT netmonitor_roll_all(date_trunc('hour', now()))",
+        &[],
+    );
     let secs = started.elapsed().as_secs_f64();
     assert_eq!(db.count(table).unwrap(), events.len() as i64);
     let spooled = store
@@ -193,7 +202,7 @@ fn through_store(db: &TestDatabase, table: &str, events: &[Event]) -> f64 {
         .rows_spooled
         .load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(spooled, 0);
-    events.len() as f64 / secs
+    (events.len() as f64 / secs, fold)
 }
 
 /// Writes `events` both ways into `table` and prints the rates and their ratio.
@@ -211,10 +220,11 @@ fn compare(db: &TestDatabase, table: &str, events: &[Event]) {
     // every run starts from empty indexes
     psql(db, &format!("TRUNCATE {table}"), &[]);
     psql(db, &format!("ALTER TABLE {table} ENABLE TRIGGER USER"), &[]);
-    let store_rate = through_store(db, table, events);
+    let (store_rate, fold) = through_store(db, table, events);
     println!("  {table}: {n} rows");
     println!("    psql \\copy, no rollup:   {copy_rate:>12.0} rows/s");
     println!("    netmonitor store:        {store_rate:>12.0} rows/s (rollup on)");
+    println!("      of which folding days:  {fold:>11.2} s");
     println!(
         "    ratio store/COPY:        {:>12.2}",
         store_rate / copy_rate

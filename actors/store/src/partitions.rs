@@ -201,6 +201,17 @@ fn rolling_of(table: &str) -> &'static [&'static str] {
     }
 }
 
+/// The name `table`'s rollups go by in `rollup_hours`, which says what hours are folded into
+/// their daily tables.
+fn folded_as(table: &str) -> Option<&'static str> {
+    match table {
+        "flows" => Some("talker"),
+        "tls_sessions" => Some("tls"),
+        "alerts" => Some("alert"),
+        _ => None,
+    }
+}
+
 /// Drops the partitions of `table` older than `keep_days` before its newest row.
 fn drop_expired(
     conn: &mut PgConnection,
@@ -224,6 +235,12 @@ fn drop_expired(
         .and_utc();
     for rollup in rollups_of(table) {
         diesel::sql_query(format!("DELETE FROM {rollup} WHERE bucket < $1"))
+            .bind::<Timestamptz, _>(cutoff)
+            .execute(conn)?;
+    }
+    if let Some(name) = folded_as(table) {
+        diesel::sql_query("DELETE FROM rollup_hours WHERE rollup = $1 AND bucket < $2")
+            .bind::<Text, _>(name)
             .bind::<Timestamptz, _>(cutoff)
             .execute(conn)?;
     }
@@ -335,7 +352,7 @@ pub async fn database_bytes(conn: &mut diesel_async::AsyncPgConnection) -> Resul
 }
 
 /// The tables [`table_storage`] reports, event tables first.
-pub const STORAGE_TABLES: [&str; 28] = [
+pub const STORAGE_TABLES: [&str; 29] = [
     "flows",
     "alerts",
     "tls_sessions",
@@ -358,6 +375,7 @@ pub const STORAGE_TABLES: [&str; 28] = [
     "tls_distinct_daily",
     "talker_rolling",
     "tls_rolling",
+    "rollup_hours",
     "mitre_rollup",
     "certificates",
     "indicators",

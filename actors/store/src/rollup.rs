@@ -1,7 +1,8 @@
 //! The talker rollup (bytes and flows per hour or day, sensor and address), summed in memory by
-//! the store writer and added to `talker_rollup` and `talker_rollup_daily` every few seconds,
-//! not per batch: a per-batch
-//! upsert of every address a batch touches costs about as much as the batch itself.
+//! the store writer and added to `talker_rollup` every few seconds, not per batch: a per-batch
+//! upsert of every address a batch touches costs about as much as the batch itself. The daily
+//! tables of every rollup are filled from the hourly ones once an hour, by the roll
+//! ([`SpanRoller`]).
 //!
 //! Nothing is counted twice or lost across a crash: sums are added, in one transaction with
 //! the sensor's watermark (the highest flow id they cover), only after their flows committed;
@@ -178,9 +179,11 @@ impl TalkerSums {
     }
 }
 
-/// Rolls the talker, TLS and alert sums over the last day and week (`rolling_sums`,
-/// `alert_rolling` and `technique_rollup` migrations) to the current hour, once an hour; a failure is retried a minute later (until then summaries read
-/// the span as it was, which stays exact, only longer to read).
+/// Once an hour, folds the hours before the current one into the daily rollups (`daily_fold`
+/// migration) and rolls the talker, TLS and alert sums over the last day and week
+/// (`rolling_sums`, `alert_rolling` and `technique_rollup` migrations) to the current hour. A
+/// failure is retried a minute later; until then summaries read the unfolded hours and the
+/// spans as they were, which stays exact, only longer to read.
 #[derive(Debug, Default)]
 pub struct SpanRoller {
     rolled: Option<i64>,
@@ -211,7 +214,7 @@ impl SpanRoller {
                 self.retry_at = None;
                 tracing::debug!(
                     seconds = started.elapsed().as_secs_f64(),
-                    "rolling sums moved to the current hour"
+                    "hours folded into the daily rollups and rolling sums moved to the current hour"
                 );
                 Ok(())
             }

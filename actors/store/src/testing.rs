@@ -111,4 +111,102 @@ impl TestDatabase {
         let n: N = diesel::sql_query(sql).get_result(&mut conn)?;
         Ok((n.n, n.spans))
     }
+
+    /// Rows of the daily tables of `rollup` ("talker", "tls" or "alert") that differ from its
+    /// hourly tables summed per day over the hours `rollup_hours` marks folded, plus rows of
+    /// the `_days` views that differ from the hourly tables summed per day over every hour (0
+    /// when both agree); and the hours not folded yet.
+    pub fn daily_mismatches(&self, rollup: &str) -> Result<(i64, i64), StoreError> {
+        use diesel::prelude::*;
+        #[derive(QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        type Table = (
+            &'static str,
+            &'static str,
+            &'static [(&'static str, &'static str)],
+        );
+        let tables: &[Table] = match rollup {
+            "talker" => &[(
+                "talker_rollup",
+                "sensor, ip",
+                &[
+                    ("bytes_sent", "sum"),
+                    ("bytes_received", "sum"),
+                    ("flows_as_client", "sum"),
+                    ("flows_as_server", "sum"),
+                ],
+            )],
+            "tls" => &[
+                ("tls_rollup", "sensor, kind, value", &[("sessions", "sum")]),
+                (
+                    "tls_distinct",
+                    "sensor",
+                    &[("clients", "hll"), ("servers", "hll")],
+                ),
+            ],
+            _ => &[
+                (
+                    "alert_rollup",
+                    "sensor, threat_type, signature, src_ip, dest_ip, suppressed, severity",
+                    &[
+                        ("alerts", "sum"),
+                        ("open", "sum"),
+                        ("mitre", "max"),
+                        ("first_seen", "min"),
+                        ("last_seen", "max"),
+                    ],
+                ),
+                (
+                    "alert_counts",
+                    "sensor, threat_type, severity, suppressed",
+                    &[("alerts", "sum"), ("open", "sum")],
+                ),
+                (
+                    "alert_techniques",
+                    "sensor, technique",
+                    &[("first_seen", "min"), ("last_seen", "max")],
+                ),
+            ],
+        };
+        let mut conn = PgConnection::establish(self.db.conninfo())?;
+        let mut differing = 0;
+        for (hourly, keys, merges) in tables {
+            let aggregates = merges
+                .iter()
+                .map(|(c, how)| match *how {
+                    "sum" => format!("sum({c})::int8"),
+                    "hll" => format!("hll_cardinality(hll_union_agg({c}))::int8"),
+                    how => format!("{how}({c})"),
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let per_day = |from: &str| {
+                format!(
+                    "SELECT date_trunc('day', bucket, 'UTC') AS day, {keys}, {aggregates}                      FROM {from} GROUP BY 1, {keys}"
+                )
+            };
+            let folded = format!(
+                "(SELECT h.* FROM {hourly} h JOIN rollup_hours f                    ON f.rollup = '{rollup}' AND f.bucket = h.bucket AND f.folded) x"
+            );
+            for (want, have) in [
+                (per_day(&folded), per_day(&format!("{hourly}_daily"))),
+                (per_day(hourly), per_day(&format!("{hourly}_days"))),
+            ] {
+                let n: N = diesel::sql_query(format!(
+                    "WITH want AS ({want}), have AS ({have})                      SELECT count(*) AS n FROM ((SELECT * FROM want EXCEPT ALL SELECT * FROM have)                        UNION ALL (SELECT * FROM have EXCEPT ALL SELECT * FROM want)) d"
+                ))
+                .get_result(&mut conn)?;
+                differing += n.n;
+            }
+        }
+        let unfolded: N = diesel::sql_query(
+            "SELECT count(*) AS n FROM rollup_hours WHERE rollup = $1 AND NOT folded",
+        )
+        .bind::<diesel::sql_types::Text, _>(rollup)
+        .get_result(&mut conn)?;
+        Ok((differing, unfolded.n))
+    }
 }

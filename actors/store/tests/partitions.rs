@@ -391,6 +391,8 @@ fn raw_talkers(c: &mut PgConnection, w: Window) -> Vec<(String, i64, i64)> {
 #[test]
 fn rollup_summaries_equal_the_rows_for_any_window() {
     let t = TestDatabase::start().expect("test database");
+    // the writer folds every past hour into the days when the clock's hour turns
+    let hour_at_start = Utc::now().timestamp() / 3600;
     let store = StoreHandle::spawn(t.conninfo(), config(&t)).unwrap();
     let base = DAY0 + 10 * 3600; // 10:00
     let kinds = ["port_scan", "brute_force", "dns_tunneling"];
@@ -424,10 +426,10 @@ fn rollup_summaries_equal_the_rows_for_any_window() {
         .unwrap();
     let pool = netmonitor_store::db::query_pool(&t.conninfo(), 1, 10_000).unwrap();
     let mut c = PgConnection::establish(&t.conninfo()).unwrap();
-    // both tiers hold every alert and flow
+    // both tiers hold every alert and flow (the days the hours not folded yet too)
     for (sql, expected) in [
         (
-            "SELECT sum(alerts)::int8 AS n FROM alert_rollup_daily",
+            "SELECT sum(alerts)::int8 AS n FROM alert_rollup_days",
             "SELECT count(*) AS n FROM alerts",
         ),
         (
@@ -439,11 +441,11 @@ fn rollup_summaries_equal_the_rows_for_any_window() {
             "SELECT count(*) AS n FROM alerts",
         ),
         (
-            "SELECT sum(alerts)::int8 AS n FROM alert_counts_daily WHERE suppressed",
+            "SELECT sum(alerts)::int8 AS n FROM alert_counts_days WHERE suppressed",
             "SELECT count(*) AS n FROM alerts WHERE evidence ? 'suppressed_by'",
         ),
         (
-            "SELECT sum(flows_as_client)::int8 AS n FROM talker_rollup_daily",
+            "SELECT sum(flows_as_client)::int8 AS n FROM talker_rollup_days",
             "SELECT count(*) AS n FROM flows",
         ),
     ] {
@@ -452,9 +454,18 @@ fn rollup_summaries_equal_the_rows_for_any_window() {
     assert!(
         count(
             &mut c,
-            "SELECT count(DISTINCT bucket) AS n FROM alert_rollup_daily"
+            "SELECT count(DISTINCT date_trunc('day', bucket, 'UTC')) AS n FROM alert_rollup_days"
         ) >= 3
     );
+    // the hours before 06:00 of the second day folded into the days, the later ones not yet:
+    // summaries read days of both kinds and one of each at once, and acknowledgements below
+    // reach hours of both
+    diesel::sql_query(format!(
+        "SELECT netmonitor_fold(r, to_timestamp({})) FROM unnest(ARRAY['alert', 'talker']) r",
+        base + 20 * 3600
+    ))
+    .execute(&mut c)
+    .unwrap();
     // a whitelist entry added after the alerts hides one source's alerts and those to one target
     diesel::sql_query(
         "INSERT INTO whitelist (ip_cidr, direction) VALUES ('10.0.0.4/32', 'source'), \
@@ -491,6 +502,15 @@ fn rollup_summaries_equal_the_rows_for_any_window() {
         .await
         .unwrap();
         assert!(acked > 20, "{acked}");
+        for rollup in ["alert", "talker"] {
+            let (differing, unfolded) = t.daily_mismatches(rollup).unwrap();
+            assert_eq!(differing, 0, "{rollup}");
+            let hour_turned = Utc::now().timestamp() / 3600 != hour_at_start;
+            assert!(
+                unfolded > 40 || hour_turned,
+                "{rollup}: {unfolded} hours not folded"
+            );
+        }
         for (a, b) in windows {
             let w = Window {
                 since: at(a),
@@ -624,6 +644,13 @@ fn rollup_summaries_equal_the_rows_for_any_window() {
         diesel::sql_query("DELETE FROM whitelist")
             .execute(&mut c)
             .unwrap();
+        // and every hour folded, after acknowledgements of hours folded or not
+        diesel::sql_query("SELECT netmonitor_roll_all(date_trunc('hour', now()))")
+            .execute(&mut c)
+            .unwrap();
+        for rollup in ["alert", "talker"] {
+            assert_eq!(t.daily_mismatches(rollup).unwrap(), (0, 0), "{rollup}");
+        }
         let mut hidden_seen = 0;
         for (a, b) in windows {
             let w = Window {
@@ -817,7 +844,7 @@ fn lookups_use_indexes_and_read_only_their_days() {
         ),
         (
             "TLS rollup days",
-            "SELECT * FROM tls_rollup_daily WHERE bucket >= '2026-11-02' AND bucket < '2026-11-03'".into(),
+            "SELECT * FROM tls_rollup_days WHERE bucket >= '2026-11-02' AND bucket < '2026-11-03'".into(),
             "tls_rollup_daily",
         ),
     ] {

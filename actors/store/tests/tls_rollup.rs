@@ -162,6 +162,8 @@ struct N {
 #[test]
 fn tls_statistics_from_the_rollup_equal_the_rows_for_any_window() {
     let t = TestDatabase::start().expect("test database");
+    // the writer folds every past hour into the days when the clock's hour turns
+    let hour_at_start = chrono::Utc::now().timestamp() / 3600;
     let config = StoreConfig {
         spool_dir: t.dir().join("spool"),
         batch_size: 700,
@@ -185,8 +187,9 @@ fn tls_statistics_from_the_rollup_equal_the_rows_for_any_window() {
     .bind::<Text, _>(fingerprint(3).hash)
     .execute(&mut c)
     .unwrap();
-    // both tiers count every session once per transport
-    for tier in ["tls_rollup", "tls_rollup_daily"] {
+    // both tiers count every session once per transport (the days of hours not folded yet from
+    // the hours)
+    for tier in ["tls_rollup", "tls_rollup_days"] {
         let n: N = diesel::sql_query(format!(
             "SELECT sum(sessions)::int8 AS n FROM {tier} WHERE kind = 'transport'"
         ))
@@ -213,23 +216,31 @@ fn tls_statistics_from_the_rollup_equal_the_rows_for_any_window() {
         ("2026-11-02T01:20:00Z", "2026-11-03T22:40:00Z"),
         ("2026-11-02T00:30:00Z", "2026-11-02T23:10:00Z"),
     ];
+    // first with the hours up to the second afternoon folded into the days, then all of them,
+    // then with late sessions of folded hours, which go to both tiers
+    let folds = [
+        "SELECT netmonitor_fold('tls', '2026-11-02T15:00:00Z')",
+        "SELECT netmonitor_fold('tls', 'infinity')",
+        "INSERT INTO tls_sessions (sensor, flow_id, ts, src_ip, src_port, dest_ip, dest_port, \
+           transport, sni, version, alpn) \
+         SELECT 'late', g, '2026-11-01T23:00:00Z'::timestamptz + g * interval '61 minutes', \
+           ('10.0.0.' || g % 3)::inet, 40000, '2001:db8::1', 443, 'tcp', 'late.example', \
+           'TLS 1.2', ARRAY[]::text[] FROM generate_series(1, 30) g",
+    ];
+    let mut unfolded_hours = Vec::new();
+    for fold in folds {
+        diesel::sql_query(fold).execute(&mut c).unwrap();
+        let (differing, unfolded) = t.daily_mismatches("tls").unwrap();
+        assert_eq!(differing, 0, "after {fold}");
+        unfolded_hours.push(unfolded);
+        check_windows(&rt, &pool, &mut c, &windows, fold);
+    }
+    let hour_turned = chrono::Utc::now().timestamp() / 3600 != hour_at_start;
+    assert!(unfolded_hours[0] > 0 || hour_turned, "{unfolded_hours:?}");
+    assert_eq!(unfolded_hours[1..], [0, 0]);
+    let total = total + 30;
     rt.block_on(async {
         let mut q = pool.get().await.unwrap();
-        for (a, b) in windows {
-            let w = Window {
-                since: at(a),
-                until: at(b),
-            };
-            for limit in [3, 50] {
-                let got = tls_stats(&mut q, w, limit).await.unwrap();
-                assert_eq!(got.totals, raw_totals(&mut c, w), "totals over {w:?}");
-                assert_eq!(got.versions, raw_top(&mut c, "version", w, limit), "{w:?}");
-                assert_eq!(got.ja3, raw_top(&mut c, "ja3", w, limit), "{w:?}");
-                assert_eq!(got.ja3s, raw_top(&mut c, "ja3s", w, limit), "{w:?}");
-                assert_eq!(got.ja4, raw_top(&mut c, "ja4", w, limit), "{w:?}");
-                assert_eq!(got.sni, raw_top(&mut c, "sni", w, limit), "{w:?}");
-            }
-        }
         // the whole data: every kind of total is exercised
         let all = Window {
             since: at("2026-10-01T00:00:00Z"),
@@ -287,6 +298,39 @@ fn tls_statistics_from_the_rollup_equal_the_rows_for_any_window() {
     );
     assert_eq!(got.servers, raw.servers);
     assert_eq!(got.sessions, raw.sessions);
+}
+
+/// Checks the statistics of every window in `windows` against the rows.
+fn check_windows(
+    rt: &tokio::runtime::Runtime,
+    pool: &netmonitor_store::db::DbPool,
+    c: &mut PgConnection,
+    windows: &[(&str, &str)],
+    after: &str,
+) {
+    let at = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+    rt.block_on(async {
+        let mut q = pool.get().await.unwrap();
+        for (a, b) in windows {
+            let w = Window {
+                since: at(a),
+                until: at(b),
+            };
+            for limit in [3, 50] {
+                let got = tls_stats(&mut q, w, limit).await.unwrap();
+                assert_eq!(
+                    got.totals,
+                    raw_totals(c, w),
+                    "totals over {w:?} after {after}"
+                );
+                assert_eq!(got.versions, raw_top(c, "version", w, limit), "{w:?}");
+                assert_eq!(got.ja3, raw_top(c, "ja3", w, limit), "{w:?}");
+                assert_eq!(got.ja3s, raw_top(c, "ja3s", w, limit), "{w:?}");
+                assert_eq!(got.ja4, raw_top(c, "ja4", w, limit), "{w:?}");
+                assert_eq!(got.sni, raw_top(c, "sni", w, limit), "{w:?}");
+            }
+        }
+    });
 }
 
 /// Inserts TLS sessions `from..=to` (one every seven minutes back from now, so up to nine

@@ -1,7 +1,8 @@
 //! Summaries over long windows, read from the rollups kept as batches land (`alert_rollup`,
 //! `alert_counts`, `talker_rollup`, `tls_rollup`, `alert_techniques` per hour and their `_daily`
-//! twins per day), from the rolling sums of the last day and week (`*_rolling`), and from the
-//! rows only at a window's edges.
+//! twins per day, which the roll fills from the hours once an hour and which are read through
+//! the `_days` views, complete at any time), from the rolling sums of the last day and week
+//! (`*_rolling`), and from the rows only at a window's edges.
 //!
 //! Sums (alert counts, top talkers, TLS statistics, detections' ranking, ATT&CK counts) are read
 //! in the signed pieces of [`pieces()`], which may subtract; minimums and maximums (first and last
@@ -110,7 +111,7 @@ fn rolled(columns: &str, table: &str, filter: &str) -> String {
         "SELECT {columns} FROM {table} r \
            WHERE ((r.bucket >= $3 AND r.bucket < $5) OR (r.bucket >= $6 AND r.bucket < $4)) {filter} \
          UNION ALL \
-         SELECT {columns} FROM {table}_daily r WHERE r.bucket >= $5 AND r.bucket < $6 {filter}"
+         SELECT {columns} FROM {table}_days r WHERE r.bucket >= $5 AND r.bucket < $6 {filter}"
     )
 }
 

@@ -19,7 +19,8 @@ pub enum Source {
     Rows,
     /// The hourly rollup.
     Hourly,
-    /// The daily rollup.
+    /// The whole days of the rollup (`<x>_rollup_days`: the daily rollup and the hours not
+    /// folded into it yet, see the `daily_fold` migration).
     Daily,
     /// The rolling sums over a span of this many hours (`rolling_sums` migration), which
     /// hold the whole hours of [`Span`].
@@ -27,11 +28,11 @@ pub enum Source {
 }
 
 impl Source {
-    /// The table of this tier of the rollup `hourly` (`<x>_rollup`): the daily one is
-    /// `<x>_rollup_daily`, the rolling one `<x>_rolling`.
+    /// The table of this tier of the rollup `hourly` (`<x>_rollup`): the days are read from
+    /// the view `<x>_rollup_days`, the rolling sums from `<x>_rolling`.
     pub(super) fn table(self, hourly: &str) -> String {
         match self {
-            Source::Daily => format!("{hourly}_daily"),
+            Source::Daily => format!("{hourly}_days"),
             Source::Span(_) => format!("{}_rolling", hourly.trim_end_matches("_rollup")),
             _ => hourly.to_owned(),
         }
