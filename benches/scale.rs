@@ -12,6 +12,7 @@
 //! query changes can be measured on a large fill without repeating it. A migrated database
 //! without alerts (`netmonitor migrate` on a cluster of one's own) is filled first.
 
+use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection, QueryableByName, RunQueryDsl};
 use netmonitor_store::testing::TestDatabase;
 use serde_json::{json, Value};
@@ -150,11 +151,13 @@ fn fill_all(conn: &mut PgConnection, alerts: u64, flows: u64, tls: u64, days: u6
         "  talker rollup summed in {:.0} s",
         t.elapsed().as_secs_f64()
     );
-    // the hours folded into the daily rollups, as the writer's hourly roll does
+    // the past hours folded into the daily rollups, as the writer does a few at a time
     let t = Instant::now();
-    diesel::sql_query("SELECT netmonitor_roll_all(date_trunc('hour', now()))")
-        .execute(conn)
-        .unwrap();
+    conn.batch_execute(
+        "SELECT netmonitor_fold(r, date_trunc('hour', now())) FROM unnest(ARRAY['alert', 'tls', 'talker']) r; \
+         SELECT netmonitor_roll_all(date_trunc('hour', now()))",
+    )
+    .unwrap();
     println!(
         "  hours folded into the daily rollups and rolling sums counted in {:.0} s",
         t.elapsed().as_secs_f64()

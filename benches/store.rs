@@ -1,7 +1,7 @@
 //! Store throughput: events per second written by the store writer (batched binary COPY
 //! through diesel, daily partitions, and the rollups: talker sums the writer keeps for flows,
-//! the statement triggers that keep the TLS and alert rollups, and the roll that folds their
-//! hours into the daily rollups) into a private PostgreSQL, against
+//! the statement triggers that keep the TLS and alert rollups, and the folding of their hours
+//! into the daily rollups) into a private PostgreSQL, against
 //! `psql \copy ... FROM STDIN` of the same rows as CSV in the same run into the same partitioned
 //! table with no rollup (its triggers disabled). Flows are also copied into a plain, unpartitioned
 //! copy of their table with the same indexes. Prints the rates and the ratios, per table.
@@ -173,7 +173,7 @@ fn columns(table: &str) -> &'static str {
 }
 
 /// Rows per second through the store writer, batches as the pipeline sends them, and the
-/// seconds of it the roll took.
+/// seconds of it the folding took.
 fn through_store(db: &TestDatabase, table: &str, events: &[Event]) -> (f64, f64) {
     let store = StoreHandle::spawn(
         db.conninfo(),
@@ -188,11 +188,11 @@ fn through_store(db: &TestDatabase, table: &str, events: &[Event]) -> (f64, f64)
         store.send_events(chunk.iter().cloned()).unwrap();
     }
     store.flush().unwrap();
-    // the roll that folds these hours into the daily rollups is part of the cost of writing
-    // them (the writer runs it once an hour)
+    // folding these hours into the daily rollups is part of the cost of writing them (the
+    // writer does it once an hour)
     let fold = psql(
         db,
-        "SELECT netmonitor_roll_all(date_trunc('hour', now()))",
+        "SELECT netmonitor_fold(r, now()) FROM unnest(ARRAY['alert', 'tls', 'talker']) r",
         &[],
     );
     let secs = started.elapsed().as_secs_f64();

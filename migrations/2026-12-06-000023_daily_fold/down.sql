@@ -1,5 +1,5 @@
 -- Every batch writes both tiers again: the hours not folded yet are folded first, then the
--- functions are as the roll_lock_order migration left them.
+-- functions are as the migrations before left them.
 SELECT netmonitor_fold(r, 'infinity') FROM unnest(ARRAY['alert', 'tls', 'talker']) r;
 
 
@@ -261,28 +261,7 @@ BEGIN
         columns, hourly, hourly || '_daily', lo, d1, d2, hi);
 END $$;
 
-CREATE OR REPLACE FUNCTION netmonitor_roll_all(new_hi timestamptz) RETURNS void LANGUAGE plpgsql AS $$
-DECLARE
-    span int;
-BEGIN
-    -- the order in which a batch's triggers take them (alerts are written before TLS sessions,
-    -- flows' sums in a transaction of their own), so that a writer of another process and this
-    -- roll never wait for each other in a circle
-    PERFORM pg_advisory_xact_lock(hashtext('rolling:' || r))
-       FROM unnest(ARRAY['alert', 'alert_pair', 'tls', 'talker']) r;
-    FOREACH span IN ARRAY ARRAY[24, 168] LOOP
-        PERFORM netmonitor_roll('talker', 'talker_rollup', 'talker_rolling', 'sensor, ip',
-            ARRAY['bytes_sent', 'bytes_received', 'flows_as_client', 'flows_as_server'], span, new_hi);
-        PERFORM netmonitor_roll('tls', 'tls_rollup', 'tls_rolling', 'sensor, kind, value',
-            ARRAY['sessions'], span, new_hi);
-        PERFORM netmonitor_roll('alert', 'alert_rollup', 'alert_rolling',
-            'sensor, threat_type, src_ip, suppressed', ARRAY['alerts', 'open'], span, new_hi);
-        PERFORM netmonitor_roll('alert_pair', 'alert_rollup', 'alert_pair_rolling',
-            'sensor, mitre, threat_type, src_ip, dest_ip, severity', ARRAY['alerts'], span, new_hi);
-    END LOOP;
-END $$;
-
-DROP FUNCTION netmonitor_fold(text, timestamptz);
+DROP FUNCTION netmonitor_fold(text, timestamptz, int);
 DROP FUNCTION netmonitor_fold_table(text, text, text[], timestamptz[]);
 DROP VIEW talker_rollup_days, tls_rollup_days, tls_distinct_days, alert_rollup_days,
     alert_counts_days, alert_techniques_days;

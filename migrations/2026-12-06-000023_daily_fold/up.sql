@@ -1,11 +1,13 @@
--- The daily tables are filled from the hourly ones once an hour ("folding"), no longer in every
--- batch: a batch of the current hour writes its hourly rows only, which halves the rows a busy
--- sensor upserts per batch. `rollup_hours` says, per rollup and hour, whether the hour is in the
--- daily tables yet. Rows for an hour already folded (late ones, or acknowledgements) go to both
--- tiers, as before. The `<x>_days` views read whole days: the daily rows plus the hourly rows of
--- hours not folded yet, so a day reads complete at any time. Folding runs in the roll
--- (`netmonitor_roll_all`), under the same locks the writers share, so nothing is counted twice
--- or lost between the two tiers.
+-- The daily tables are filled from the hourly ones by the writer ("folding" the hours before
+-- the current one), no longer in every batch: a batch for an hour not folded yet (the current
+-- one, or any of a replay until it is folded) writes its hourly rows only, which halves the
+-- rows it upserts. `rollup_hours` says, per rollup and hour, whether the hour is in the daily
+-- tables yet; rows for an hour already folded (late ones, or acknowledgements) go to both
+-- tiers, as before. The `<x>_days` views read whole days: the daily rows plus the hourly rows
+-- of hours not folded yet, so a day reads complete at any time. Folding (`netmonitor_fold`)
+-- takes the lock the batches share, so nothing is counted twice or lost between the tiers.
+-- New hours are inserted in time order, as the rollups' rows are in key order, so that two
+-- writers cannot wait for each other's hours in a circle.
 
 CREATE TABLE rollup_hours (
     rollup TEXT        NOT NULL, -- 'talker', 'tls' or 'alert'
@@ -13,6 +15,8 @@ CREATE TABLE rollup_hours (
     folded BOOLEAN     NOT NULL,
     PRIMARY KEY (rollup, bucket)
 );
+-- the few hours not folded yet, which every read of whole days looks up
+CREATE INDEX rollup_hours_unfolded ON rollup_hours (rollup, bucket) WHERE NOT folded;
 
 -- Everything stored so far is in the daily tables already.
 INSERT INTO rollup_hours
@@ -93,17 +97,23 @@ BEGIN
 END $$;
 
 -- Folds the hours of the rollup `name` ('talker', 'tls', 'alert') before `before` that are not
--- folded yet into its daily tables; returns how many hours it folded.
-CREATE FUNCTION netmonitor_fold(name text, before timestamptz) RETURNS int
-LANGUAGE plpgsql AS $$
+-- folded yet into its daily tables, the oldest first and at most `max_hours` of them (all when
+-- null); returns how many it folded. The writer folds a few at a time between its batches, so
+-- that a backlog (after a replay of days of traffic) never holds the writers up for long.
+CREATE FUNCTION netmonitor_fold(name text, before timestamptz, max_hours int DEFAULT NULL)
+RETURNS int LANGUAGE plpgsql AS $$
 DECLARE
     hours timestamptz[];
 BEGIN
     -- the writers' batches hold it shared: none is between its hourly and daily rows now
     PERFORM pg_advisory_xact_lock(hashtext('rolling:' || name));
-    WITH folded AS (
-        UPDATE rollup_hours SET folded = true
-         WHERE rollup = name AND NOT folded AND bucket < before RETURNING bucket)
+    WITH due AS (
+        SELECT bucket FROM rollup_hours
+         WHERE rollup = name AND NOT folded AND bucket < before
+         ORDER BY bucket LIMIT max_hours),
+    folded AS (
+        UPDATE rollup_hours h SET folded = true FROM due
+         WHERE h.rollup = name AND h.bucket = due.bucket RETURNING h.bucket)
     SELECT array_agg(bucket) INTO hours FROM folded;
     IF hours IS NULL THEN
         RETURN 0;
@@ -127,29 +137,6 @@ BEGIN
             ARRAY['first_seen:min', 'last_seen:max'], hours);
     END CASE;
     RETURN cardinality(hours);
-END $$;
-
--- The roll folds the hours before the current one, then rolls the spans.
-CREATE OR REPLACE FUNCTION netmonitor_roll_all(new_hi timestamptz) RETURNS void LANGUAGE plpgsql AS $$
-DECLARE
-    span int;
-BEGIN
-    -- the order in which a batch's triggers take them (alerts are written before TLS sessions,
-    -- flows' sums in a transaction of their own), so that a writer of another process and this
-    -- roll never wait for each other in a circle
-    PERFORM pg_advisory_xact_lock(hashtext('rolling:' || r))
-       FROM unnest(ARRAY['alert', 'alert_pair', 'tls', 'talker']) r;
-    PERFORM netmonitor_fold(r, new_hi) FROM unnest(ARRAY['alert', 'tls', 'talker']) r;
-    FOREACH span IN ARRAY ARRAY[24, 168] LOOP
-        PERFORM netmonitor_roll('talker', 'talker_rollup', 'talker_rolling', 'sensor, ip',
-            ARRAY['bytes_sent', 'bytes_received', 'flows_as_client', 'flows_as_server'], span, new_hi);
-        PERFORM netmonitor_roll('tls', 'tls_rollup', 'tls_rolling', 'sensor, kind, value',
-            ARRAY['sessions'], span, new_hi);
-        PERFORM netmonitor_roll('alert', 'alert_rollup', 'alert_rolling',
-            'sensor, threat_type, src_ip, suppressed', ARRAY['alerts', 'open'], span, new_hi);
-        PERFORM netmonitor_roll('alert_pair', 'alert_rollup', 'alert_pair_rolling',
-            'sensor, mitre, threat_type, src_ip, dest_ip, severity', ARRAY['alerts'], span, new_hi);
-    END LOOP;
 END $$;
 
 -- A recount reads whole days through the `_days` views.
@@ -177,7 +164,7 @@ LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_advisory_xact_lock_shared(hashtext('rolling:talker'));
     EXECUTE format('INSERT INTO rollup_hours SELECT DISTINCT ''talker'', bucket, false FROM %I
-        ON CONFLICT DO NOTHING', stage);
+        ORDER BY 2 ON CONFLICT DO NOTHING', stage);
     EXECUTE format('INSERT INTO talker_rollup SELECT * FROM %I ORDER BY bucket, sensor, ip
         ON CONFLICT (bucket, sensor, ip) DO UPDATE SET
             bytes_sent = talker_rollup.bytes_sent + EXCLUDED.bytes_sent,
@@ -258,7 +245,7 @@ BEGIN
                hll_add_agg(netmonitor_address_hash(dest_ip), 14, 5, -1, 1) AS servers
           FROM new_rows GROUP BY 1, 2),
     hours AS (
-        INSERT INTO rollup_hours SELECT DISTINCT 'tls', bucket, false FROM sketches
+        INSERT INTO rollup_hours SELECT DISTINCT 'tls', bucket, false FROM sketches ORDER BY 2
         ON CONFLICT DO NOTHING),
     sketch_hours AS (
         INSERT INTO tls_distinct SELECT * FROM sketches ORDER BY 1, 2
@@ -291,7 +278,7 @@ BEGIN
         SELECT h.* FROM hourly h
           JOIN rollup_hours f ON f.rollup = 'alert' AND f.bucket = h.bucket AND f.folded),
     hours AS (
-        INSERT INTO rollup_hours SELECT DISTINCT 'alert', bucket, false FROM hourly
+        INSERT INTO rollup_hours SELECT DISTINCT 'alert', bucket, false FROM hourly ORDER BY 2
         ON CONFLICT DO NOTHING),
     by_hour AS (
         INSERT INTO alert_rollup SELECT * FROM hourly ORDER BY 1, 2, 3, 4, 5, 6, 7, 8

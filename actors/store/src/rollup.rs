@@ -179,21 +179,41 @@ impl TalkerSums {
     }
 }
 
-/// Once an hour, folds the hours before the current one into the daily rollups (`daily_fold`
-/// migration) and rolls the talker, TLS and alert sums over the last day and week
-/// (`rolling_sums`, `alert_rolling` and `technique_rollup` migrations) to the current hour. A
-/// failure is retried a minute later; until then summaries read the unfolded hours and the
-/// spans as they were, which stays exact, only longer to read.
+/// Rolls the talker, TLS and alert sums over the last day and week (`rolling_sums`,
+/// `alert_rolling` and `technique_rollup` migrations) to the current hour once an hour, and
+/// folds the hours before it into the daily rollups (`daily_fold` migration) then and at every
+/// flush, a few at a time: a backlog (after a replay of days of traffic) is folded between
+/// batches, never in one long stall of the writer. A failure is retried a minute later; until then summaries read the
+/// unfolded hours and the spans as they were, which stays exact, only longer to read.
 #[derive(Debug, Default)]
 pub struct SpanRoller {
     rolled: Option<i64>,
     retry_at: Option<Instant>,
+    /// Hours were left to fold at the last attempt.
+    backlog: bool,
+}
+
+/// Hours of each rollup folded into the daily ones at a time.
+const FOLD_HOURS: i32 = 6;
+
+#[derive(QueryableByName)]
+struct Folded {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    hours: i32,
 }
 
 impl SpanRoller {
-    /// True when the hour has turned since the last roll (and no failure is being waited out).
+    /// True when the hour has turned since the last roll or hours are left to fold (and no
+    /// failure is being waited out).
     pub fn due(&self) -> bool {
-        self.rolled != Some(wall_hour()) && self.retry_at.is_none_or(|t| Instant::now() >= t)
+        (self.rolled != Some(wall_hour()) || self.backlog)
+            && self.retry_at.is_none_or(|t| Instant::now() >= t)
+    }
+
+    /// Folds the past hours at the next chance, without waiting for the hour to turn (a flush:
+    /// a replay that ends, a shutdown).
+    pub fn fold_soon(&mut self) {
+        self.backlog = true;
     }
 
     /// Waits a minute before the next attempt (the database could not be reached).
@@ -201,28 +221,44 @@ impl SpanRoller {
         self.retry_at = Some(Instant::now() + RETRY_ROLL);
     }
 
-    /// Rolls the spans to the current hour.
+    /// Rolls the spans to the current hour if not done yet, then folds a few hours.
     pub fn roll(&mut self, conn: &mut PgConnection) -> QueryResult<()> {
         let hour = wall_hour();
         let started = Instant::now();
-        let result = diesel::sql_query("SELECT netmonitor_roll_all(to_timestamp($1 * 3600))")
-            .bind::<BigInt, _>(hour)
-            .execute(conn);
-        match result {
-            Ok(_) => {
-                self.rolled = Some(hour);
+        let result = self.roll_and_fold(conn, hour);
+        match &result {
+            Ok(hours) => {
                 self.retry_at = None;
                 tracing::debug!(
                     seconds = started.elapsed().as_secs_f64(),
-                    "hours folded into the daily rollups and rolling sums moved to the current hour"
+                    hours,
+                    backlog = self.backlog,
+                    "rolling sums at the current hour; hours folded into the daily rollups"
                 );
-                Ok(())
             }
-            Err(e) => {
-                self.postpone();
-                Err(e)
-            }
+            Err(_) => self.postpone(),
         }
+        result.map(|_| ())
+    }
+
+    /// The roll when due, then one fold; returns the most hours folded of one rollup.
+    fn roll_and_fold(&mut self, conn: &mut PgConnection, hour: i64) -> QueryResult<i32> {
+        if self.rolled != Some(hour) {
+            diesel::sql_query("SELECT netmonitor_roll_all(to_timestamp($1 * 3600))")
+                .bind::<BigInt, _>(hour)
+                .execute(conn)?;
+            self.rolled = Some(hour);
+        }
+        // in the order a batch's triggers take the rollups' locks (alerts before TLS sessions)
+        let folded: Folded = diesel::sql_query(
+            "SELECT COALESCE(max(netmonitor_fold(r, to_timestamp($1 * 3600), $2)), 0) AS hours \
+             FROM unnest(ARRAY['alert', 'tls', 'talker']) r",
+        )
+        .bind::<BigInt, _>(hour)
+        .bind::<diesel::sql_types::Integer, _>(FOLD_HOURS)
+        .get_result(conn)?;
+        self.backlog = folded.hours >= FOLD_HOURS;
+        Ok(folded.hours)
     }
 }
 

@@ -591,8 +591,9 @@ impl Writer {
         }
     }
 
-    /// Writes the in-memory rollup sums when due (or now, with `force`), and rolls the spans
-    /// when the hour has turned. A failure keeps the sums for the next attempt; an outage is
+    /// Writes the in-memory rollup sums when due (or now, with `force`), rolls the spans when
+    /// the hour has turned, and folds past hours into the daily rollups then, after `force`
+    /// and while a backlog is left. A failure keeps the sums for the next attempt; an outage is
     /// noticed by the next batch.
     fn write_rollups(&mut self, force: bool) {
         if let Some(conn) = self.conn.as_mut() {
@@ -603,6 +604,9 @@ impl Writer {
                         .increment(1);
                 }
             }
+        }
+        if force {
+            self.spans.fold_soon();
         }
         // the spans move with the clock, traffic or not
         if !self.spans.due() {

@@ -14,6 +14,7 @@
 #![deny(missing_docs)]
 
 mod advice;
+mod analyze_ip;
 mod args;
 pub mod backing;
 mod commands;

@@ -110,6 +110,20 @@ pub(crate) async fn db(ctx: &ToolContext) -> Result<Object<AsyncPgConnection>, T
     }
 }
 
+/// A second pooled connection when one is free at once, for reading in parallel; `None`
+/// rather than waiting, so that calls holding one connection never wait for each other's.
+pub(crate) async fn spare_db(ctx: &ToolContext) -> Option<Object<AsyncPgConnection>> {
+    let now = deadpool::managed::Timeouts {
+        wait: Some(Duration::ZERO),
+        create: None,
+        recycle: None,
+    };
+    tokio::time::timeout(DB_CONNECT_TIMEOUT, ctx.pool.timeout_get(&now))
+        .await
+        .ok()?
+        .ok()
+}
+
 /// A storage failure as the model sees it.
 pub(crate) fn db_err(e: StoreError) -> ToolError {
     match e {

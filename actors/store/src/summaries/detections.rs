@@ -80,17 +80,21 @@ async fn ranked_groups(
         ),
     }
     });
-    let shown = "(threat_type, src_ip) IN (SELECT threat_type, src_ip FROM top)";
+    // each shown group's rows, looked up through the source indexes group by group (a join of
+    // the groups with all the rows of the window would read every group's)
+    let of_group = "r.threat_type = t.threat_type AND r.src_ip = t.src_ip";
     let sql = format!(
         "WITH top AS MATERIALIZED ( \
            SELECT threat_type, src_ip, netmonitor_sum(n) AS n, netmonitor_sum(open) AS open \
            FROM ({union}) u \
            GROUP BY 1, 2 HAVING netmonitor_sum(n) > 0 ORDER BY 3 DESC, 1, 2 LIMIT $9 \
          ), described AS ( \
-           {} \
+           SELECT x.* FROM top t CROSS JOIN LATERAL ({}) x \
            UNION ALL \
-           SELECT threat_type, src_ip, dest_ip, signature, severity, ts, ts FROM alerts \
-             WHERE {EDGES} AND (NOT $8 OR NOT (evidence ? 'suppressed_by')) AND {shown} \
+           SELECT x.* FROM top t CROSS JOIN LATERAL ( \
+             SELECT threat_type, src_ip, dest_ip, signature, severity, ts AS first_seen, \
+               ts AS last_seen FROM alerts r \
+             WHERE {EDGES} AND (NOT $8 OR NOT (evidence ? 'suppressed_by')) AND {of_group}) x \
          ), d AS ( \
            SELECT threat_type, src_ip, count(DISTINCT dest_ip) AS targets, min(severity) AS severity, \
              min(first_seen) AS first_seen, max(last_seen) AS last_seen, \
@@ -104,8 +108,7 @@ async fn ranked_groups(
         rolled(
             "threat_type, src_ip, dest_ip, signature, severity, first_seen, last_seen",
             "alert_rollup",
-            "AND (NOT $8 OR NOT r.suppressed) \
-             AND (r.threat_type, r.src_ip) IN (SELECT threat_type, src_ip FROM top)"
+            &format!("AND (NOT $8 OR NOT r.suppressed) AND {of_group}")
         ),
     );
     let q = tiered(sql, window, tiers(window))
