@@ -1,7 +1,7 @@
 //! The talker rollup (bytes and flows per hour or day, sensor and address), summed in memory by
 //! the store writer and added to `talker_rollup` every few seconds, not per batch: a per-batch
 //! upsert of every address a batch touches costs about as much as the batch itself. The daily
-//! tables of every rollup are filled from the hourly ones once an hour, by the roll
+//! tables of every rollup are filled from the hourly ones by the writer, a few hours at a time
 //! ([`SpanRoller`]).
 //!
 //! Nothing is counted twice or lost across a crash: sums are added, in one transaction with
@@ -183,8 +183,9 @@ impl TalkerSums {
 /// `alert_rolling` and `technique_rollup` migrations) to the current hour once an hour, and
 /// folds the hours before it into the daily rollups (`daily_fold` migration) then and at every
 /// flush, a few at a time: a backlog (after a replay of days of traffic) is folded between
-/// batches, never in one long stall of the writer. A failure is retried a minute later; until then summaries read the
-/// unfolded hours and the spans as they were, which stays exact, only longer to read.
+/// batches, never in one long stall of the writer. A failure is retried a minute later; until
+/// then summaries read the unfolded hours and the spans as they were, which stays exact, only
+/// longer to read.
 #[derive(Debug, Default)]
 pub struct SpanRoller {
     rolled: Option<i64>,
