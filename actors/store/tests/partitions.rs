@@ -166,12 +166,39 @@ fn rows_land_in_day_partitions_and_retention_drops_whole_days() {
         0,
         "the rollup leaves with its days"
     );
+    for (sql, what) in [
+        (
+            "SELECT count(*) AS n FROM talker_rollup_days WHERE bucket < '2026-11-08'",
+            "the days leave too",
+        ),
+        (
+            "SELECT count(*) AS n FROM rollup_hours WHERE rollup = 'talker' AND bucket < '2026-11-08'",
+            "and the record of which of their hours are folded",
+        ),
+    ] {
+        assert_eq!(count(&mut c, sql), 0, "{what}");
+    }
+    assert!(
+        count(
+            &mut c,
+            "SELECT count(*) AS n FROM rollup_hours WHERE rollup = 'talker'"
+        ) >= 3,
+        "the kept days' hours are still recorded"
+    );
     assert_eq!(
         count(
             &mut c,
             "SELECT sum(flows_as_client)::int8 AS n FROM talker_rollup"
         ),
         300
+    );
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT sum(flows_as_client)::int8 AS n FROM talker_rollup_days"
+        ),
+        300,
+        "the kept days read whole, folded or not"
     );
     assert_eq!(count(&mut c, "SELECT count(*) AS n FROM alerts"), 1);
     // today and the days ahead exist before any traffic reaches them
