@@ -169,45 +169,34 @@ impl PartitionKeeper {
     }
 }
 
-/// The rollups kept for as long as `table`'s rows.
-fn rollups_of(table: &str) -> &'static [&'static str] {
-    match table {
-        "alerts" => &[
-            "alert_rollup",
-            "alert_rollup_daily",
-            "alert_counts",
-            "alert_counts_daily",
-            "alert_techniques",
-            "alert_techniques_daily",
-        ],
-        "flows" => &["talker_rollup", "talker_rollup_daily"],
-        "tls_sessions" => &[
-            "tls_rollup",
-            "tls_rollup_daily",
-            "tls_distinct",
-            "tls_distinct_daily",
-        ],
-        _ => &[],
-    }
+/// What is kept from the rows of a partitioned table, for as long as they are.
+struct Kept {
+    /// The hourly rollups, each with its `_daily` twin.
+    rollups: &'static [&'static str],
+    /// Their name in `rollup_hours`, which says what hours are folded into the daily tables.
+    hours: &'static str,
+    /// The rolling sums (`rolling_spans.rollup`) kept from them.
+    spans: &'static [&'static str],
 }
 
-/// The rolling sums (`rolling_spans.rollup`) kept from `table`'s rollup.
-fn rolling_of(table: &str) -> &'static [&'static str] {
+/// What is kept from `table`'s rows, if anything.
+fn kept_from(table: &str) -> Option<Kept> {
     match table {
-        "flows" => &["talker"],
-        "tls_sessions" => &["tls"],
-        "alerts" => &["alert", "alert_pair"],
-        _ => &[],
-    }
-}
-
-/// The name `table`'s rollups go by in `rollup_hours`, which says what hours are folded into
-/// their daily tables.
-fn folded_as(table: &str) -> Option<&'static str> {
-    match table {
-        "flows" => Some("talker"),
-        "tls_sessions" => Some("tls"),
-        "alerts" => Some("alert"),
+        "alerts" => Some(Kept {
+            rollups: &["alert_rollup", "alert_counts", "alert_techniques"],
+            hours: "alert",
+            spans: &["alert", "alert_pair"],
+        }),
+        "flows" => Some(Kept {
+            rollups: &["talker_rollup"],
+            hours: "talker",
+            spans: &["talker"],
+        }),
+        "tls_sessions" => Some(Kept {
+            rollups: &["tls_rollup", "tls_distinct"],
+            hours: "tls",
+            spans: &["tls"],
+        }),
         _ => None,
     }
 }
@@ -233,24 +222,26 @@ fn drop_expired(
         .and_hms_opt(0, 0, 0)
         .unwrap_or_default()
         .and_utc();
-    for rollup in rollups_of(table) {
-        diesel::sql_query(format!("DELETE FROM {rollup} WHERE bucket < $1"))
-            .bind::<Timestamptz, _>(cutoff)
-            .execute(conn)?;
-    }
-    if let Some(name) = folded_as(table) {
+    if let Some(kept) = kept_from(table) {
+        for rollup in kept.rollups {
+            for tier in ["", "_daily"] {
+                diesel::sql_query(format!("DELETE FROM {rollup}{tier} WHERE bucket < $1"))
+                    .bind::<Timestamptz, _>(cutoff)
+                    .execute(conn)?;
+            }
+        }
         diesel::sql_query("DELETE FROM rollup_hours WHERE rollup = $1 AND bucket < $2")
-            .bind::<Text, _>(name)
+            .bind::<Text, _>(kept.hours)
             .bind::<Timestamptz, _>(cutoff)
             .execute(conn)?;
-    }
-    // a rolling span reaching back past the cutoff could no longer subtract the hours it
-    // holds there: forget it, so that the next roll counts it again from what is kept
-    for rolling in rolling_of(table) {
-        diesel::sql_query("DELETE FROM rolling_spans WHERE rollup = $1 AND lo < $2")
-            .bind::<Text, _>(*rolling)
-            .bind::<Timestamptz, _>(cutoff)
-            .execute(conn)?;
+        // a rolling span reaching back past the cutoff could no longer subtract the hours it
+        // holds there: forget it, so that the next roll counts it again from what is kept
+        for span in kept.spans {
+            diesel::sql_query("DELETE FROM rolling_spans WHERE rollup = $1 AND lo < $2")
+                .bind::<Text, _>(*span)
+                .bind::<Timestamptz, _>(cutoff)
+                .execute(conn)?;
+        }
     }
     let parts: Vec<PartName> = diesel::sql_query(
         "SELECT c.relname::text AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \

@@ -99,9 +99,9 @@ impl TestDatabase {
                  ON r.rollup = '{rollup}' AND h.bucket >= r.lo AND h.bucket < r.hi \
                GROUP BY r.span_hours, {hk} \
              ), have AS (SELECT span_hours, {k}, {s} FROM {rollup}_rolling) \
-             SELECT (SELECT count(*) FROM ((SELECT * FROM want EXCEPT ALL SELECT * FROM have) \
-                 UNION ALL (SELECT * FROM have EXCEPT ALL SELECT * FROM want)) d) AS n, \
+             SELECT {differing} AS n, \
                (SELECT count(*) FROM rolling_spans WHERE rollup = '{rollup}') AS spans",
+            differing = differing_rows("SELECT * FROM want", "SELECT * FROM have"),
             hk = list(&|c| format!("h.{c}"), keys),
             hs = list(&|c| format!("sum(h.{c})::int8"), sums),
             k = keys.join(", "),
@@ -185,20 +185,21 @@ impl TestDatabase {
                 .join(", ");
             let per_day = |from: &str| {
                 format!(
-                    "SELECT date_trunc('day', bucket, 'UTC') AS day, {keys}, {aggregates}                      FROM {from} GROUP BY 1, {keys}"
+                    "SELECT date_trunc('day', bucket, 'UTC') AS day, {keys}, {aggregates} \
+                     FROM {from} GROUP BY 1, {keys}"
                 )
             };
             let folded = format!(
-                "(SELECT h.* FROM {hourly} h JOIN rollup_hours f                    ON f.rollup = '{rollup}' AND f.bucket = h.bucket AND f.folded) x"
+                "(SELECT h.* FROM {hourly} h JOIN rollup_hours f \
+                   ON f.rollup = '{rollup}' AND f.bucket = h.bucket AND f.folded) x"
             );
             for (want, have) in [
                 (per_day(&folded), per_day(&format!("{hourly}_daily"))),
                 (per_day(hourly), per_day(&format!("{hourly}_days"))),
             ] {
-                let n: N = diesel::sql_query(format!(
-                    "WITH want AS ({want}), have AS ({have})                      SELECT count(*) AS n FROM ((SELECT * FROM want EXCEPT ALL SELECT * FROM have)                        UNION ALL (SELECT * FROM have EXCEPT ALL SELECT * FROM want)) d"
-                ))
-                .get_result(&mut conn)?;
+                let n: N =
+                    diesel::sql_query(format!("SELECT {} AS n", differing_rows(&want, &have)))
+                        .get_result(&mut conn)?;
                 differing += n.n;
             }
         }
@@ -209,4 +210,13 @@ impl TestDatabase {
         .get_result(&mut conn)?;
         Ok((differing, unfolded.n))
     }
+}
+
+/// SQL counting the rows that one of the queries `want` and `have` returns and the other does
+/// not, duplicates counted: 0 when they return the same rows.
+fn differing_rows(want: &str, have: &str) -> String {
+    format!(
+        "(SELECT count(*) FROM ((({want}) EXCEPT ALL ({have})) \
+           UNION ALL (({have}) EXCEPT ALL ({want}))) d)"
+    )
 }
