@@ -23,6 +23,7 @@ pub mod spool;
 pub mod summaries;
 pub mod suppression;
 pub mod testing;
+pub mod tls_sums;
 pub mod tokens;
 pub mod writer;
 

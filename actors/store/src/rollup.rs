@@ -7,6 +7,7 @@
 //! Nothing is counted twice or lost across a crash: sums are added, in one transaction with
 //! the sensor's watermark (the highest flow id they cover), only after their flows committed;
 //! at start the writer adds whatever flows lie above the watermark (`netmonitor_rollup_flows`).
+//! The TLS counts ([`crate::tls_sums`]) share this bookkeeping ([`Pending`]).
 
 use crate::copy::CopyBuf;
 use crate::rows::{clamp_u64, copy_into};
@@ -18,13 +19,13 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-/// How long sums wait in memory. Summaries read the current hour from the rows, so only an
-/// hour that has just ended could miss sums; they are written as soon as the clock passes an
-/// hour boundary too.
-pub const FLUSH_EVERY: Duration = Duration::from_secs(30);
-/// Addresses × hours held before a flush is forced.
+/// How long sums wait in memory: summaries read whole hours, the current one too, from the
+/// rollups, which lag the rows by at most this much. Sums are also written as soon as the
+/// clock passes an hour boundary.
+pub const FLUSH_EVERY: Duration = Duration::from_secs(5);
+/// Sums (addresses or values × hours) held before a flush is forced.
 const MAX_CELLS: usize = 200_000;
-const HOUR_US: i64 = 3_600_000_000;
+pub(crate) const HOUR_US: i64 = 3_600_000_000;
 
 #[derive(Default, Clone, Copy, Debug)]
 struct Cell {
@@ -34,39 +35,117 @@ struct Cell {
     as_server: i64,
 }
 
-/// Sums of committed flows not yet in `talker_rollup`.
+/// When sums held in memory are written, and whether the rows above the watermark must be
+/// counted first: the bookkeeping the talker and TLS sums share.
 #[derive(Debug)]
-pub struct TalkerSums {
-    cells: HashMap<(i64, IpAddr), Cell>,
+pub(crate) struct Pending {
     since: Instant,
     /// The wall-clock hour of the last write.
     hour: i64,
-    /// True until the flows above the watermark have been added (at start, or after sums
+    /// True until the rows above the watermark have been counted (at start, or after sums
     /// had to be dropped).
     recover: bool,
-    stage: CopyBuf,
 }
 
-impl Default for TalkerSums {
+impl Default for Pending {
     fn default() -> Self {
-        TalkerSums {
-            cells: HashMap::new(),
+        Pending {
             since: Instant::now(),
             hour: wall_hour(),
             recover: true,
-            stage: CopyBuf::default(),
         }
     }
-}
-
-fn wall_hour() -> i64 {
-    chrono::Utc::now().timestamp().div_euclid(3600)
 }
 
 #[derive(QueryableByName)]
 struct Added {
     #[diesel(sql_type = BigInt)]
     added: i64,
+}
+
+impl Pending {
+    /// True when `cells` sums should be written now.
+    pub(crate) fn due(&self, cells: usize) -> bool {
+        cells > 0
+            && (self.since.elapsed() >= FLUSH_EVERY
+                || cells >= MAX_CELLS
+                || wall_hour() != self.hour)
+    }
+
+    /// Counts the rows above the sensor's watermark with `function` (`netmonitor_rollup_flows`,
+    /// `netmonitor_rollup_tls`), once after start: before the first batch is counted in memory.
+    pub(crate) fn recover(
+        &mut self,
+        conn: &mut PgConnection,
+        sensor: &str,
+        function: &str,
+    ) -> QueryResult<()> {
+        if !self.recover {
+            return Ok(());
+        }
+        let a: Added = diesel::sql_query(format!("SELECT {function}($1) AS added"))
+            .bind::<Text, _>(sensor)
+            .get_result(conn)?;
+        if a.added > 0 {
+            tracing::info!(
+                rows = a.added,
+                function,
+                "rollup caught up with rows written before a restart"
+            );
+        }
+        self.recover = false;
+        Ok(())
+    }
+
+    /// Notes the outcome of writing `cells` sums; true when they must be forgotten: written,
+    /// or, past the cap, dropped after a failure (to be recounted from the rows at the next
+    /// recovery); otherwise they stay for the next attempt.
+    pub(crate) fn settle(&mut self, result: &QueryResult<()>, cells: usize, rollup: &str) -> bool {
+        match result {
+            Ok(()) => {
+                self.since = Instant::now();
+                self.hour = wall_hour();
+                true
+            }
+            Err(e) if cells >= MAX_CELLS => {
+                tracing::warn!(error = %e, rollup, "rollup sums dropped; they are recounted from the rows");
+                self.recover = true;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// Moves the sensor's watermark of `rollup` to its newest row in `table`, in the transaction
+/// that adds the sums.
+pub(crate) fn advance_watermark(
+    conn: &mut PgConnection,
+    sensor: &str,
+    rollup: &str,
+    table: &str,
+) -> QueryResult<()> {
+    diesel::sql_query(format!(
+        "INSERT INTO rollup_watermarks (sensor, rollup, last_id) \
+         SELECT $1, $2, max(id) FROM {table} WHERE sensor = $1 HAVING max(id) IS NOT NULL \
+         ON CONFLICT (sensor, rollup) DO UPDATE SET last_id = EXCLUDED.last_id"
+    ))
+    .bind::<Text, _>(sensor)
+    .bind::<Text, _>(rollup)
+    .execute(conn)
+    .map(|_| ())
+}
+
+/// Sums of committed flows not yet in `talker_rollup`.
+#[derive(Debug, Default)]
+pub struct TalkerSums {
+    cells: HashMap<(i64, IpAddr), Cell>,
+    pending: Pending,
+    stage: CopyBuf,
+}
+
+pub(crate) fn wall_hour() -> i64 {
+    chrono::Utc::now().timestamp().div_euclid(3600)
 }
 
 impl TalkerSums {
@@ -92,29 +171,14 @@ impl TalkerSums {
 
     /// True when the sums should be written now.
     pub fn due(&self) -> bool {
-        !self.cells.is_empty()
-            && (self.since.elapsed() >= FLUSH_EVERY
-                || self.cells.len() >= MAX_CELLS
-                || wall_hour() != self.hour)
+        self.pending.due(self.cells.len())
     }
 
     /// Adds the flows above the sensor's watermark, once after start. Must run before the
     /// first batch is counted in memory.
     pub fn recover(&mut self, conn: &mut PgConnection, sensor: &str) -> QueryResult<()> {
-        if !self.recover {
-            return Ok(());
-        }
-        let a: Added = diesel::sql_query("SELECT netmonitor_rollup_flows($1) AS added")
-            .bind::<Text, _>(sensor)
-            .get_result(conn)?;
-        if a.added > 0 {
-            tracing::info!(
-                flows = a.added,
-                "talker rollup caught up with flows written before a restart"
-            );
-        }
-        self.recover = false;
-        Ok(())
+        self.pending
+            .recover(conn, sensor, "netmonitor_rollup_flows")
     }
 
     /// Writes the sums and the watermark in one transaction; on failure they stay in memory
@@ -151,31 +215,12 @@ impl TalkerSums {
                 copy_into(c, talker_stage, columns, stage)?;
             }
             diesel::sql_query("SELECT netmonitor_add_talkers('talker_stage')").execute(c)?;
-            diesel::sql_query(
-                "INSERT INTO rollup_watermarks (sensor, rollup, last_id) \
-                 SELECT $1, 'talker', max(id) FROM flows WHERE sensor = $1 HAVING max(id) IS NOT NULL \
-                 ON CONFLICT (sensor, rollup) DO UPDATE SET last_id = EXCLUDED.last_id",
-            )
-            .bind::<Text, _>(sensor)
-            .execute(c)?;
-            Ok(())
+            advance_watermark(c, sensor, "talker", "flows")
         });
-        match result {
-            Ok(()) => {
-                self.cells.clear();
-                self.since = Instant::now();
-                self.hour = wall_hour();
-                Ok(())
-            }
-            Err(e) => {
-                if self.cells.len() >= MAX_CELLS {
-                    tracing::warn!(error = %e, "talker rollup sums dropped; they are recounted from the flows");
-                    self.cells.clear();
-                    self.recover = true;
-                }
-                Err(e)
-            }
+        if self.pending.settle(&result, self.cells.len(), "talker") {
+            self.cells.clear();
         }
+        result
     }
 }
 

@@ -17,15 +17,27 @@ pub fn ts(t: Timestamp) -> DateTime<Utc> {
     DateTime::<Utc>::from_timestamp_micros(t.0).unwrap_or_default()
 }
 
+/// `tls_sessions.transport` of a handshake.
+pub(crate) fn transport(t: &netmonitor_common::TlsHandshake) -> &'static str {
+    if t.quic_version.is_some() {
+        "quic"
+    } else {
+        "tcp"
+    }
+}
+
 /// Bytes handed to libpq per call.
 const COPY_CHUNK: usize = 64 * 1024;
 
-/// Statements run once per writer connection: certificates and the talker rollup are upserted
+/// Statements run once per writer connection: certificates and the talker and TLS rollups are upserted
 /// through these per-session staging tables, which `COPY` can fill (an upsert cannot be a
 /// `COPY`).
 pub const SESSION_SETUP: &str = "CREATE TEMP TABLE IF NOT EXISTS certificates_stage \
      (LIKE certificates) ON COMMIT DELETE ROWS; \
-     CREATE TEMP TABLE IF NOT EXISTS talker_stage (LIKE talker_rollup) ON COMMIT DELETE ROWS";
+     CREATE TEMP TABLE IF NOT EXISTS talker_stage (LIKE talker_rollup) ON COMMIT DELETE ROWS; \
+     CREATE TEMP TABLE IF NOT EXISTS tls_stage (LIKE tls_rollup) ON COMMIT DELETE ROWS; \
+     CREATE TEMP TABLE IF NOT EXISTS tls_address_stage (bucket timestamptz NOT NULL, \
+       sensor text NOT NULL, client bool NOT NULL, ip inet NOT NULL) ON COMMIT DELETE ROWS";
 
 /// Moves the staged certificates into `certificates`: one row per fingerprint, first seen kept,
 /// last seen advanced.
@@ -321,11 +333,7 @@ impl TableCopies {
                 b.int8(h.flow_id as i64);
                 b.timestamptz_us(h.ts.0);
                 endpoints(b, h);
-                b.text(if t.quic_version.is_some() {
-                    "quic"
-                } else {
-                    "tcp"
-                });
+                b.text(transport(t));
                 b.opt_text(t.sni.as_deref());
                 b.opt_text(t.version.as_deref());
                 b.opt_text(t.ja3.as_ref().map(|f| f.hash.as_str()));

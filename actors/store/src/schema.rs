@@ -129,6 +129,27 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// Per-session staging table of the TLS rollup's counts (see `tls_sums.rs`).
+    tls_stage (bucket, sensor, kind, value) {
+        bucket -> Timestamptz,
+        sensor -> Text,
+        kind -> Text,
+        value -> Text,
+        sessions -> Int8,
+    }
+}
+
+diesel::table! {
+    /// Per-session staging table of the addresses for the TLS sketches (see `tls_sums.rs`).
+    tls_address_stage (bucket, sensor, client, ip) {
+        bucket -> Timestamptz,
+        sensor -> Text,
+        client -> Bool,
+        ip -> diesel::pg::sql_types::Inet,
+    }
+}
+
+diesel::table! {
     ja3_blocklist (ja3) {
         ja3 -> Text,
         reason -> Text,

@@ -18,6 +18,7 @@ use crate::partitions::{PartitionKeeper, Retention};
 use crate::rollup::{SpanRoller, TalkerSums};
 use crate::rows::{TableCopies, SESSION_SETUP};
 use crate::spool::{Oldest, Spool};
+use crate::tls_sums::TlsSums;
 use crate::StoreError;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use diesel::connection::SimpleConnection;
@@ -171,6 +172,7 @@ impl StoreHandle {
             partitions: PartitionKeeper::default(),
             next_upkeep: Instant::now(),
             talkers: TalkerSums::default(),
+            tls: TlsSums::default(),
             spans: SpanRoller::default(),
         };
         let join = std::thread::Builder::new()
@@ -261,6 +263,9 @@ struct Writer {
     next_upkeep: Instant,
     /// Committed flows summed for `talker_rollup`, written every few seconds.
     talkers: TalkerSums,
+    /// Committed TLS sessions counted for `tls_rollup` and `tls_distinct`, written every few
+    /// seconds.
+    tls: TlsSums,
     /// Moves the last-day and last-week sums along as the hours turn.
     spans: SpanRoller,
 }
@@ -597,9 +602,17 @@ impl Writer {
     /// noticed by the next batch.
     fn write_rollups(&mut self, force: bool) {
         if let Some(conn) = self.conn.as_mut() {
+            let sensor = &self.config.sensor_name;
             if self.talkers.due() || force {
-                if let Err(e) = self.talkers.flush(conn, &self.config.sensor_name) {
+                if let Err(e) = self.talkers.flush(conn, sensor) {
                     tracing::warn!(error = %e, "talker rollup not written; retrying");
+                    metrics::counter!("netmonitor_store_errors_total", "error_type" => "rollup")
+                        .increment(1);
+                }
+            }
+            if self.tls.due() || force {
+                if let Err(e) = self.tls.flush(conn, sensor) {
+                    tracing::warn!(error = %e, "TLS rollup not written; retrying");
                     metrics::counter!("netmonitor_store_errors_total", "error_type" => "rollup")
                         .increment(1);
                 }
@@ -640,6 +653,7 @@ impl Writer {
                 .as_mut()
                 .ok_or_else(|| StoreError::Invalid("not connected".into()))?;
             self.talkers.recover(conn, &self.config.sensor_name)?;
+            self.tls.recover(conn, &self.config.sensor_name)?;
             self.partitions.ensure(conn, copies.days())?;
             Ok(conn.transaction::<_, DieselError, _>(|c| copies.write(c))?)
         });
@@ -649,6 +663,7 @@ impl Writer {
         }
         result?;
         self.talkers.add(batch);
+        self.tls.add(batch);
         metrics::histogram!("netmonitor_store_batch_seconds")
             .record(started.elapsed().as_secs_f64());
         Ok(batch.len())

@@ -225,12 +225,13 @@ fn tls_statistics_from_the_rollup_equal_the_rows_for_any_window() {
            transport, sni, version, alpn) \
          SELECT 'late', g, '2026-11-01T23:00:00Z'::timestamptz + g * interval '61 minutes', \
            ('10.0.0.' || g % 3)::inet, 40000, '2001:db8::1', 443, 'tcp', 'late.example', \
-           'TLS 1.2', ARRAY[]::text[] FROM generate_series(1, 60) g",
+           'TLS 1.2', ARRAY[]::text[] FROM generate_series(1, 60) g; \
+         SELECT netmonitor_rollup_tls('late')",
         "SELECT netmonitor_fold('tls', 'infinity')",
     ];
     let mut unfolded_hours = Vec::new();
     for fold in folds {
-        diesel::sql_query(fold).execute(&mut c).unwrap();
+        c.batch_execute(fold).unwrap();
         let (differing, unfolded) = t.daily_mismatches("tls").unwrap();
         assert_eq!(differing, 0, "after {fold}");
         unfolded_hours.push(unfolded);
@@ -263,19 +264,19 @@ fn tls_statistics_from_the_rollup_equal_the_rows_for_any_window() {
     });
 
     // Many clients: 20,000 sessions over two days from as many addresses, to 500 servers, in
-    // four statements (each adds to the sketches of the hours and days before it). Past 1,280
-    // addresses the sketch estimates; below it still counts exactly.
+    // four parts counted one by one (each adds to the sketches of the hours and days before
+    // it). Past 1,280 addresses the sketch estimates; below it still counts exactly.
     for part in 0..4 {
-        diesel::sql_query(format!(
+        c.batch_execute(&format!(
             "INSERT INTO tls_sessions (sensor, flow_id, ts, src_ip, src_port, dest_ip, dest_port, transport, alpn) \
              SELECT 'many', g, '2026-11-05T08:00:00Z'::timestamptz + g * interval '7 seconds', \
                ('10.2.' || g / 250 || '.' || g % 250)::inet, 40000, \
                ('198.18.' || g % 500 / 250 || '.' || g % 250)::inet, 443, 'tcp', ARRAY[]::text[] \
-             FROM generate_series({}, {}) g",
+             FROM generate_series({}, {}) g; \
+             SELECT netmonitor_rollup_tls('many')",
             part * 5000 + 1,
             part * 5000 + 5000
         ))
-        .execute(&mut c)
         .unwrap();
     }
     let many = Window {
@@ -335,9 +336,9 @@ fn check_windows(
 }
 
 /// Inserts TLS sessions `from..=to` (one every seven minutes back from now, so up to nine
-/// days), whose names, fingerprints and addresses repeat.
+/// days), whose names, fingerprints and addresses repeat, and counts them in the rollup.
 fn sessions_back_from_now(c: &mut PgConnection, from: i64, to: i64, ago: &str) {
-    diesel::sql_query(format!(
+    c.batch_execute(&format!(
         "INSERT INTO tls_sessions (sensor, flow_id, ts, src_ip, src_port, dest_ip, dest_port, \
            transport, sni, version, ja3, ja4, alpn) \
          SELECT 'rolling', g, now() - {ago} - g * interval '7 minutes', ('10.3.0.' || g % 40)::inet, \
@@ -345,9 +346,9 @@ fn sessions_back_from_now(c: &mut PgConnection, from: i64, to: i64, ago: &str) {
            CASE WHEN g % 5 > 0 THEN 'site' || g % 23 || '.example' END, \
            (ARRAY['TLS 1.2', 'TLS 1.3'])[g % 2 + 1], md5((g % 17)::text), 't13d_' || g % 7, \
            ARRAY[]::text[] \
-         FROM generate_series({from}, {to}) g"
+         FROM generate_series({from}, {to}) g; \
+         SELECT netmonitor_rollup_tls('rolling')"
     ))
-    .execute(c)
     .unwrap();
 }
 
@@ -459,4 +460,88 @@ fn a_roll_waits_for_a_batch_without_deadlock() {
         .expect("the roll went through after the batch");
     let (mismatches, spans) = t.rolling_mismatches("tls").unwrap();
     assert_eq!((mismatches, spans), (0, 2));
+}
+
+/// The writer's TLS counts are added once each: sessions committed by a writer that died
+/// before adding its counts are counted by the next one, and never again by the one after;
+/// names that differ only in a NUL byte are one value, as their rows store them.
+#[test]
+fn tls_counts_survive_a_crash_and_are_never_counted_twice() {
+    let t = TestDatabase::start().expect("test database");
+    let config = || StoreConfig {
+        spool_dir: t.dir().join("spool"),
+        flush_interval_ms: 20,
+        retry_interval_ms: 100,
+        ..StoreConfig::default()
+    };
+    let mut c = PgConnection::establish(&t.conninfo()).unwrap();
+    {
+        let store = StoreHandle::spawn(t.conninfo(), config()).unwrap();
+        let mut sessions: Vec<Event> = (0..40).map(|i| session(DAY0 + 60 * i, i as u64)).collect();
+        for (i, name) in ["odd\0name.example", "odd\u{FFFD}name.example"]
+            .into_iter()
+            .enumerate()
+        {
+            let mut s = session(DAY0 + 7200, 1 + i as u64);
+            if let EventKind::Tls(tls) = &mut s.kind {
+                tls.sni = Some(name.into());
+            }
+            sessions.push(s);
+        }
+        store.send_events(sessions).unwrap();
+        store.flush().unwrap();
+    }
+    let sessions_counted = |c: &mut PgConnection| {
+        diesel::sql_query(
+            "SELECT COALESCE(sum(sessions), 0)::int8 AS n FROM tls_rollup WHERE kind = 'transport'",
+        )
+        .get_result::<N>(c)
+        .unwrap()
+        .n
+    };
+    assert_eq!(sessions_counted(&mut c), 42);
+    // a writer that committed sessions from a new client and died before counting them
+    c.batch_execute(
+        "INSERT INTO tls_sessions (sensor, flow_id, ts, src_ip, src_port, dest_ip, dest_port, \
+           transport, sni, version, alpn) \
+         SELECT 'netmonitor', g, '2026-11-01T05:00:00Z', '10.9.9.9', 40000, '2001:db8::1', 443, \
+           'tcp', 'crash.example', 'TLS 1.3', ARRAY[]::text[] FROM generate_series(1, 25) g",
+    )
+    .unwrap();
+    assert_eq!(sessions_counted(&mut c), 42, "not counted yet");
+    for restart in 0..2 {
+        let store = StoreHandle::spawn(t.conninfo(), config()).unwrap();
+        store
+            .send_events([session(DAY0 + 9000, 500 + restart)])
+            .unwrap();
+        store.flush().unwrap();
+    }
+    assert_eq!(
+        sessions_counted(&mut c),
+        69,
+        "42 + the 25 recovered + 2, once each"
+    );
+    let (differing, _) = t.daily_mismatches("tls").unwrap();
+    assert_eq!(differing, 0);
+    let day = Window {
+        since: "2026-11-01T00:00:00Z".parse().unwrap(),
+        until: "2026-11-01T23:59:59.999999Z".parse().unwrap(),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let pool = netmonitor_store::db::query_pool(&t.conninfo(), 1, 10_000).unwrap();
+    let got = rt.block_on(async {
+        let mut q = pool.get().await.unwrap();
+        tls_stats(&mut q, day, 50).await.unwrap()
+    });
+    assert_eq!(got.totals, raw_totals(&mut c, day));
+    assert_eq!(got.sni, raw_top(&mut c, "sni", day, 50));
+    let odd = got
+        .sni
+        .iter()
+        .find(|n| n.name.starts_with("odd"))
+        .expect("the odd name");
+    assert_eq!(odd.count, 2, "{:?}", got.sni);
 }
