@@ -1,13 +1,15 @@
 //! Store throughput: events per second written by the store writer (batched binary COPY
-//! through diesel, daily partitions, and the rollups: talker sums the writer keeps for flows,
-//! the statement triggers that keep the TLS and alert rollups, and the folding of their hours
-//! into the daily rollups) into a private PostgreSQL, against
+//! through diesel, daily partitions, and the rollups: the sums the writer keeps for flows and
+//! TLS sessions, the statement triggers that keep the alert rollups, and the folding of their
+//! hours into the daily rollups) into a private PostgreSQL, against
 //! `psql \copy ... FROM STDIN` of the same rows as CSV in the same run into the same partitioned
 //! table with no rollup (its triggers disabled). Flows are also copied into a plain, unpartitioned
-//! copy of their table with the same indexes. Prints the rates and the ratios, per table.
+//! copy of their table with the same indexes. Prints the rates and the ratios, per table and round.
 //!
 //! Run: `cargo bench --bench store` (EVENTS=N to change the flow count, a tenth as many TLS
-//! sessions and alerts are written; CLIENTS=N for the number of client addresses).
+//! sessions and alerts are written; CLIENTS=N for one number of client addresses, else 2,000
+//! and then 65,536; ROUNDS=N for the rounds of each comparison, 3 unless set, whose median
+//! ratio is reported).
 
 use netmonitor_common::{
     Alert, Event, EventHeader, EventKind, Fingerprint, FlowKey, FlowRecord, Timestamp, TlsHandshake,
@@ -18,27 +20,24 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-/// Client addresses the events come from (`CLIENTS`, 65,536 unless set): with as many, nearly
-/// every TLS session and alert brings a rollup key of its own, the rollups' worst case.
-fn clients() -> u64 {
-    static CLIENTS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *CLIENTS.get_or_init(|| {
-        std::env::var("CLIENTS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .filter(|&n| (1..=1 << 24).contains(&n))
-            .unwrap_or(65_536)
-    })
+/// The numbers of client addresses the events come from, one bench each: `CLIENTS`, or 2,000
+/// (a network's hosts, whose alerts and sessions repeat their rollup keys) and then 65,536
+/// (nearly every TLS session and alert brings a rollup key of its own: the rollups' worst case).
+fn client_counts() -> Vec<u64> {
+    match std::env::var("CLIENTS").ok().and_then(|v| v.parse().ok()) {
+        Some(n) if (1..=1 << 24).contains(&n) => vec![n],
+        _ => vec![2_000, 65_536],
+    }
 }
 
-/// The header of the `i`th event: a thousand a second, from one of [`clients`] addresses.
-fn header(i: u64) -> EventHeader {
+/// The header of the `i`th event: a thousand a second, from one of `clients` addresses.
+fn header(i: u64, clients: u64) -> EventHeader {
     EventHeader {
         ts: Timestamp::from_secs_micros(1_700_000_000 + (i / 1000) as i64, (i % 1000) as i64),
         flow_id: i,
         key: FlowKey {
             src_ip: std::net::IpAddr::V4(std::net::Ipv4Addr::from(
-                0x0a00_0000 | (i % clients()) as u32,
+                0x0a00_0000 | (i % clients) as u32,
             )),
             src_port: (1024 + i % 60000) as u16,
             dst_ip: std::net::IpAddr::V4(std::net::Ipv4Addr::from(0xc000_0200 | (i as u32 % 250))),
@@ -48,9 +47,9 @@ fn header(i: u64) -> EventHeader {
     }
 }
 
-fn flow(i: u64) -> Event {
+fn flow(i: u64, clients: u64) -> Event {
     Event {
-        header: header(i),
+        header: header(i, clients),
         kind: EventKind::Flow(FlowRecord {
             pkts_toserver: 12,
             pkts_toclient: 10,
@@ -69,9 +68,9 @@ fn flow(i: u64) -> Event {
 }
 
 /// A handshake to one of 2,000 names with one of 200 client fingerprints.
-fn tls(i: u64) -> Event {
+fn tls(i: u64, clients: u64) -> Event {
     Event {
-        header: header(i * 10),
+        header: header(i * 10, clients),
         kind: EventKind::Tls(TlsHandshake {
             sni: Some(format!("site{}.example", i % 2000)),
             version: Some("TLS 1.3".into()),
@@ -92,9 +91,9 @@ fn tls(i: u64) -> Event {
 }
 
 /// One of 40 recurring detections between the event's endpoints.
-fn alert(i: u64) -> Event {
+fn alert(i: u64, clients: u64) -> Event {
     Event {
-        header: header(i * 10),
+        header: header(i * 10, clients),
         kind: EventKind::Alert(Alert {
             signature_id: 9_500_000 + (i % 40) as u32,
             signature: format!("bench signature {}", i % 40),
@@ -172,7 +171,8 @@ fn columns(table: &str) -> &'static str {
     }
 }
 
-/// Rows per second through the store writer, batches as the pipeline sends them.
+/// Rows per second through the store writer, batches as the pipeline sends them. The writer is
+/// started and connected first: the rate is the sustained one, not the start of a process.
 fn through_store(db: &TestDatabase, table: &str, events: &[Event]) -> f64 {
     let store = StoreHandle::spawn(
         db.conninfo(),
@@ -182,6 +182,7 @@ fn through_store(db: &TestDatabase, table: &str, events: &[Event]) -> f64 {
         },
     )
     .unwrap();
+    store.flush().unwrap();
     let started = Instant::now();
     for chunk in events.chunks(1024) {
         store.send_events(chunk.iter().cloned()).unwrap();
@@ -205,29 +206,46 @@ fn through_store(db: &TestDatabase, table: &str, events: &[Event]) -> f64 {
     events.len() as f64 / secs
 }
 
-/// Writes `events` both ways into `table` and prints the rates and their ratio.
-fn compare(db: &TestDatabase, table: &str, events: &[Event]) {
+/// Empties the benchmarked tables and every rollup, so that each round starts alike.
+const RESET: &str = "TRUNCATE flows, tls_sessions, alerts, flows_plain, talker_rollup, \
+     talker_rollup_daily, tls_rollup, tls_rollup_daily, tls_distinct, tls_distinct_daily, \
+     alert_rollup, alert_rollup_daily, alert_counts, alert_counts_daily, alert_techniques, \
+     alert_techniques_daily, rollup_hours, rollup_watermarks";
+
+/// The median of `v`.
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Writes `events` both ways into `table`, `rounds` times in turn from empty tables, and
+/// prints the rates and the median of the ratios.
+fn compare(db: &TestDatabase, table: &str, events: &[Event], rounds: usize) {
     let n = events.len();
     let rows = csv(events);
-    // the reference keeps no rollup: the table's triggers (the TLS and alert rollups) are off
-    psql(
-        db,
-        &format!("ALTER TABLE {table} DISABLE TRIGGER USER"),
-        &[],
-    );
-    let copy_rate = n as f64 / psql(db, &copy_into(table, table), &rows);
-    assert_eq!(db.count(table).unwrap(), n as i64);
-    // every run starts from empty indexes
-    psql(db, &format!("TRUNCATE {table}"), &[]);
-    psql(db, &format!("ALTER TABLE {table} ENABLE TRIGGER USER"), &[]);
-    let store_rate = through_store(db, table, events);
-    println!("  {table}: {n} rows");
-    println!("    psql \\copy, no rollup:   {copy_rate:>12.0} rows/s");
-    println!("    netmonitor store:        {store_rate:>12.0} rows/s (rollup on)");
-    println!(
-        "    ratio store/COPY:        {:>12.2}",
-        store_rate / copy_rate
-    );
+    let mut ratios = Vec::with_capacity(rounds);
+    println!("  {table}: {n} rows, {rounds} rounds");
+    for _ in 0..rounds {
+        psql(db, RESET, &[]);
+        // the reference keeps no rollup: the table's triggers (the alert rollups) are off
+        psql(
+            db,
+            &format!("ALTER TABLE {table} DISABLE TRIGGER USER"),
+            &[],
+        );
+        let copy_rate = n as f64 / psql(db, &copy_into(table, table), &rows);
+        assert_eq!(db.count(table).unwrap(), n as i64);
+        psql(db, RESET, &[]);
+        psql(db, &format!("ALTER TABLE {table} ENABLE TRIGGER USER"), &[]);
+        let store_rate = through_store(db, table, events);
+        println!(
+            "    psql \\copy, no rollup {copy_rate:>10.0} rows/s; netmonitor store, rollups on \
+             {store_rate:>10.0} rows/s; ratio {:.2}",
+            store_rate / copy_rate
+        );
+        ratios.push(store_rate / copy_rate);
+    }
+    println!("    median ratio store/COPY: {:.2}", median(ratios));
 }
 
 fn main() {
@@ -235,6 +253,11 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(300_000);
+    let rounds: usize = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&r| r > 0)
+        .unwrap_or(3);
     let db = TestDatabase::start().expect("private PostgreSQL for the benchmark");
     // Autovacuum waking up in the middle of one run and not the other would decide a ratio:
     // it is off for every table written.
@@ -248,17 +271,18 @@ fn main() {
            WITH (autovacuum_enabled = false)",
         &[],
     );
-    println!("store bench: {} client addresses", clients());
-    let flows: Vec<Event> = (0..n).map(flow).collect();
-    let plain_rate = n as f64 / psql(&db, &copy_into("flows_plain", "flows"), &csv(&flows));
-    println!("  flows_plain (unpartitioned): psql \\copy {plain_rate:>12.0} rows/s");
-    compare(&db, "flows", &flows);
-    compare(
-        &db,
-        "tls_sessions",
-        &(0..n / 10).map(tls).collect::<Vec<_>>(),
-    );
-    compare(&db, "alerts", &(0..n / 10).map(alert).collect::<Vec<_>>());
+    for clients in client_counts() {
+        println!("store bench: {clients} client addresses");
+        let flows: Vec<Event> = (0..n).map(|i| flow(i, clients)).collect();
+        psql(&db, RESET, &[]);
+        let plain_rate = n as f64 / psql(&db, &copy_into("flows_plain", "flows"), &csv(&flows));
+        println!("  flows_plain (unpartitioned): psql \\copy {plain_rate:>12.0} rows/s");
+        compare(&db, "flows", &flows, rounds);
+        let sessions: Vec<Event> = (0..n / 10).map(|i| tls(i, clients)).collect();
+        compare(&db, "tls_sessions", &sessions, rounds);
+        let alerts: Vec<Event> = (0..n / 10).map(|i| alert(i, clients)).collect();
+        compare(&db, "alerts", &alerts, rounds);
+    }
 }
 
 /// The `\copy` of `like`'s benchmarked columns into `table`.
