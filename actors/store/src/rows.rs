@@ -29,9 +29,9 @@ pub(crate) fn transport(t: &netmonitor_common::TlsHandshake) -> &'static str {
 /// Bytes handed to libpq per call.
 const COPY_CHUNK: usize = 64 * 1024;
 
-/// Statements run once per writer connection: certificates and the talker and TLS rollups are upserted
-/// through these per-session staging tables, which `COPY` can fill (an upsert cannot be a
-/// `COPY`).
+/// Statements run once per writer connection: certificates and the talker and TLS rollups are
+/// upserted through these per-session staging tables, which `COPY` can fill (an upsert cannot
+/// be a `COPY`).
 pub const SESSION_SETUP: &str = "CREATE TEMP TABLE IF NOT EXISTS certificates_stage \
      (LIKE certificates) ON COMMIT DELETE ROWS; \
      CREATE TEMP TABLE IF NOT EXISTS talker_stage (LIKE talker_rollup) ON COMMIT DELETE ROWS; \
