@@ -1,10 +1,10 @@
 -- TLS sessions are rolled up like flows: the store writer counts each batch's values per hour
 -- and the addresses it saw in memory, and adds them every few seconds (`netmonitor_add_tls`),
 -- in one transaction with the sensor's watermark (`rollup_watermarks`, rollup 'tls'); sessions
--- above the watermark (written just before a crash, or by hand) are counted by
--- `netmonitor_rollup_tls`. The statement trigger this replaces grouped seven attributes of
--- every batch and upserted the hourly rollup and sketches each time: about a quarter of the
--- cost of writing the sessions.
+-- above the watermark (written just before a crash, or by hand under a sensor name no running
+-- writer uses) are counted by `netmonitor_rollup_tls`. The statement trigger this replaces
+-- grouped seven attributes of every batch and upserted the hourly rollup and sketches each
+-- time: about a quarter of the cost of writing the sessions.
 DROP TRIGGER tls_sessions_rollup ON tls_sessions;
 DROP FUNCTION netmonitor_tls_rollup_insert();
 

@@ -26,6 +26,12 @@ const INT4_OID: i32 = 23;
 /// What a NUL becomes.
 const REPLACEMENT: char = '\u{FFFD}';
 
+/// Microseconds since the Unix epoch clamped to the years 1 to 9999, as they are stored (a
+/// certificate or a packet may claim any time; PostgreSQL refuses some).
+pub fn storable_us(unix_us: i64) -> i64 {
+    unix_us.clamp(MIN_UNIX_US, MAX_UNIX_US)
+}
+
 /// Text as PostgreSQL will take it: NUL replaced by U+FFFD (borrowed when there is none).
 pub fn clean_text(s: &str) -> Cow<'_, str> {
     if s.as_bytes().contains(&0) {
@@ -160,10 +166,9 @@ impl CopyBuf {
         self.buf.push(u8::from(v));
     }
 
-    /// `timestamptz` from microseconds since the Unix epoch, clamped to the years 1 to 9999 (a
-    /// certificate or a packet may claim any time; PostgreSQL refuses some).
+    /// `timestamptz` from microseconds since the Unix epoch, as [`storable_us`] clamps them.
     pub fn timestamptz_us(&mut self, unix_us: i64) {
-        self.int8(unix_us.clamp(MIN_UNIX_US, MAX_UNIX_US) - PG_EPOCH_US);
+        self.int8(storable_us(unix_us) - PG_EPOCH_US);
     }
 
     /// `text`, cleaned.

@@ -9,7 +9,7 @@
 //! at start the writer adds whatever flows lie above the watermark (`netmonitor_rollup_flows`).
 //! The TLS counts ([`crate::tls_sums`]) share this bookkeeping ([`Pending`]).
 
-use crate::copy::CopyBuf;
+use crate::copy::{storable_us, CopyBuf};
 use crate::rows::{clamp_u64, copy_into};
 use crate::writer::StoreItem;
 use diesel::prelude::*;
@@ -20,12 +20,18 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// How long sums wait in memory: summaries read whole hours, the current one too, from the
-/// rollups, which lag the rows by at most this much. Sums are also written as soon as the
-/// clock passes an hour boundary.
+/// rollups, which lag the rows by this much while the database takes the sums (a failed write
+/// is retried). Sums are also written as soon as the clock passes an hour boundary.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(5);
 /// Sums (addresses or values × hours) held before a flush is forced.
 const MAX_CELLS: usize = 200_000;
-pub(crate) const HOUR_US: i64 = 3_600_000_000;
+const HOUR_US: i64 = 3_600_000_000;
+
+/// The hour (microseconds since the Unix epoch) a row stamped `unix_us` is counted in, as the
+/// row stores its time: two times past what PostgreSQL takes fall in the same hour.
+pub(crate) fn hour_of(unix_us: i64) -> i64 {
+    storable_us(unix_us).div_euclid(HOUR_US) * HOUR_US
+}
 
 #[derive(Default, Clone, Copy, Debug)]
 struct Cell {
@@ -70,6 +76,12 @@ impl Pending {
             && (self.since.elapsed() >= FLUSH_EVERY
                 || cells >= MAX_CELLS
                 || wall_hour() != self.hour)
+    }
+
+    /// False while the rows above the watermark wait to be counted: the batches committed
+    /// meanwhile lie above it too, and are counted with them, not in memory.
+    pub(crate) fn counting(&self) -> bool {
+        !self.recover
     }
 
     /// Counts the rows above the sensor's watermark with `function` (`netmonitor_rollup_flows`,
@@ -151,12 +163,15 @@ pub(crate) fn wall_hour() -> i64 {
 impl TalkerSums {
     /// Counts the flows of a batch that has just committed.
     pub fn add(&mut self, items: &[StoreItem]) {
+        if !self.pending.counting() {
+            return;
+        }
         for item in items {
             let StoreItem::Event(e) = item else { continue };
             let EventKind::Flow(f) = &e.kind else {
                 continue;
             };
-            let bucket = e.header.ts.0.div_euclid(HOUR_US) * HOUR_US;
+            let bucket = hour_of(e.header.ts.0);
             let (up, down) = (clamp_u64(f.bytes_toserver), clamp_u64(f.bytes_toclient));
             let c = self.cells.entry((bucket, e.header.key.src_ip)).or_default();
             c.sent = c.sent.saturating_add(up);
@@ -174,8 +189,8 @@ impl TalkerSums {
         self.pending.due(self.cells.len())
     }
 
-    /// Adds the flows above the sensor's watermark, once after start. Must run before the
-    /// first batch is counted in memory.
+    /// Adds the flows above the sensor's watermark, once after start (and after sums were
+    /// dropped); until it succeeds, batches are not counted in memory.
     pub fn recover(&mut self, conn: &mut PgConnection, sensor: &str) -> QueryResult<()> {
         self.pending
             .recover(conn, sensor, "netmonitor_rollup_flows")
@@ -295,7 +310,8 @@ impl SpanRoller {
                 .execute(conn)?;
             self.rolled = Some(hour);
         }
-        // in the order a batch's triggers take the rollups' locks (alerts before TLS sessions)
+        // in the order the rollups' locks are taken: alerts by a batch's triggers, then TLS
+        // sessions and talkers by the writer's flushes, each in a transaction of its own
         let folded: Folded = diesel::sql_query(
             "SELECT COALESCE(max(netmonitor_fold(r, to_timestamp($1 * 3600), $2)), 0) AS hours \
              FROM unnest(ARRAY['alert', 'tls', 'talker']) r",

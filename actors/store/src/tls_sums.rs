@@ -3,11 +3,12 @@
 //! and added every few seconds (`netmonitor_add_tls`) in one transaction with the sensor's
 //! watermark: grouping every batch's sessions in a statement trigger, and upserting the hourly
 //! rollup and sketches each time, cost about a quarter of writing the sessions. Sessions above
-//! the watermark (written before a crash, or by other means) are counted from the rows at the
-//! writer's start (`netmonitor_rollup_tls`).
+//! the watermark (written before a crash) are counted from the rows at the writer's start
+//! (`netmonitor_rollup_tls`, also for sessions inserted by other means under a sensor name no
+//! running writer uses).
 
 use crate::copy::{clean_text, CopyBuf};
-use crate::rollup::{advance_watermark, Pending, HOUR_US};
+use crate::rollup::{advance_watermark, hour_of, Pending};
 use crate::rows::{copy_into, transport};
 use crate::writer::StoreItem;
 use diesel::prelude::*;
@@ -57,12 +58,15 @@ pub struct TlsSums {
 impl TlsSums {
     /// Counts the sessions of a batch that has just committed.
     pub fn add(&mut self, items: &[StoreItem]) {
+        if !self.pending.counting() {
+            return;
+        }
         for item in items {
             let StoreItem::Event(e) = item else { continue };
             let EventKind::Tls(t) = &e.kind else {
                 continue;
             };
-            let bucket = e.header.ts.0.div_euclid(HOUR_US) * HOUR_US;
+            let bucket = hour_of(e.header.ts.0);
             for (kind, value) in values(t).into_iter().enumerate() {
                 let Some(value) = value else { continue };
                 // as the row stores it: two values differing only in a NUL are one
@@ -90,8 +94,8 @@ impl TlsSums {
         self.pending.due(self.held())
     }
 
-    /// Counts the sessions above the sensor's watermark, once after start. Must run before the
-    /// first batch is counted in memory.
+    /// Counts the sessions above the sensor's watermark, once after start (and after counts
+    /// were dropped); until it succeeds, batches are not counted in memory.
     pub fn recover(&mut self, conn: &mut PgConnection, sensor: &str) -> QueryResult<()> {
         self.pending.recover(conn, sensor, "netmonitor_rollup_tls")
     }

@@ -652,8 +652,19 @@ impl Writer {
                 .conn
                 .as_mut()
                 .ok_or_else(|| StoreError::Invalid("not connected".into()))?;
-            self.talkers.recover(conn, &self.config.sensor_name)?;
-            self.tls.recover(conn, &self.config.sensor_name)?;
+            // a recount that fails never holds up the rows: it is tried again with the next
+            // batch, whose rows it will count too
+            let sensor = &self.config.sensor_name;
+            for (rollup, recovered) in [
+                ("talker", self.talkers.recover(conn, sensor)),
+                ("TLS", self.tls.recover(conn, sensor)),
+            ] {
+                if let Err(e) = recovered {
+                    tracing::warn!(error = %e, rollup, "rows above the rollup's watermark not counted yet; retrying with the next batch");
+                    metrics::counter!("netmonitor_store_errors_total", "error_type" => "rollup")
+                        .increment(1);
+                }
+            }
             self.partitions.ensure(conn, copies.days())?;
             Ok(conn.transaction::<_, DieselError, _>(|c| copies.write(c))?)
         });

@@ -429,8 +429,9 @@ fn tls_statistics_over_the_last_day_and_week_come_from_the_rolling_sums() {
     });
 }
 
-/// A roll and a writer of another process never deadlock: a batch holding the alerts' rolling
-/// lock (its alerts written) then writing TLS sessions, while the roll waits, goes through.
+/// A roll and a writer of another process never deadlock: a transaction holding the alerts'
+/// rolling lock (its alerts written) then counting TLS sessions (taking the TLS lock, as a
+/// recount does), while the roll waits, goes through.
 #[test]
 fn a_roll_waits_for_a_batch_without_deadlock() {
     let t = TestDatabase::start().expect("test database");
@@ -464,7 +465,9 @@ fn a_roll_waits_for_a_batch_without_deadlock() {
 
 /// The writer's TLS counts are added once each: sessions committed by a writer that died
 /// before adding its counts are counted by the next one, and never again by the one after;
-/// names that differ only in a NUL byte are one value, as their rows store them.
+/// a recount that fails holds up neither the rows nor later counts; names that differ only in
+/// a NUL byte are one value, and times past what PostgreSQL takes one hour, as their rows
+/// store them.
 #[test]
 fn tls_counts_survive_a_crash_and_are_never_counted_twice() {
     let t = TestDatabase::start().expect("test database");
@@ -488,6 +491,10 @@ fn tls_counts_survive_a_crash_and_are_never_counted_twice() {
             }
             sessions.push(s);
         }
+        // stored as 9999-12-31 23:59:59.999999, two hours apart before that
+        for (i, years) in [20_000i64, 30_000].into_iter().enumerate() {
+            sessions.push(session(years * 31_556_952 + 7_200 * i as i64, 3 + i as u64));
+        }
         store.send_events(sessions).unwrap();
         store.flush().unwrap();
     }
@@ -499,7 +506,14 @@ fn tls_counts_survive_a_crash_and_are_never_counted_twice() {
         .unwrap()
         .n
     };
-    assert_eq!(sessions_counted(&mut c), 42);
+    assert_eq!(sessions_counted(&mut c), 44);
+    let last_hour: N = diesel::sql_query(
+        "SELECT sessions AS n FROM tls_rollup \
+         WHERE kind = 'transport' AND bucket = '9999-12-31T23:00:00Z'",
+    )
+    .get_result(&mut c)
+    .unwrap();
+    assert_eq!(last_hour.n, 2, "the times past 9999 in the last hour");
     // a writer that committed sessions from a new client and died before counting them
     c.batch_execute(
         "INSERT INTO tls_sessions (sensor, flow_id, ts, src_ip, src_port, dest_ip, dest_port, \
@@ -508,7 +522,7 @@ fn tls_counts_survive_a_crash_and_are_never_counted_twice() {
            'tcp', 'crash.example', 'TLS 1.3', ARRAY[]::text[] FROM generate_series(1, 25) g",
     )
     .unwrap();
-    assert_eq!(sessions_counted(&mut c), 42, "not counted yet");
+    assert_eq!(sessions_counted(&mut c), 44, "not counted yet");
     for restart in 0..2 {
         let store = StoreHandle::spawn(t.conninfo(), config()).unwrap();
         store
@@ -518,9 +532,34 @@ fn tls_counts_survive_a_crash_and_are_never_counted_twice() {
     }
     assert_eq!(
         sessions_counted(&mut c),
-        69,
-        "42 + the 25 recovered + 2, once each"
+        71,
+        "44 + the 25 recovered + 2, once each"
     );
+    // a recount that fails holds up neither the rows nor the counts after it
+    c.batch_execute(
+        "ALTER FUNCTION netmonitor_rollup_tls(text) RENAME TO rollup_tls_kept; \
+         CREATE FUNCTION netmonitor_rollup_tls(s text) RETURNS bigint LANGUAGE plpgsql \
+           AS $$ BEGIN RAISE EXCEPTION 'recount broken'; END $$",
+    )
+    .unwrap();
+    let store = StoreHandle::spawn(t.conninfo(), config()).unwrap();
+    store.send_events([session(DAY0 + 9100, 600)]).unwrap();
+    store.flush().unwrap();
+    assert_eq!(t.count("tls_sessions").unwrap(), 72, "stored");
+    assert_eq!(
+        sessions_counted(&mut c),
+        71,
+        "not counted while the recount fails"
+    );
+    c.batch_execute(
+        "DROP FUNCTION netmonitor_rollup_tls(text); \
+         ALTER FUNCTION rollup_tls_kept(text) RENAME TO netmonitor_rollup_tls",
+    )
+    .unwrap();
+    store.send_events([session(DAY0 + 9200, 601)]).unwrap();
+    store.flush().unwrap();
+    drop(store);
+    assert_eq!(sessions_counted(&mut c), 73, "both, once each");
     let (differing, _) = t.daily_mismatches("tls").unwrap();
     assert_eq!(differing, 0);
     let day = Window {
