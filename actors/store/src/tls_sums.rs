@@ -46,8 +46,6 @@ fn values(t: &TlsHandshake) -> [Option<&str>; 7] {
 pub struct TlsSums {
     /// Sessions per (hour, index into [`KINDS`]) and value.
     counts: HashMap<(i64, usize), HashMap<String, i64>>,
-    /// Values counted, all kinds and hours together.
-    cells: usize,
     /// (hour, client rather than server, address).
     addresses: HashSet<(i64, bool, IpAddr)>,
     pending: Pending,
@@ -76,7 +74,6 @@ impl TlsSums {
                     Some(n) => *n += 1,
                     None => {
                         by_value.insert(value.into_owned(), 1);
-                        self.cells += 1;
                     }
                 }
             }
@@ -85,8 +82,9 @@ impl TlsSums {
         }
     }
 
+    /// Values and addresses held, all hours together.
     fn held(&self) -> usize {
-        self.cells + self.addresses.len()
+        self.counts.values().map(HashMap::len).sum::<usize>() + self.addresses.len()
     }
 
     /// True when the counts should be written now.
@@ -154,7 +152,6 @@ impl TlsSums {
         });
         if self.pending.settle(&result, self.held(), "tls") {
             self.counts.clear();
-            self.cells = 0;
             self.addresses.clear();
         }
         result

@@ -603,16 +603,19 @@ impl Writer {
     fn write_rollups(&mut self, force: bool) {
         if let Some(conn) = self.conn.as_mut() {
             let sensor = &self.config.sensor_name;
-            if self.talkers.due() || force {
-                if let Err(e) = self.talkers.flush(conn, sensor) {
-                    tracing::warn!(error = %e, "talker rollup not written; retrying");
-                    metrics::counter!("netmonitor_store_errors_total", "error_type" => "rollup")
-                        .increment(1);
-                }
-            }
-            if self.tls.due() || force {
-                if let Err(e) = self.tls.flush(conn, sensor) {
-                    tracing::warn!(error = %e, "TLS rollup not written; retrying");
+            // each in a transaction of its own, the talkers first
+            for (rollup, flushed) in [
+                (
+                    "talker",
+                    (self.talkers.due() || force).then(|| self.talkers.flush(conn, sensor)),
+                ),
+                (
+                    "TLS",
+                    (self.tls.due() || force).then(|| self.tls.flush(conn, sensor)),
+                ),
+            ] {
+                if let Some(Err(e)) = flushed {
+                    tracing::warn!(error = %e, rollup, "rollup sums not written; retrying");
                     metrics::counter!("netmonitor_store_errors_total", "error_type" => "rollup")
                         .increment(1);
                 }
